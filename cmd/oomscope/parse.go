@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oomscope/oomscope/kmsg"
+	"github.com/oomscope/oomscope/oomparse"
+)
+
+// parseConfig is what the parse command's flags say.
+type parseConfig struct {
+	Files    []string
+	Output   string
+	Format   kmsg.Format
+	Raw      bool
+	MaxTasks int
+	Year     int
+	Host     string
+}
+
+func newParseCmd() *cobra.Command {
+	var (
+		output, format string
+		raw            bool
+		maxTasks, year int
+		host           string
+	)
+	cmd := &cobra.Command{
+		Use:   "parse [FILE...|-]",
+		Short: "Print every OOM-kill report found in kernel logs",
+		Long: `Reads kernel logs — a raw /dev/kmsg dump, dmesg, dmesg -T, syslog / kern.log,
+journalctl -k (short, short-precise, short-iso) or journalctl -o json; the format
+is detected — and prints every oom-killer report in them. With no FILE, or
+when FILE is -, reads standard input.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := parseArgs(args, output, format, raw, maxTasks, year, host)
+			if err != nil {
+				return usageError{err}
+			}
+			return runParse(cmd.InOrStdin(), cmd.OutOrStdout(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&output, "output", "o", "json", "output: json (one report per line), pretty, or text")
+	f.StringVar(&format, "format", "auto", "input format: auto, kmsg, dmesg, dmesg-t, syslog, journal-short, journal-precise, journal-iso, journal-json")
+	f.BoolVar(&raw, "raw", false, "include the raw kernel records of each report in JSON output")
+	f.IntVar(&maxTasks, "max-tasks", oomparse.DefaultMaxTasks, "task-table rows kept per report (the largest by rss)")
+	f.IntVar(&year, "year", 0, "year of syslog timestamps that carry none (default: the current year)")
+	f.StringVar(&host, "host", "", "host name for records that carry none")
+	return cmd
+}
+
+// parseArgs validates the parse command's flags into a parseConfig.
+func parseArgs(args []string, output, format string, raw bool, maxTasks, year int, host string) (parseConfig, error) {
+	cfg := parseConfig{Files: args, Output: output, Raw: raw, MaxTasks: maxTasks, Year: year, Host: host}
+	switch output {
+	case "json", "pretty", "text":
+	default:
+		return cfg, fmt.Errorf("--output %q: want json, pretty or text", output)
+	}
+	f, err := kmsg.ParseFormat(format)
+	if err != nil {
+		return cfg, fmt.Errorf("--format: %w", err)
+	}
+	cfg.Format = f
+	if maxTasks < 1 {
+		return cfg, fmt.Errorf("--max-tasks must be >= 1, got %d", maxTasks)
+	}
+	if len(cfg.Files) == 0 {
+		cfg.Files = []string{"-"}
+	}
+	return cfg, nil
+}
+
+// runParse parses every input and writes its reports.
+func runParse(stdin io.Reader, stdout io.Writer, cfg parseConfig) error {
+	w := bufio.NewWriter(stdout)
+	defer w.Flush()
+	opts := []oomparse.Option{oomparse.WithMaxTasks(cfg.MaxTasks)}
+	if cfg.Host != "" {
+		opts = append(opts, oomparse.WithHost(cfg.Host))
+	}
+	for _, name := range cfg.Files {
+		reports, err := parseInput(stdin, name, cfg, opts)
+		for i := range reports {
+			if werr := writeReport(w, &reports[i], cfg); werr != nil {
+				return fmt.Errorf("writing output: %w", werr)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return w.Flush()
+}
+
+func parseInput(stdin io.Reader, name string, cfg parseConfig, opts []oomparse.Option) ([]oomparse.Report, error) {
+	var r io.Reader = stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read %s: %w", name, err)
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil && st.IsDir() {
+			return nil, fmt.Errorf("cannot read %s: is a directory", name)
+		}
+		r = f
+	}
+	sopts := []kmsg.ScanOption{kmsg.WithFormat(cfg.Format)}
+	if cfg.Year != 0 {
+		sopts = append(sopts, kmsg.WithYear(cfg.Year))
+	} else {
+		sopts = append(sopts, kmsg.WithReference(time.Now()))
+	}
+	reports, err := oomparse.ParseAll(kmsg.NewScanner(r, sopts...), opts...)
+	if err != nil {
+		return reports, fmt.Errorf("%s: %w", name, err)
+	}
+	return reports, nil
+}
+
+func writeReport(w io.Writer, r *oomparse.Report, cfg parseConfig) error {
+	if !cfg.Raw && cfg.Output != "text" {
+		r.Raw, r.RawDropped = nil, 0
+	}
+	switch cfg.Output {
+	case "text":
+		return writeText(w, r)
+	case "pretty":
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	default:
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+}

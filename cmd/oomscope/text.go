@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/oomscope/oomscope/oomparse"
+)
+
+// writeText writes the post-mortem an on-call engineer reads first: what
+// was killed, where, which limit, what the memory was, the top processes
+// and anything that makes the report less than whole.
+func writeText(w io.Writer, r *oomparse.Report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(k, format string, a ...any) { fmt.Fprintf(tw, "  %s\t%s\n", k, fmt.Sprintf(format, a...)) }
+
+	fmt.Fprintf(tw, "OOM kill (%s) %s\n", r.Kind, when(r))
+	for _, v := range r.Victims {
+		what := "killed"
+		if v.Exiting {
+			what = "exiting"
+		} else if v.GroupMember {
+			what = "group kill"
+		}
+		line(what, "%s (pid %d): anon %s, file %s, shmem %s%s", v.Comm, v.PID,
+			human(v.AnonRSSBytes), human(v.FileRSSBytes), humanPtr(v.ShmemRSSBytes), adj(v.OOMScoreAdj))
+	}
+	if len(r.Victims) == 0 {
+		line("killed", "nothing%s", map[bool]string{true: " (no killable process)", false: " seen"}[r.NoKillable])
+	}
+	if r.TaskMemcg != "" {
+		line("in", "%s", r.TaskMemcg)
+	}
+	if r.OOMGroup != "" {
+		line("oom.group", "%s (%d processes killed together)", r.OOMGroup, len(r.Victims))
+	}
+	switch {
+	case r.Memory != nil:
+		whose := r.OOMMemcg
+		if whose == "" {
+			whose = "(cgroup not printed)"
+		}
+		line("limit", "%s of %s (failcnt %d)", human(r.Memory.LimitBytes), whose, r.Memory.Failcnt)
+	case r.OOMMemcg != "":
+		line("limit", "of %s", r.OOMMemcg)
+	case r.Kind != oomparse.KindMemcg && r.Kind != oomparse.KindUnknown:
+		line("limit", "node memory (%s)", strings.TrimPrefix(r.Constraint, "CONSTRAINT_"))
+	}
+	if d := r.Derived; d != nil && d.UsageBytes != nil {
+		line("usage", "%s", composition(d))
+		if d.WorkingSetBytes != nil {
+			line("", "working set %s (usage - inactive file), docker usage %s", human(*d.WorkingSetBytes), humanPtr(d.DockerUsageBytes))
+		}
+	}
+	if t := r.Trigger; t != nil {
+		pid := ""
+		if t.PID != nil {
+			pid = fmt.Sprintf(" (pid %d)", *t.PID)
+		}
+		line("trigger", "%s%s asked for order-%d %s", t.Comm, pid, t.Order, strings.Join(t.GFPFlags, "|"))
+	}
+	writeTop(tw, r)
+	if r.Partial || r.Incomplete {
+		flags := []string{}
+		if r.Partial {
+			flags = append(flags, "PARTIAL")
+		}
+		if r.Incomplete {
+			flags = append(flags, "INCOMPLETE")
+		}
+		line("flags", "%s: %s", strings.Join(flags, ", "), strings.Join(r.Problems, "; "))
+	}
+	line("kernel", "%s", r.KernelVersion)
+	line("id", "%s", r.ID)
+	fmt.Fprintln(tw)
+	return tw.Flush()
+}
+
+func writeTop(w io.Writer, r *oomparse.Report) {
+	if r.Derived == nil || len(r.Derived.TopTasks) == 0 {
+		if r.TasksTotal == 0 && !r.Partial {
+			fmt.Fprintf(w, "  tasks\tnot printed (vm.oom_dump_tasks=0?)\n")
+		}
+		return
+	}
+	fmt.Fprintf(w, "  top\t%d of %d tasks by rss:\n", len(r.Derived.TopTasks), r.TasksTotal)
+	for _, t := range r.Derived.TopTasks {
+		share := ""
+		if t.Share != nil {
+			share = fmt.Sprintf("%3.0f%%", *t.Share*100)
+		}
+		mark := ""
+		if t.Victim {
+			mark = "  <- killed"
+		}
+		fmt.Fprintf(w, "  \t  %7d  %9s  %s  %s%s\n", t.PID, human(t.RSSBytes), share, t.Name, mark)
+	}
+}
+
+func composition(d *oomparse.Derived) string {
+	var parts []string
+	add := func(name string, v *uint64) {
+		if v == nil {
+			return
+		}
+		s := name + " " + human(*v)
+		if *d.UsageBytes > 0 {
+			s += fmt.Sprintf(" (%.0f%%)", float64(*v)*100/float64(*d.UsageBytes))
+		}
+		parts = append(parts, s)
+	}
+	add("anon", d.AnonBytes)
+	add("page cache", d.PageCacheBytes)
+	add("shmem", d.ShmemBytes)
+	add("kernel", d.KernelBytes)
+	add("swap", d.SwapBytes)
+	s := human(*d.UsageBytes)
+	if d.LimitBytes != nil {
+		s += " of " + human(*d.LimitBytes)
+	}
+	if len(parts) > 0 {
+		s += ": " + strings.Join(parts, ", ")
+	}
+	return s
+}
+
+func when(r *oomparse.Report) string {
+	var parts []string
+	if r.First.Wall != nil {
+		parts = append(parts, r.First.Wall.UTC().Format(time.RFC3339))
+	}
+	if r.First.MonoUsec != nil {
+		parts = append(parts, fmt.Sprintf("[%d.%06d]", *r.First.MonoUsec/1e6, *r.First.MonoUsec%1e6))
+	}
+	if r.Host != "" {
+		parts = append(parts, "on "+r.Host)
+	}
+	return strings.Join(parts, " ")
+}
+
+func adj(p *int) string {
+	if p == nil {
+		return ""
+	}
+	return fmt.Sprintf(", oom_score_adj %d", *p)
+}
+
+func humanPtr(v *uint64) string {
+	if v == nil {
+		return "?"
+	}
+	return human(*v)
+}
+
+// human formats bytes with binary units, as kubectl shows memory.
+func human(b uint64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%dB", b)
+	}
+	div, exp := uint64(unit), 0
+	for n := b / unit; n >= unit && exp < 5; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,505 @@
+package kmsg
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// DefaultMaxLineBytes is the longest line, and the largest record, a
+// [Scanner] keeps unless [WithMaxLineBytes] says otherwise. The kernel's
+// own limit is a few KiB per record.
+const DefaultMaxLineBytes = 64 << 10
+
+// ScanOption configures a [Scanner].
+type ScanOption func(*scanConfig)
+
+type scanConfig struct {
+	format  Format
+	year    int
+	ref     time.Time
+	loc     *time.Location
+	maxLine int
+}
+
+// WithFormat makes the Scanner read format f instead of detecting it.
+// [FormatAuto] (the default) detects.
+func WithFormat(f Format) ScanOption {
+	return func(c *scanConfig) {
+		if f.family() != famNone {
+			c.format = f
+		} else {
+			c.format = FormatAuto
+		}
+	}
+}
+
+// WithYear places the first year-less syslog timestamp ("Apr 27 22:56:09")
+// in year. Later records follow it, moving to the next year when the
+// timestamps jump back by more than half a year (December to January).
+// It overrides [WithReference]. Years below 1 are ignored.
+func WithYear(year int) ScanOption {
+	return func(c *scanConfig) {
+		if year >= 1 {
+			c.year = year
+		}
+	}
+}
+
+// WithReference places the first year-less syslog timestamp in the latest
+// year that does not put it after ref (give the file's modification time).
+// Later records follow as with [WithYear]. The default is the time
+// NewScanner is called.
+func WithReference(ref time.Time) ScanOption {
+	return func(c *scanConfig) { c.ref = ref }
+}
+
+// WithLocation sets the time zone of timestamps printed without one
+// (syslog, journalctl short and short-precise, dmesg -T) and the location
+// every Record.Wall is reported in. The default is time.Local.
+func WithLocation(loc *time.Location) ScanOption {
+	return func(c *scanConfig) {
+		if loc != nil {
+			c.loc = loc
+		}
+	}
+}
+
+// WithMaxLineBytes sets the longest line the Scanner keeps, and the largest
+// record it assembles (Raw, first line and continuation lines together).
+// Longer lines are cut to n bytes and the record is flagged (see
+// [Scanner.Truncated]); continuation lines beyond the limit are dropped
+// the same way. n < 1 means [DefaultMaxLineBytes].
+func WithMaxLineBytes(n int) ScanOption {
+	return func(c *scanConfig) {
+		if n >= 1 {
+			c.maxLine = n
+		} else {
+			c.maxLine = DefaultMaxLineBytes
+		}
+	}
+}
+
+// Scanner reads kernel log records from a text file in one of the formats
+// of [Format]: a raw /dev/kmsg dump, dmesg output, a syslog file or
+// journalctl output. Successive calls to [Scanner.Scan] step through the
+// records; lines that belong to no kernel record (other programs' syslog
+// lines, journalctl's markers, garbage) are counted by [Scanner.Skipped].
+//
+// With [FormatAuto] the format is detected from the first line that
+// identifies one (see [Detect]); the lines before it are skipped.
+//
+// Records of the text formats may span lines: dmesg and journalctl print
+// the second and later lines of a record whose text contains '\n' (the
+// Mem-Info summary, the memory cgroup statistics of kernels 5.3-6.4)
+// indented to the column where the first line's text starts. The Scanner
+// joins them into one Record, removing exactly that indentation. A raw
+// /dev/kmsg record's dictionary lines (which start with a space) are kept
+// in Record.Dict.
+//
+// Formats other than raw /dev/kmsg carry no sequence numbers: their records
+// are numbered from 1 in file order with HasSeq false. Priority is -1 when
+// the format does not give it (dmesg without -x or -r, syslog, journalctl
+// short). Record.Raw is the record's line(s) as read, joined by '\n',
+// without line terminators.
+//
+// Memory use is bounded by the maximum line length (see
+// [WithMaxLineBytes]) whatever the input. A Scanner is not safe for
+// concurrent use.
+type Scanner struct {
+	br     *bufio.Reader
+	buf    []byte
+	cfg    scanConfig
+	format Format
+	years  yearResolver
+
+	journalHint bool // a journalctl marker line was seen before detection
+	nonBlank    int  // non-blank lines read
+	lineNo      int  // lines read
+	eof         bool
+	rerr        error // the read error, reported once the lines are used up
+
+	pend    textLine // a line read ahead, to be processed next
+	hasPend bool
+
+	// the record being assembled
+	open      bool
+	cur       head
+	curFirst  string
+	curLineNo int
+	curLines  int
+	curTrunc  bool
+	curMulti  bool
+	curFull   bool // a continuation line was dropped: drop the rest
+	curText   strings.Builder
+	curRaw    strings.Builder
+
+	rec     Record
+	recLine int
+	recTrnc bool
+	seq     uint64
+	skipped int
+	err     error
+}
+
+// textLine is one line of input, its terminator and leading NUL bytes
+// removed.
+type textLine struct {
+	text  string
+	no    int
+	trunc bool
+}
+
+// NewScanner returns a Scanner reading r.
+func NewScanner(r io.Reader, opts ...ScanOption) *Scanner {
+	cfg := scanConfig{loc: time.Local, maxLine: DefaultMaxLineBytes}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if cfg.ref.IsZero() {
+		cfg.ref = time.Now()
+	}
+	return &Scanner{
+		br:     bufio.NewReaderSize(r, min(cfg.maxLine+2, 32<<10)),
+		cfg:    cfg,
+		format: cfg.format,
+		years:  yearResolver{ref: cfg.ref, year: cfg.year},
+	}
+}
+
+// Scan advances to the next record, which [Scanner.Record] then returns. It
+// returns false at the end of the input or on a read error; [Scanner.Err]
+// tells which.
+func (s *Scanner) Scan() bool {
+	if s.err != nil {
+		return false
+	}
+	for {
+		ln, ok := s.next()
+		if !ok {
+			if s.open {
+				if s.finish() {
+					return true
+				}
+				continue
+			}
+			s.end()
+			return false
+		}
+		if s.open {
+			if s.continues(ln.text) {
+				s.appendLine(ln)
+				continue
+			}
+			s.pend, s.hasPend = ln, true
+			if s.finish() {
+				return true
+			}
+			continue
+		}
+		if s.start(ln) {
+			return true
+		}
+	}
+}
+
+// Record returns the record read by the last successful [Scanner.Scan].
+func (s *Scanner) Record() Record { return s.rec }
+
+// Truncated reports whether the current record lost bytes to the line or
+// record length limit (see [WithMaxLineBytes]).
+func (s *Scanner) Truncated() bool { return s.recTrnc }
+
+// Line returns the 1-based line number of the first line of the current
+// record.
+func (s *Scanner) Line() int { return s.recLine }
+
+// Err returns the error that ended the scan, nil at a clean end of input.
+// A read error is wrapped. An input whose non-blank lines all fail to match
+// any format returns an error wrapping [ErrUnknownFormat].
+func (s *Scanner) Err() error { return s.err }
+
+// Format returns the format being read: the one given with [WithFormat], or
+// the detected one ([FormatAuto] until a line identifies it).
+func (s *Scanner) Format() Format { return s.format }
+
+// Skipped returns the number of non-blank lines read so far that are not
+// part of any record returned: other programs' syslog and journal lines,
+// journalctl's marker and catalog lines, lines that match no format or
+// fail to parse as one (garbage, a partial last line).
+func (s *Scanner) Skipped() int { return s.skipped }
+
+// next returns the line read ahead, or the next line of input.
+func (s *Scanner) next() (textLine, bool) {
+	if s.hasPend {
+		s.hasPend = false
+		return s.pend, true
+	}
+	return s.readLine()
+}
+
+// readLine reads one line, keeping at most maxLine bytes of it.
+func (s *Scanner) readLine() (textLine, bool) {
+	if s.eof {
+		return textLine{}, false
+	}
+	limit := s.cfg.maxLine + 2 // room for "\r\n"
+	s.buf = s.buf[:0]
+	trunc := false
+	for {
+		frag, err := s.br.ReadSlice('\n')
+		if err == nil && len(s.buf) == 0 && len(frag) <= limit {
+			return s.makeLine(frag, false), true
+		}
+		if room := limit - len(s.buf); room >= len(frag) {
+			s.buf = append(s.buf, frag...)
+		} else {
+			s.buf = append(s.buf, frag[:max(room, 0)]...)
+			trunc = true
+		}
+		if err == nil {
+			break
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		s.eof = true
+		if err != io.EOF {
+			s.rerr = err
+		}
+		if len(s.buf) == 0 {
+			return textLine{}, false
+		}
+		break
+	}
+	return s.makeLine(s.buf, trunc), true
+}
+
+func (s *Scanner) makeLine(b []byte, trunc bool) textLine {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	if len(b) > s.cfg.maxLine {
+		b, trunc = b[:s.cfg.maxLine], true
+	}
+	s.lineNo++
+	return textLine{text: cleanLine(string(b)), no: s.lineNo, trunc: trunc}
+}
+
+// isBlank reports whether a line holds nothing but spaces and tabs.
+func isBlank(s string) bool {
+	return strings.Trim(s, " \t") == ""
+}
+
+// start handles a line that continues no open record: it opens a record,
+// returns a complete one (JSON) or skips the line.
+func (s *Scanner) start(ln textLine) bool {
+	t := ln.text
+	if isBlank(t) {
+		return false
+	}
+	s.nonBlank++
+	if s.format == FormatAuto {
+		if isJournalMarker(t) {
+			s.journalHint = true
+			s.skipped++
+			return false
+		}
+		f := Detect(t)
+		if f == FormatAuto {
+			s.skipped++
+			return false
+		}
+		if s.journalHint && f == FormatSyslog {
+			f = FormatJournalShort
+			if t[0] >= '0' && t[0] <= '9' {
+				f = FormatJournalISO
+			}
+		}
+		s.format = f
+	}
+	loc := s.cfg.loc
+	var h head
+	switch s.format.family() {
+	case famKmsg:
+		if t[0] == ' ' { // a dictionary line without its record
+			s.skipped++
+			return false
+		}
+		h.kernel = true
+	case famJSON:
+		rec, kernel, ok := parseJournalJSON(t, loc)
+		if !ok || !kernel {
+			s.skipped++
+			return false
+		}
+		s.seq++
+		rec.Seq = s.seq
+		s.rec, s.recLine, s.recTrnc = rec, ln.no, ln.trunc
+		return true
+	case famDmesg:
+		var ok bool
+		if h, ok = parseDmesgHead(t, loc); !ok {
+			s.skipped++
+			return false
+		}
+	case famShort:
+		if isJournalMarker(t) || isJournalCatalog(t) {
+			s.skipped++
+			return false
+		}
+		var ok bool
+		if h, ok = parseShortHead(t, loc); !ok {
+			s.skipped++
+			return false
+		}
+		if h.yearless {
+			h.rec.Wall = s.years.resolve(h.bsd, loc)
+		}
+	}
+	s.open, s.cur = true, h
+	s.curFirst, s.curLineNo, s.curLines, s.curTrunc = t, ln.no, 1, ln.trunc
+	s.curMulti, s.curFull = false, false
+	return false
+}
+
+// continues reports whether line t belongs to the open record: a
+// dictionary line of a /dev/kmsg record, or a line indented to the text
+// column of a dmesg or journalctl record.
+func (s *Scanner) continues(t string) bool {
+	if s.format.family() == famKmsg {
+		return strings.HasPrefix(t, " ")
+	}
+	n := s.cur.indent
+	if n <= 0 || len(t) < n {
+		return false
+	}
+	for i := 0; i < n; i++ {
+		if t[i] != ' ' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendLine adds a continuation line to the open record.
+func (s *Scanner) appendLine(ln textLine) {
+	s.curLines++
+	if !s.cur.kernel {
+		return
+	}
+	add := ln.text
+	if s.format.family() != famKmsg {
+		add = add[s.cur.indent:]
+	}
+	if !s.curMulti {
+		s.curMulti = true
+		s.curText.Reset()
+		s.curRaw.Reset()
+		s.curText.WriteString(s.cur.text)
+		s.curRaw.WriteString(s.curFirst)
+	}
+	if s.curFull || s.curRaw.Len()+1+len(ln.text) > s.cfg.maxLine {
+		s.curTrunc, s.curFull = true, true
+		return
+	}
+	s.curTrunc = s.curTrunc || ln.trunc
+	s.curText.WriteByte('\n')
+	s.curText.WriteString(add)
+	s.curRaw.WriteByte('\n')
+	s.curRaw.WriteString(ln.text)
+}
+
+// finish closes the open record. It returns true with the record in s.rec,
+// or false if the record is to be skipped.
+func (s *Scanner) finish() bool {
+	s.open = false
+	if !s.cur.kernel {
+		s.skipped += s.curLines
+		return false
+	}
+	text, raw := s.cur.text, s.curFirst
+	if s.curMulti {
+		text, raw = s.curText.String(), s.curRaw.String()
+		s.curText.Reset()
+		s.curRaw.Reset()
+	}
+	var rec Record
+	switch s.format.family() {
+	case famKmsg:
+		var err error
+		if rec, err = ParseRecord(raw); err != nil {
+			s.skipped += s.curLines
+			return false
+		}
+	case famDmesg:
+		rec = s.cur.rec
+		rec.Text, rec.Raw = Unescape(text), raw
+	default:
+		rec = s.cur.rec
+		rec.Text, rec.Raw = text, raw
+	}
+	if !rec.HasSeq {
+		s.seq++
+		rec.Seq = s.seq
+	}
+	s.rec, s.recLine, s.recTrnc = rec, s.curLineNo, s.curTrunc
+	return true
+}
+
+// end records why the scan ended.
+func (s *Scanner) end() {
+	switch {
+	case s.rerr != nil:
+		s.err = fmt.Errorf("kmsg: reading line %d: %w", s.lineNo+1, s.rerr)
+	case s.format != FormatAuto:
+	case s.journalHint:
+		s.format = FormatJournalShort
+	case s.nonBlank > 0:
+		s.err = fmt.Errorf("%w: none of %d non-blank lines matches a supported format", ErrUnknownFormat, s.nonBlank)
+	}
+}
+
+// yearResolver places year-less syslog timestamps in years.
+type yearResolver struct {
+	ref     time.Time
+	year    int // the first record's year; 0 to derive it from ref
+	cur     int
+	last    time.Time
+	started bool
+}
+
+// resolve returns st in the year that follows the records before it: the
+// year moves on when a timestamp is more than half a year before the
+// previous one, and back when it is more than half a year after it.
+func (y *yearResolver) resolve(st bsdStamp, loc *time.Location) time.Time {
+	if !y.started {
+		y.started = true
+		if y.year != 0 {
+			y.cur = y.year
+		} else {
+			ref := y.ref.In(loc)
+			y.cur = ref.Year()
+			if st.date(y.cur, loc).After(ref.Add(48 * time.Hour)) {
+				y.cur--
+			}
+		}
+		y.last = st.date(y.cur, loc)
+		return y.last
+	}
+	const half = 183 * 24 * time.Hour
+	t := st.date(y.cur, loc)
+	if t.Before(y.last.Add(-half)) {
+		y.cur++
+		t = st.date(y.cur, loc)
+	} else if t.After(y.last.Add(half)) {
+		y.cur--
+		t = st.date(y.cur, loc)
+	}
+	y.last = t
+	return t
+}

@@ -1,0 +1,357 @@
+package oomparse
+
+import (
+	"strings"
+)
+
+// line dispatches one line of text. Lines that begin or end a report are
+// recognised in every state; section lines only where they can appear.
+func (p *Parser) line(dst []Report, line string) []Report {
+	if p.state == stIdle {
+		return p.idleLine(dst, line)
+	}
+	if h, ok := parseHeader(line); ok {
+		dst = p.emit(dst, "a new report started")
+		p.startHeader(h)
+		return dst
+	}
+	if done, d := p.victimLine(dst, line); done {
+		return d
+	}
+	if p.sectionLine(line) {
+		p.unrelated = 0
+		return dst
+	}
+	return p.unknownLine(dst, line)
+}
+
+// idleLine handles a line while no report is open: a header starts one; a
+// victim line without a header is a rate-limited (partial) report.
+func (p *Parser) idleLine(dst []Report, line string) []Report {
+	if !mayStart(line) {
+		return dst
+	}
+	if h, ok := parseHeader(line); ok {
+		p.startHeader(h)
+		return dst
+	}
+	if n, ok := parseSuppressed(line); ok {
+		p.suppressed += n
+		return dst
+	}
+	if pid, _, ok := parseReaper(line); ok {
+		_ = pid // a late reaper line of an emitted report, or of a report we never saw
+		return dst
+	}
+	for _, bare := range []func(string) bool{p.bareVictim, p.bareKill, p.bareOther} {
+		if bare(line) {
+			return dst
+		}
+	}
+	return dst
+}
+
+// startHeader opens a report from its header line.
+func (p *Parser) startHeader(h header) {
+	p.open()
+	p.use()
+	t := &Trigger{Comm: h.comm, GFPMask: h.gfpMask, Order: h.order, OOMScoreAdj: h.adj}
+	if h.gfpFlags != "" {
+		t.GFPFlags = strings.Split(h.gfpFlags, "|")
+	}
+	p.r.Trigger = t
+	p.r.Nodemask = h.nodemask
+	if !h.hasOrder || !h.hasAdj {
+		p.problem("header line without order or oom_score_adj")
+	}
+}
+
+// bareVictim starts a partial report from a Killed / already-exiting line.
+func (p *Parser) bareVictim(line string) bool {
+	v, ok := parseKilled(line)
+	if !ok {
+		if v, ok = parseExiting(line); !ok {
+			if strings.Contains(line, killedMarker) {
+				p.malformed(line, "Killed process")
+			}
+			return false
+		}
+	}
+	p.openPartial()
+	p.addVictim(v)
+	return true
+}
+
+// bareKill starts a partial report from a "Kill process ... or sacrifice child" line.
+func (p *Parser) bareKill(line string) bool {
+	c, ok := parseKill(line)
+	if !ok {
+		return false
+	}
+	p.openPartial()
+	p.chosen = &c
+	p.state = stKill
+	return true
+}
+
+// bareOther handles the remaining report lines met without a header:
+// their header was lost, so the report is incomplete as well as partial.
+func (p *Parser) bareOther(line string) bool {
+	if path, ok := parseGroup(line); ok {
+		p.openPartial()
+		p.r.OOMGroup = path
+		p.r.Incomplete = true
+		p.problem("memory.oom.group line without the victim line before it")
+		p.state = stVictims
+		p.victimMono = p.lastMono
+		return true
+	}
+	if line == noKillable {
+		p.openPartial()
+		p.r.NoKillable = true
+		p.r.Incomplete = true
+		p.problem("\"no killable processes\" without the report header (it is never rate limited: records were lost)")
+		p.state = stVictims
+		p.victimMono = p.lastMono
+		return true
+	}
+	return false
+}
+
+// openPartial opens a report that starts without its header.
+func (p *Parser) openPartial() {
+	p.open()
+	p.use()
+	p.r.Partial = true
+	if p.cur != nil && p.cur.HasMono {
+		p.lastMono, p.hasMono = p.cur.Mono, true
+	}
+	p.problem("the kernel rate limited this report: only the victim line was printed")
+}
+
+// victimLine handles the lines that end a report's dump: summary, Kill,
+// Killed, already exiting, oom.group, reaper, no killable, mm pinned.
+func (p *Parser) victimLine(dst []Report, line string) (bool, []Report) {
+	switch {
+	case strings.HasPrefix(line, summaryPrefix):
+		s, ok := parseSummary(line)
+		if !ok {
+			p.malformed(line, "oom-kill summary")
+			return true, dst
+		}
+		p.use()
+		p.applySummary(s)
+		if p.state != stVictims {
+			p.state = stKill
+		}
+		return true, dst
+	case strings.HasPrefix(line, reaperPrefix):
+		pid, r, ok := parseReaper(line)
+		if !ok {
+			p.malformed(line, "oom_reaper")
+			return true, dst
+		}
+		for i := range p.r.Victims {
+			if p.r.Victims[i].PID == pid {
+				p.use()
+				rr := r
+				p.r.Victims[i].Reaper = &rr
+				return true, dst
+			}
+		}
+		return true, dst // another report's reaper line: not ours
+	case strings.Contains(line, killedMarker) || strings.HasSuffix(line, exitingMarker):
+		return true, p.killedLine(dst, line)
+	case strings.Contains(line, killMarker):
+		return true, p.killLine(dst, line)
+	case strings.HasPrefix(line, groupPrefix) && strings.HasSuffix(line, groupSuffix):
+		path, _ := parseGroup(line)
+		p.use()
+		p.r.OOMGroup = path
+		p.state = stVictims
+		return true, dst
+	case line == noKillable:
+		p.use()
+		p.r.NoKillable = true
+		p.enterVictims()
+		return true, dst
+	case strings.HasPrefix(line, "oom killer "):
+		v, by, ok := parsePinned(line)
+		if !ok {
+			p.malformed(line, "mm pinned")
+			return true, dst
+		}
+		p.use()
+		for i := range p.r.Victims {
+			if p.r.Victims[i].PID == v.PID {
+				b := by
+				p.r.Victims[i].PinnedBy = &b
+			}
+		}
+		return true, dst
+	case strings.HasPrefix(line, "Kernel panic - not syncing: "):
+		p.use()
+		p.r.Panic = strings.TrimPrefix(line, "Kernel panic - not syncing: ")
+		p.enterVictims()
+		return true, dst
+	case strings.HasPrefix(line, "oom_kill_process: ") && strings.HasSuffix(line, suppressed):
+		n, _ := parseSuppressed(line)
+		p.suppressed += n
+		return true, dst
+	}
+	return false, dst
+}
+
+// killedLine handles "Killed process" and "already exiting" lines.
+func (p *Parser) killedLine(dst []Report, line string) []Report {
+	v, ok := parseKilled(line)
+	if !ok {
+		if v, ok = parseExiting(line); !ok {
+			p.malformed(line, "Killed process")
+			return dst
+		}
+	}
+	if p.state == stVictims && p.r.OOMGroup == "" {
+		// A second kill without memory.oom.group: the next, rate-limited report.
+		dst = p.emit(dst, "")
+		p.openPartial()
+		p.addVictim(v)
+		return dst
+	}
+	p.use()
+	if p.r.OOMGroup != "" {
+		v.GroupMember = true
+		for i := range p.r.Victims {
+			if p.r.Victims[i].PID == v.PID {
+				p.r.Victims[i].GroupMember = true // the victim, printed again as a member
+				return dst
+			}
+		}
+	}
+	p.addVictim(v)
+	return dst
+}
+
+// killLine handles "Kill process ... or sacrifice child" (<= 5.0) and
+// "Kill process ... sharing same memory" (3.x).
+func (p *Parser) killLine(dst []Report, line string) []Report {
+	if s, ok := parseSharing(line); ok {
+		p.use()
+		if n := len(p.r.Victims); n > 0 {
+			p.r.Victims[n-1].SharedMM = append(p.r.Victims[n-1].SharedMM, s)
+		}
+		return dst
+	}
+	c, ok := parseKill(line)
+	if !ok {
+		p.malformed(line, "Kill process")
+		return dst
+	}
+	if p.state == stVictims {
+		dst = p.emit(dst, "")
+		p.openPartial()
+	}
+	p.use()
+	cc := c
+	p.chosen = &cc
+	p.state = stKill
+	return dst
+}
+
+// addVictim appends v to the open report and enters the victims state.
+func (p *Parser) addVictim(v Victim) {
+	if p.cur != nil && p.cur.HasSeq {
+		v.Seq = p.cur.Seq
+	}
+	if p.chosen != nil {
+		v.Chosen, p.chosen = p.chosen, nil
+	}
+	p.r.Victims = append(p.r.Victims, v)
+	p.enterVictims()
+}
+
+func (p *Parser) enterVictims() {
+	p.state = stVictims
+	p.lingered = 0
+	if p.cur != nil && p.cur.HasMono {
+		p.victimMono = p.cur.Mono
+		p.lastMono, p.hasMono = p.cur.Mono, true
+	}
+}
+
+// applySummary copies the oom-kill: line into the report.
+func (p *Parser) applySummary(s summary) {
+	r := p.r
+	r.Constraint = s.constraint
+	if s.nodemask != "" {
+		r.Nodemask = s.nodemask
+	}
+	if s.cpuset != "" {
+		r.Cpuset = s.cpuset
+	}
+	if s.mems != "" {
+		r.MemsAllowed = s.mems
+	}
+	if s.oomMemcg != "" {
+		r.OOMMemcg = s.oomMemcg
+	}
+	if s.taskMemcg != "" {
+		r.TaskMemcg = s.taskMemcg
+	}
+	if s.task != "" || s.hasPID {
+		sv := SummaryVictim{Comm: s.task, PID: s.pid}
+		if s.hasUID {
+			u := s.uid
+			sv.UID = &u
+		}
+		r.SummaryVictim = &sv
+	}
+}
+
+// unknownLine handles a line no parser recognised.
+func (p *Parser) unknownLine(dst []Report, line string) []Report {
+	switch p.state {
+	case stHeader:
+		// Stack dump: registers, "Call Trace:", frames. Opaque, kept bounded.
+		p.use()
+		if t := p.r.Trigger; t != nil && len(t.CallTrace) < p.cfg.maxCallTrace {
+			t.CallTrace = append(t.CallTrace, line)
+		}
+		p.unrelated++
+	case stVictims:
+		p.lingered++
+		if p.cfg.victimLinger == 0 || p.lingered >= p.cfg.lingerRecords {
+			return p.emit(dst, "")
+		}
+		return dst
+	default:
+		if strings.TrimSpace(line) == "" {
+			p.use()
+			return dst
+		}
+		p.use()
+		p.r.UnparsedLines++
+		p.unrelated++
+	}
+	if p.unrelated >= p.cfg.maxUnrelated {
+		return p.emit(dst, "too many records that are not part of it")
+	}
+	return dst
+}
+
+// foreign handles a record printed by another task or CPU while a report is
+// open (known from the ",caller=" field).
+func (p *Parser) foreign(dst []Report) []Report {
+	if p.state == stVictims {
+		p.lingered++
+		if p.cfg.victimLinger == 0 || p.lingered >= p.cfg.lingerRecords {
+			return p.emit(dst, "")
+		}
+		return dst
+	}
+	p.unrelated++
+	if p.unrelated >= p.cfg.maxUnrelated {
+		return p.emit(dst, "too many records that are not part of it")
+	}
+	return dst
+}

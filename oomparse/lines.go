@@ -1,0 +1,517 @@
+package oomparse
+
+import (
+	"math"
+	"strconv"
+	"strings"
+)
+
+// This file holds one parser per kernel line shape. Each takes the line
+// text (one line: records with embedded newlines are split before) and
+// returns ok=false when the line is not of that shape. None of them
+// allocates for a line that does not match.
+
+const (
+	invokedMarker = " invoked oom-killer: "
+	killedMarker  = "Killed process "
+	killMarker    = "Kill process "
+	exitingMarker = ") is already exiting. Skip killing the task"
+	groupPrefix   = "Tasks in "
+	groupSuffix   = " are going to be killed due to memory.oom.group set"
+	reaperPrefix  = "oom_reaper: "
+	summaryPrefix = "oom-kill:"
+	noKillable    = "Out of memory and no killable processes..."
+	suppressed    = " callbacks suppressed"
+)
+
+// header is "<comm> invoked oom-killer: gfp_mask=0x..(FLAGS), [nodemask=..,] order=N, oom_score_adj=N".
+type header struct {
+	comm, gfpMask, gfpFlags, nodemask string
+	order, adj                        int
+	hasOrder, hasAdj                  bool
+}
+
+func parseHeader(line string) (header, bool) {
+	i := strings.Index(line, invokedMarker)
+	if i < 0 {
+		return header{}, false
+	}
+	h := header{comm: line[:i]}
+	rest := line[i+len(invokedMarker):]
+	for _, kv := range splitKV(rest, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch strings.TrimSpace(k) {
+		case "gfp_mask":
+			h.gfpMask, h.gfpFlags = v, ""
+			if j := strings.IndexByte(v, '('); j >= 0 {
+				h.gfpMask = v[:j]
+				h.gfpFlags = strings.TrimSuffix(v[j+1:], ")")
+			}
+		case "nodemask":
+			h.nodemask = v
+		case "order":
+			h.order, h.hasOrder = atoiOK(v)
+		case "oom_score_adj":
+			h.adj, h.hasAdj = atoiOK(v)
+		}
+	}
+	return h, h.gfpMask != "" || h.hasOrder
+}
+
+// splitKV splits "a=1, b=2,3, c=4" on sep, gluing pieces without '=' to the
+// previous one (node lists such as "0,2-3" contain commas).
+func splitKV(s, sep string) []string {
+	var out []string
+	for _, part := range strings.Split(s, sep) {
+		if !strings.Contains(part, "=") && len(out) > 0 {
+			out[len(out)-1] += sep + part
+			continue
+		}
+		out = append(out, part)
+	}
+	return out
+}
+
+// cpusetLine is the separate "<comm> cpuset=<name> mems_allowed=<list>" line (<= 4.19).
+func parseCpusetLine(line string) (cpuset, mems string, ok bool) {
+	i := strings.Index(line, " cpuset=")
+	j := strings.LastIndex(line, " mems_allowed=")
+	if i < 0 || j < i {
+		return "", "", false
+	}
+	return line[i+len(" cpuset=") : j], line[j+len(" mems_allowed="):], true
+}
+
+// stackInfo is "CPU: 1 UID: 0 PID: 15901 Comm: python3 Not tainted 6.18.44 #1 PREEMPT(none)".
+type stackInfo struct {
+	cpu, uid, pid          int
+	hasCPU, hasUID, hasPID bool
+	tainted, version, rest string
+}
+
+func parseStackInfo(line string) (stackInfo, bool) {
+	if !strings.HasPrefix(line, "CPU: ") {
+		return stackInfo{}, false
+	}
+	var s stackInfo
+	comm := strings.Index(line, " Comm: ")
+	if comm < 0 {
+		return s, false
+	}
+	f := strings.Fields(line[:comm])
+	for i := 0; i+1 < len(f); i += 2 {
+		switch f[i] {
+		case "CPU:":
+			s.cpu, s.hasCPU = atoiOK(f[i+1])
+		case "UID:":
+			s.uid, s.hasUID = atoiOK(f[i+1])
+		case "PID:":
+			s.pid, s.hasPID = atoiOK(f[i+1])
+		}
+	}
+	tail := line[comm:]
+	if i := strings.Index(tail, " Not tainted "); i >= 0 {
+		tail = tail[i+len(" Not tainted "):]
+	} else if i := strings.Index(tail, " Tainted: "); i >= 0 {
+		tail = tail[i+len(" Tainted: "):]
+		var flags []string
+		for tail != "" && (tail[0] < '0' || tail[0] > '9') {
+			var tok string
+			tok, tail, _ = strings.Cut(strings.TrimLeft(tail, " "), " ")
+			if tok != "" {
+				flags = append(flags, tok)
+			}
+			tail = strings.TrimLeft(tail, " ")
+		}
+		s.tainted = strings.Join(flags, " ")
+	} else {
+		return s, true
+	}
+	s.version, s.rest, _ = strings.Cut(strings.TrimSpace(tail), " ")
+	s.rest = strings.TrimSpace(s.rest)
+	return s, true
+}
+
+// parseCounter parses "memory: usage 98304kB, limit 98304kB, failcnt 2797"
+// for the names memory, memory+swap, kmem and swap.
+func parseCounter(line string) (name string, c Counter, ok bool) {
+	name, rest, found := strings.Cut(line, ": usage ")
+	if !found {
+		return "", c, false
+	}
+	switch name {
+	case "memory", "memory+swap", "kmem", "swap":
+	default:
+		return "", c, false
+	}
+	usage, rest, _ := strings.Cut(rest, ", limit ")
+	limit, fail, _ := strings.Cut(rest, ", failcnt ")
+	var okU, okL, okF bool
+	c.UsageBytes, okU = parseKB(usage)
+	c.LimitBytes, okL = parseKB(limit)
+	c.Failcnt, okF = parseUint(fail)
+	if kb, err := strconv.ParseUint(strings.TrimSuffix(limit, "kB"), 10, 64); err == nil && kb >= 1<<52 {
+		c.Unlimited = true
+	}
+	return name, c, okU && okL && okF
+}
+
+// parseTaskIn is "Task in <task memcg> killed as a result of limit of <memcg>" (<= 4.19).
+func parseTaskIn(line string) (task, memcg string, ok bool) {
+	rest, found := strings.CutPrefix(line, "Task in ")
+	if !found {
+		return "", "", false
+	}
+	i := strings.LastIndex(rest, " killed as a result of limit of ")
+	if i < 0 {
+		return "", "", false
+	}
+	return rest[:i], rest[i+len(" killed as a result of limit of "):], true
+}
+
+// parseStatsHeader is "Memory cgroup stats for <path>:[ key:NKB...]".
+// inline holds the pairs of the <= 5.2 one-line form.
+func parseStatsHeader(line string) (path, inline string, ok bool) {
+	rest, found := strings.CutPrefix(line, "Memory cgroup stats")
+	if !found {
+		return "", "", false
+	}
+	if rest == ":" || strings.HasPrefix(rest, ": ") {
+		return "", strings.TrimPrefix(rest, ":"), true
+	}
+	rest, found = strings.CutPrefix(rest, " for ")
+	if !found {
+		return "", "", false
+	}
+	// The path ends at the ':' that precedes the first " key:NKB" pair (or
+	// the end); a path may itself contain ':'.
+	if i := strings.Index(rest, ": "); i >= 0 && isInlinePairs(rest[i+1:]) {
+		return rest[:i], rest[i+1:], true
+	}
+	return strings.TrimSuffix(rest, ":"), "", true
+}
+
+// isInlinePairs reports whether s is " key:NKB key:NKB ..." (at least one pair).
+func isInlinePairs(s string) bool {
+	n := 0
+	for _, f := range strings.Fields(s) {
+		k, v, ok := strings.Cut(f, ":")
+		if !ok || k == "" || !strings.HasSuffix(v, "KB") {
+			return false
+		}
+		if _, err := strconv.ParseInt(strings.TrimSuffix(v, "KB"), 10, 64); err != nil {
+			return false
+		}
+		n++
+	}
+	return n > 0
+}
+
+// parseStatLine is "key value" (5.3+ memory.stat in OOM reports).
+func parseStatLine(line string) (key string, val uint64, ok bool) {
+	key, v, found := strings.Cut(line, " ")
+	if !found || key == "" {
+		return "", 0, false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return "", 0, false
+		}
+	}
+	val, ok = parseUint(v)
+	return key, val, ok
+}
+
+// parseProtection is "Memory cgroup min protection NkB -- low protection NkB".
+func parseProtection(line string) (Protection, bool) {
+	rest, found := strings.CutPrefix(line, "Memory cgroup min protection ")
+	if !found {
+		return Protection{}, false
+	}
+	min, low, found := strings.Cut(rest, " -- low protection ")
+	if !found {
+		return Protection{}, false
+	}
+	var p Protection
+	var ok1, ok2 bool
+	p.MinBytes, ok1 = parseKB(min)
+	p.LowBytes, ok2 = parseKB(low)
+	return p, ok1 && ok2
+}
+
+// summary is the "oom-kill:constraint=...,task=..,pid=..,uid=.." line (>= 5.0).
+type summary struct {
+	constraint, nodemask, cpuset, mems, oomMemcg, taskMemcg, task string
+	globalOOM                                                     bool
+	pid, uid                                                      int
+	hasPID, hasUID                                                bool
+}
+
+func parseSummary(line string) (summary, bool) {
+	rest, found := strings.CutPrefix(line, summaryPrefix)
+	if !found {
+		return summary{}, false
+	}
+	var s summary
+	// task, pid and uid are the last three fields: parse from the right,
+	// a comm may contain ',' and '='.
+	if i := strings.LastIndex(rest, ",uid="); i >= 0 {
+		s.uid, s.hasUID = atoiOK(rest[i+len(",uid="):])
+		rest = rest[:i]
+	}
+	if i := strings.LastIndex(rest, ",pid="); i >= 0 {
+		s.pid, s.hasPID = atoiOK(rest[i+len(",pid="):])
+		rest = rest[:i]
+	}
+	if i := strings.LastIndex(rest, ",task="); i >= 0 {
+		s.task = rest[i+len(",task="):]
+		rest = rest[:i]
+	}
+	// The rest is constraint=..,nodemask=..[,cpuset=..,mems_allowed=..]
+	// [,oom_memcg=..|,global_oom][,task_memcg=..]: values (node lists,
+	// paths) may contain commas, so cut at the known keys in order.
+	keys := [...]string{"constraint=", ",nodemask=", ",cpuset=", ",mems_allowed=", ",oom_memcg=", ",global_oom", ",task_memcg="}
+	var pos [len(keys)]int
+	from := 0
+	for k, key := range keys {
+		pos[k] = -1
+		if k == 0 {
+			if strings.HasPrefix(rest, key) {
+				pos[k] = 0
+			}
+			continue
+		}
+		if i := strings.Index(rest[from:], key); i >= 0 {
+			pos[k] = from + i
+			from = pos[k] + len(key)
+		}
+	}
+	vals := [len(keys)]*string{&s.constraint, &s.nodemask, &s.cpuset, &s.mems, &s.oomMemcg, nil, &s.taskMemcg}
+	for k := range keys {
+		if pos[k] < 0 {
+			continue
+		}
+		end := len(rest)
+		for n := k + 1; n < len(keys); n++ {
+			if pos[n] >= 0 {
+				end = pos[n]
+				break
+			}
+		}
+		start := pos[k] + len(keys[k])
+		if start > end {
+			start = end
+		}
+		if vals[k] != nil {
+			*vals[k] = rest[start:end]
+		} else {
+			s.globalOOM = true
+		}
+	}
+	return s, s.constraint != "" || s.hasPID
+}
+
+// killed is a "Killed process" line:
+// "[<msg>: ]Killed process N (comm) total-vm:NkB, anon-rss:NkB, file-rss:NkB[, shmem-rss:NkB][, UID:N pgtables:NkB oom_score_adj:N]".
+func parseKilled(line string) (Victim, bool) {
+	i := strings.Index(line, killedMarker)
+	if i < 0 {
+		return Victim{}, false
+	}
+	pid, comm, rest, ok := cutPIDComm(line[i+len(killedMarker):], ") total-vm:")
+	if !ok {
+		return Victim{}, false
+	}
+	v := Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": ")}
+	rest = "total-vm:" + rest
+	seen := 0
+	for _, f := range strings.Fields(strings.ReplaceAll(rest, ",", " ")) {
+		k, val, found := strings.Cut(f, ":")
+		if !found {
+			continue
+		}
+		switch k {
+		case "total-vm":
+			v.TotalVMBytes, ok = parseKB(val)
+			seen++
+		case "anon-rss":
+			v.AnonRSSBytes, ok = parseKB(val)
+			seen++
+		case "file-rss":
+			v.FileRSSBytes, ok = parseKB(val)
+			seen++
+		case "shmem-rss":
+			if n, ok := parseKB(val); ok {
+				v.ShmemRSSBytes = &n
+			}
+		case "UID":
+			if n, ok := atoiOK(val); ok {
+				v.UID = &n
+			}
+		case "pgtables":
+			if n, ok := parseKB(val); ok {
+				v.PgtablesBytes = &n
+			}
+		case "oom_score_adj":
+			if n, ok := atoiOK(val); ok {
+				v.OOMScoreAdj = &n
+			}
+		}
+	}
+	return v, seen == 3
+}
+
+// parseKill is "<msg>: Kill process N (comm) score S or sacrifice child" (<= 5.0).
+func parseKill(line string) (Chosen, bool) {
+	i := strings.Index(line, killMarker)
+	if i < 0 || !strings.HasSuffix(line, " or sacrifice child") {
+		return Chosen{}, false
+	}
+	pid, comm, rest, ok := cutPIDComm(line[i+len(killMarker):], ") score ")
+	if !ok {
+		return Chosen{}, false
+	}
+	score, err := strconv.ParseInt(strings.TrimSuffix(rest, " or sacrifice child"), 10, 64)
+	if err != nil {
+		return Chosen{}, false
+	}
+	return Chosen{PID: pid, Comm: comm, Score: score}, true
+}
+
+// parseSharing is "Kill process N (comm) sharing same memory" (3.x).
+func parseSharing(line string) (PIDComm, bool) {
+	rest, found := strings.CutPrefix(line, killMarker)
+	if !found || !strings.HasSuffix(rest, ") sharing same memory") {
+		return PIDComm{}, false
+	}
+	pid, comm, _, ok := cutPIDComm(rest, ") sharing same memory")
+	return PIDComm{PID: pid, Comm: comm}, ok
+}
+
+// parseExiting is "<msg>: OOM victim N (comm) is already exiting. Skip killing the task".
+func parseExiting(line string) (Victim, bool) {
+	i := strings.Index(line, "OOM victim ")
+	if i < 0 || !strings.HasSuffix(line, exitingMarker) {
+		return Victim{}, false
+	}
+	pid, comm, _, ok := cutPIDComm(line[i+len("OOM victim "):], exitingMarker)
+	if !ok {
+		return Victim{}, false
+	}
+	return Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), Exiting: true}, true
+}
+
+// parseGroup is "Tasks in <path> are going to be killed due to memory.oom.group set".
+func parseGroup(line string) (string, bool) {
+	rest, found := strings.CutPrefix(line, groupPrefix)
+	if !found || !strings.HasSuffix(rest, groupSuffix) {
+		return "", false
+	}
+	return strings.TrimSuffix(rest, groupSuffix), true
+}
+
+// reaperLine is "oom_reaper: reaped process N (comm), now anon-rss:NkB, file-rss:NkB, shmem-rss:NkB"
+// or "oom_reaper: unable to reap pid:N (comm)".
+func parseReaper(line string) (pid int, r Reaper, ok bool) {
+	rest, found := strings.CutPrefix(line, reaperPrefix)
+	if !found {
+		return 0, r, false
+	}
+	if s, found := strings.CutPrefix(rest, "unable to reap pid:"); found {
+		pid, _, _, ok = cutPIDComm(s+" ", ")")
+		return pid, Reaper{}, ok
+	}
+	s, found := strings.CutPrefix(rest, "reaped process ")
+	if !found {
+		return 0, r, false
+	}
+	pid, _, tail, ok := cutPIDComm(s, "), now ")
+	if !ok {
+		return 0, r, false
+	}
+	r.Reaped = true
+	for _, f := range strings.Fields(strings.ReplaceAll(tail, ",", " ")) {
+		k, v, _ := strings.Cut(f, ":")
+		switch k {
+		case "anon-rss":
+			r.AnonRSSBytes, _ = parseKB(v)
+		case "file-rss":
+			r.FileRSSBytes, _ = parseKB(v)
+		case "shmem-rss":
+			r.ShmemRSSBytes, _ = parseKB(v)
+		}
+	}
+	return pid, r, true
+}
+
+// parsePinned is "oom killer N (comm) has mm pinned by M (comm2)".
+func parsePinned(line string) (victim, by PIDComm, ok bool) {
+	rest, found := strings.CutPrefix(line, "oom killer ")
+	if !found {
+		return victim, by, false
+	}
+	pid, comm, tail, ok1 := cutPIDComm(rest, ") has mm pinned by ")
+	if !ok1 {
+		return victim, by, false
+	}
+	pid2, comm2, _, ok2 := cutPIDComm(tail+" ", ")")
+	return PIDComm{pid, comm}, PIDComm{pid2, comm2}, ok2
+}
+
+// parseSuppressed is "oom_kill_process: N callbacks suppressed".
+func parseSuppressed(line string) (int, bool) {
+	rest, found := strings.CutPrefix(line, "oom_kill_process: ")
+	if !found || !strings.HasSuffix(rest, suppressed) {
+		return 0, false
+	}
+	return atoiOK(strings.TrimSuffix(rest, suppressed))
+}
+
+// cutPIDComm parses "N (comm<anchor>rest": the comm ends at the LAST
+// occurrence of anchor (a comm may contain ')' or spaces), which must start
+// with ')'.
+func cutPIDComm(s, anchor string) (pid int, comm, rest string, ok bool) {
+	num, tail, found := strings.Cut(s, " (")
+	if !found {
+		return 0, "", "", false
+	}
+	pid, ok = atoiOK(num)
+	if !ok {
+		return 0, "", "", false
+	}
+	i := strings.LastIndex(tail, anchor)
+	if i < 0 {
+		return 0, "", "", false
+	}
+	return pid, tail[:i], tail[i+len(anchor):], true
+}
+
+// parseKB parses "123kB" or "123KB" (or a bare number of kB) into bytes,
+// saturating at the largest uint64.
+func parseKB(s string) (uint64, bool) {
+	s = strings.TrimSpace(s)
+	s = strings.TrimSuffix(strings.TrimSuffix(s, "kB"), "KB")
+	n, ok := parseUint(s)
+	if !ok {
+		return 0, false
+	}
+	return mulSat(n, 1024), true
+}
+
+func mulSat(a, b uint64) uint64 {
+	if a != 0 && b > math.MaxUint64/a {
+		return math.MaxUint64
+	}
+	return a * b
+}
+
+func parseUint(s string) (uint64, bool) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
+	return n, err == nil
+}
+
+func atoiOK(s string) (int, bool) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	return n, err == nil
+}

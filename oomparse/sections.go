@@ -1,0 +1,210 @@
+package oomparse
+
+import (
+	"strings"
+)
+
+// sectionLine handles the lines of a report's dump between the header and
+// the victim: stack-dump facts, the memory cgroup block, the node memory
+// dump, the slab table and the task table. It reports whether it used the line.
+func (p *Parser) sectionLine(line string) bool {
+	if p.state == stHeader && p.headerOnlyLine(line) {
+		return true
+	}
+	if p.memcgLine(line) {
+		return true
+	}
+	switch {
+	case line == "Mem-Info:":
+		p.use()
+		if p.r.MemInfo == nil {
+			p.r.MemInfo = &MemInfo{}
+		}
+		p.state = stMemInfo
+		return true
+	case line == "Unreclaimable slab info:":
+		p.use()
+		p.state = stSlab
+		return true
+	case line == "excessive unreclaimable slab but cannot dump stats":
+		p.use()
+		p.problem("the kernel could not dump the unreclaimable slab table")
+		return true
+	case line == "Tasks state (memory values in pages):":
+		p.use()
+		p.state = stTasks
+		return true
+	case line == "COMPACTION is disabled!!!":
+		p.use()
+		if p.r.Trigger != nil {
+			p.r.Trigger.CompactionDisabled = true
+		}
+		return true
+	}
+	if names, cols, ok := parseTaskHeader(line); ok {
+		p.use()
+		p.r.TaskColumns, p.cols = names, cols
+		p.state = stTasks
+		return true
+	}
+	switch p.state {
+	case stTasks:
+		return p.taskRow(line)
+	case stMemInfo:
+		if addMemInfoLine(p.r.MemInfo, line) {
+			p.use()
+			return true
+		}
+	case stSlab:
+		if strings.HasPrefix(line, "Name ") && strings.Contains(line, "Used") {
+			p.use()
+			return true
+		}
+		if s, ok := parseSlabRow(line); ok {
+			p.use()
+			p.r.Slab = append(p.r.Slab, s)
+			return true
+		}
+	}
+	return false
+}
+
+// headerOnlyLine handles the lines that only follow the header: the cpuset
+// line (<= 4.19), the stack dump's CPU/PID line, the hardware name.
+func (p *Parser) headerOnlyLine(line string) bool {
+	if s, ok := parseStackInfo(line); ok {
+		p.use()
+		t := p.r.Trigger
+		if t != nil && t.PID == nil && s.hasPID {
+			pid := s.pid
+			t.PID = &pid
+			if s.hasUID {
+				uid := s.uid
+				t.UID = &uid
+			}
+			if s.hasCPU {
+				cpu := s.cpu
+				t.CPU = &cpu
+			}
+			t.Tainted = s.tainted
+		}
+		if p.r.KernelVersion == "" {
+			p.r.KernelVersion, p.r.KernelBuild = s.version, s.rest
+		}
+		return true
+	}
+	if hw, ok := strings.CutPrefix(line, "Hardware name: "); ok {
+		p.use()
+		p.r.Hardware = hw
+		return true
+	}
+	if p.r.Trigger != nil && strings.HasPrefix(line, p.r.Trigger.Comm+" cpuset=") {
+		if cs, mems, ok := parseCpusetLine(line); ok {
+			p.use()
+			p.r.Cpuset, p.r.MemsAllowed = cs, mems
+			return true
+		}
+	}
+	return false
+}
+
+// memcgLine handles the memory cgroup block: "Task in", the page counters,
+// "Memory cgroup stats for" and its values, the protection line.
+func (p *Parser) memcgLine(line string) bool {
+	if task, memcg, ok := parseTaskIn(line); ok {
+		p.use()
+		p.r.TaskMemcg, p.r.OOMMemcg = task, memcg
+		p.state = stMemcg
+		return true
+	}
+	if memcg, ok := strings.CutPrefix(line, "Memory limit reached of cgroup "); ok {
+		p.use()
+		p.r.OOMMemcg = memcg
+		p.state = stMemcg
+		return true
+	}
+	if name, c, ok := parseCounter(line); ok {
+		p.use()
+		cc := c
+		switch name {
+		case "memory":
+			p.r.Memory = &cc
+		case "memory+swap":
+			p.r.MemorySwap = &cc
+		case "kmem":
+			p.r.Kmem = &cc
+		case "swap":
+			p.r.Swap = &cc
+		}
+		p.state = stMemcg
+		return true
+	}
+	if path, inline, ok := parseStatsHeader(line); ok {
+		p.use()
+		ms := MemcgStats{Path: path, Format: "keys", Stats: map[string]uint64{}}
+		if inline != "" {
+			ms.Format = "v1-inline"
+			addInlinePairs(ms.Stats, inline)
+		}
+		p.r.MemcgStats = append(p.r.MemcgStats, ms)
+		p.stats = len(p.r.MemcgStats) - 1
+		p.state = stStats
+		return true
+	}
+	if pr, ok := parseProtection(line); ok {
+		p.use()
+		p.r.Protection = &pr
+		return true
+	}
+	if p.state != stStats || p.stats < 0 {
+		return false
+	}
+	ms := &p.r.MemcgStats[p.stats]
+	if k, v, ok := parseStatLine(line); ok && ms.Format == "keys" {
+		p.use()
+		ms.Stats[k] = v
+		return true
+	}
+	if ms.Format == "v1-inline" && isInlinePairs(line) {
+		p.use() // a long one-line stats record split by the kernel
+		addInlinePairs(ms.Stats, line)
+		return true
+	}
+	return false
+}
+
+// addInlinePairs adds " key:NKB" pairs, converted to bytes.
+func addInlinePairs(m map[string]uint64, s string) {
+	for _, f := range strings.Fields(s) {
+		k, v, ok := strings.Cut(f, ":")
+		if !ok {
+			continue
+		}
+		if b, ok := parseKB(v); ok {
+			m[k] = b
+		}
+	}
+}
+
+// taskRow adds a task-table row.
+func (p *Parser) taskRow(line string) bool {
+	if !isTaskRow(line) {
+		return false
+	}
+	p.use()
+	if p.cols == nil {
+		p.malformed(line, "task row before the table header")
+		return true
+	}
+	t, ok := parseTaskRow(line, p.cols)
+	if !ok {
+		p.malformed(line, "task row")
+		return true
+	}
+	p.r.TasksTotal++
+	p.r.TaskRSSPagesTotal += t.RSSPages
+	if p.tasks.add(t) {
+		p.r.TasksDropped++
+	}
+	return true
+}

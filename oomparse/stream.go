@@ -1,0 +1,85 @@
+package oomparse
+
+import (
+	"fmt"
+
+	"github.com/oomscope/oomscope/kmsg"
+)
+
+// RecordSource yields records in order, in the style of bufio.Scanner;
+// *kmsg.Scanner is one.
+type RecordSource interface {
+	Scan() bool
+	Record() kmsg.Record
+	Err() error
+}
+
+// maxHosts bounds the parsers a [Demux] keeps.
+const maxHosts = 4096
+
+// Demux keeps one [Parser] per host, for sources that mix hosts (a
+// central syslog file): the records of different hosts are never joined
+// into one report. Like Parser it is owned by one goroutine.
+type Demux struct {
+	opts    []Option
+	parsers map[string]*Parser
+	order   []string
+}
+
+// NewDemux returns a Demux whose parsers are made with opts.
+func NewDemux(opts ...Option) (*Demux, error) {
+	if _, err := New(opts...); err != nil {
+		return nil, err
+	}
+	return &Demux{opts: opts, parsers: make(map[string]*Parser)}, nil
+}
+
+// Feed passes rec to its host's parser.
+func (d *Demux) Feed(dst []Report, rec kmsg.Record) ([]Report, error) {
+	p, ok := d.parsers[rec.Host]
+	if !ok {
+		if len(d.parsers) >= maxHosts {
+			return dst, fmt.Errorf("oomparse: more than %d hosts in one stream", maxHosts)
+		}
+		opts := d.opts[:len(d.opts):len(d.opts)]
+		if rec.Host != "" {
+			opts = append(opts, WithHost(rec.Host))
+		}
+		var err error
+		if p, err = New(opts...); err != nil {
+			return dst, err
+		}
+		d.parsers[rec.Host] = p
+		d.order = append(d.order, rec.Host)
+	}
+	return p.Feed(dst, rec), nil
+}
+
+// Flush flushes every host's parser, hosts in order of first appearance.
+func (d *Demux) Flush(dst []Report) []Report {
+	for _, h := range d.order {
+		dst = d.parsers[h].Flush(dst)
+	}
+	return dst
+}
+
+// ParseAll reads src to the end and returns every report in it, in order
+// of completion. Reports are returned with the source's error, if any: what
+// was read before the error is not lost.
+func ParseAll(src RecordSource, opts ...Option) ([]Report, error) {
+	d, err := NewDemux(opts...)
+	if err != nil {
+		return nil, err
+	}
+	var out []Report
+	for src.Scan() {
+		if out, err = d.Feed(out, src.Record()); err != nil {
+			return d.Flush(out), err
+		}
+	}
+	out = d.Flush(out)
+	if err := src.Err(); err != nil {
+		return out, fmt.Errorf("oomparse: reading records: %w", err)
+	}
+	return out, nil
+}
