@@ -35,7 +35,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newParseCmd(), newVersionCmd())
+	root.AddCommand(newParseCmd(), newRunCmd(), newVersionCmd())
 	return root
 }
 

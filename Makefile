@@ -1,0 +1,66 @@
+# oomscope — build, test and run. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+export GOPROXY ?= https://proxy.golang.org
+
+BIN := bin/oomscope
+PKGS := ./...
+FUZZTIME ?= 20s
+# Where `make run` keeps its checkpoint and archive.
+RUN_STATE ?= $(CURDIR)/.cache/run
+
+deps: ## install the system packages the tests need (qemu-system-x86, busybox-static, cpio) when missing
+	hack/deps.sh
+
+.PHONY: deps help build test unit lint fmt vet fuzz bench envtest-bins e2e e2e-live e2e-qemu run clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build bin/oomscope (static)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/oomscope
+
+run: build ## run the node daemon on this machine: tail /dev/kmsg, archive to .cache/run/archive, print reports (needs root)
+	@mkdir -p $(RUN_STATE)
+	$(BIN) run --state-dir $(RUN_STATE) --stdout --log-format console
+
+test: deps lint envtest-bins ## everything CI runs: lint, unit + kernel + envtest tests with -race, short fuzzing, the qemu kernel matrix
+	KUBEBUILDER_ASSETS=$$(hack/envtest-bins.sh | tail -n1) $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) fuzz
+	$(MAKE) e2e-qemu
+
+unit: ## quick: unit tests only (no envtest, no live kernel, no qemu)
+	$(GO) test -race -count=1 -short ./kmsg/... ./oomparse/... ./enrich/... ./sink/... ./daemon/... ./cmd/...
+
+lint: fmt vet ## gofmt and go vet
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+fuzz: ## run every fuzz target for FUZZTIME (default 20s)
+	@set -e; for t in $$(hack/fuzz-targets.sh); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -parallel 2 $$pkg; \
+	done
+
+bench: ## benchmarks (numbers in docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 -cpu 1 ./kmsg ./oomparse
+
+envtest-bins: ## build kube-apiserver and etcd for envtest into .cache/envtest/bin (cached)
+	hack/envtest-bins.sh >/dev/null
+
+e2e: e2e-live e2e-qemu ## real kernels: live cgroup OOM kills here + the qemu kernel matrix
+
+e2e-live: ## live OOM kills in scratch cgroups of this machine (root)
+	$(GO) test -race -count=1 -v ./e2e/live
+
+e2e-qemu: ## boot Debian kernels 5.10/6.1/6.12 under qemu and run the OOM scenarios; prints the matrix
+	hack/e2e-matrix.sh
+
+clean:
+	rm -rf bin

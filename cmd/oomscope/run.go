@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/oomscope/oomscope/daemon"
+	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/sink"
+)
+
+// runConfig is what the run command's flags say.
+type runConfig struct {
+	Device     string
+	Start      daemon.Start
+	StateDir   string
+	ArchiveDir string
+	Stdout     bool
+	Raw        bool
+	Host       string
+	MaxTasks   int
+	LogLevel   zerolog.Level
+	LogFormat  string
+}
+
+func newRunCmd() *cobra.Command {
+	var (
+		c                  runConfig
+		start, level, lfmt string
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Watch the kernel log and publish every OOM-kill report (the node daemon)",
+		Long: `Tails /dev/kmsg, rebuilds every oom-killer report, enriches it and publishes
+it to the local post-mortem archive (one JSON file per report, raw kernel
+lines included) and, with --stdout, as JSON lines on standard output.
+
+A checkpoint in --state-dir records how far the kernel log was read; after a
+restart in the same boot, reading resumes there, and no report is published
+twice. Needs read access to /dev/kmsg (root or CAP_SYSLOG).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if c.Start, err = daemon.ParseStart(start); err != nil {
+				return usageError{err}
+			}
+			if c.LogLevel, err = zerolog.ParseLevel(level); err != nil {
+				return usageError{fmt.Errorf("--log-level: %w", err)}
+			}
+			if lfmt != "json" && lfmt != "console" {
+				return usageError{fmt.Errorf("--log-format %q: want json or console", lfmt)}
+			}
+			c.LogFormat = lfmt
+			if c.MaxTasks < 1 {
+				return usageError{fmt.Errorf("--max-tasks must be >= 1, got %d", c.MaxTasks)}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDaemon(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), c)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.Device, "kmsg", "/dev/kmsg", "kernel log device")
+	f.StringVar(&start, "start", string(daemon.StartResume), "where to start reading: resume (after the checkpoint; whole buffer when there is none), beginning, or end")
+	f.StringVar(&c.StateDir, "state-dir", "/var/lib/oomscope", "directory for the checkpoint (and the archive unless --archive-dir)")
+	f.StringVar(&c.ArchiveDir, "archive-dir", "", "post-mortem archive directory (default STATE-DIR/archive; \"-\" disables it)")
+	f.BoolVar(&c.Stdout, "stdout", false, "also print each report as a JSON line on standard output")
+	f.BoolVar(&c.Raw, "raw", false, "include raw kernel lines in --stdout output (the archive always has them)")
+	f.StringVar(&c.Host, "host", defaultHost(), "node name written into reports (default $NODE_NAME or the host name)")
+	f.IntVar(&c.MaxTasks, "max-tasks", oomparse.DefaultMaxTasks, "task-table rows kept per report (the largest by rss)")
+	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&lfmt, "log-format", "json", "log format: json or console")
+	return cmd
+}
+
+func defaultHost() string {
+	if n := os.Getenv("NODE_NAME"); n != "" {
+		return n
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// runDaemon builds the sinks and runs the daemon until ctx is done.
+func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error {
+	var lw io.Writer = stderr
+	if c.LogFormat == "console" {
+		lw = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.RFC3339}
+	}
+	log := zerolog.New(lw).Level(c.LogLevel).With().Timestamp().Str("component", "oomscope").Logger()
+
+	var sinks sink.Multi
+	archive := c.ArchiveDir
+	if archive == "" {
+		archive = filepath.Join(c.StateDir, "archive")
+	}
+	if archive != "-" {
+		a, err := sink.NewArchive(archive)
+		if err != nil {
+			return err
+		}
+		sinks = append(sinks, a)
+	}
+	if c.Stdout {
+		sinks = append(sinks, sink.NewJSONLines(stdout, c.Raw))
+	}
+	if len(sinks) == 0 {
+		return usageError{fmt.Errorf("nothing to publish to: the archive is disabled and --stdout is not set")}
+	}
+	log.Info().Str("archive", archive).Bool("stdout", c.Stdout).Str("state_dir", c.StateDir).Str("host", c.Host).Msg("starting")
+	err := daemon.Run(ctx, daemon.Config{
+		Device:        c.Device,
+		Start:         c.Start,
+		StatePath:     filepath.Join(c.StateDir, "checkpoint.json"),
+		Host:          c.Host,
+		Sink:          sinks,
+		ParserOptions: []oomparse.Option{oomparse.WithMaxTasks(c.MaxTasks)},
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info().Msg("stopped")
+	return nil
+}

@@ -1,0 +1,72 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Checkpoint is where the daemon stopped: every report that began at or
+// before Seq in boot BootID has been published. On restart in the same boot
+// the daemon resumes reading after Seq; in a new boot it reads the whole
+// ring buffer of the new boot.
+type Checkpoint struct {
+	BootID string `json:"boot_id"`
+	Seq    uint64 `json:"seq"`
+	// Published counts reports published in this boot (for operators).
+	Published uint64 `json:"published"`
+	// Lost counts kernel records lost to ring-buffer overruns in this boot.
+	Lost uint64 `json:"lost"`
+}
+
+// LoadCheckpoint reads the checkpoint at path. A missing file is not an
+// error: it returns ok false.
+func LoadCheckpoint(path string) (c Checkpoint, ok bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Checkpoint{}, false, nil
+	}
+	if err != nil {
+		return Checkpoint{}, false, fmt.Errorf("daemon: reading checkpoint: %w", err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Checkpoint{}, false, fmt.Errorf("daemon: checkpoint %s is corrupt: %w", path, err)
+	}
+	return c, c.BootID != "", nil
+}
+
+// Save writes the checkpoint to path atomically (temporary file, fsync,
+// rename).
+func (c Checkpoint) Save(path string) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("daemon: encoding checkpoint: %w", err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("daemon: creating state directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".checkpoint-*")
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("daemon: writing checkpoint: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("daemon: syncing checkpoint: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("daemon: closing checkpoint: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,290 @@
+// Package daemon is oomscope's live pipeline: it tails /dev/kmsg
+// (package kmsg), rebuilds OOM reports (package oomparse), enriches them
+// (package enrich) and publishes them (package sink), keeping a checkpoint
+// so that a restart resumes where it stopped without losing or repeating a
+// report.
+//
+// Exactly-once rules: the checkpoint only moves past a record when the
+// parser holds no open report and every report completed so far has been
+// published. A restart in the same boot resumes after the checkpoint, so a
+// report that was open at shutdown is read again from its first line; a
+// report that was published but whose checkpoint did not reach the disk is
+// parsed again and gets the same id (boot id + first sequence number),
+// which every sink treats as already delivered.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/kmsg"
+	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/sink"
+)
+
+// Start says where reading begins.
+type Start string
+
+// Start values.
+const (
+	// StartResume resumes after the checkpoint of the same boot; without
+	// one (first run, or a new boot) it reads the whole ring buffer.
+	StartResume Start = "resume"
+	// StartBeginning reads the whole ring buffer, ignoring the checkpoint.
+	StartBeginning Start = "beginning"
+	// StartEnd reads only records written from now on.
+	StartEnd Start = "end"
+)
+
+// ParseStart converts a flag value to a Start.
+func ParseStart(s string) (Start, error) {
+	switch Start(s) {
+	case StartResume, StartBeginning, StartEnd:
+		return Start(s), nil
+	}
+	return "", fmt.Errorf("daemon: unknown start %q (want resume, beginning or end)", s)
+}
+
+// Enricher turns a parsed report into an enriched one; *enrich.Enricher is
+// one.
+type Enricher interface {
+	Enrich(ctx context.Context, r *oomparse.Report) *enrich.Report
+}
+
+// Config configures [Run].
+type Config struct {
+	// Device is the kmsg device; empty means /dev/kmsg.
+	Device string
+	// Start says where to begin; empty means StartResume.
+	Start Start
+	// StatePath is the checkpoint file; empty disables checkpoints.
+	StatePath string
+	// Host names the node in reports.
+	Host string
+	// Sink receives every report. Required.
+	Sink sink.Sink
+	// Enricher enriches reports; nil publishes them as parsed.
+	Enricher Enricher
+	// ParserOptions are passed to oomparse.New (after the boot id and host).
+	ParserOptions []oomparse.Option
+	// Logger receives the daemon's logs.
+	Logger zerolog.Logger
+	// CheckpointEvery bounds how long a moved checkpoint stays unsaved;
+	// zero means 2s.
+	CheckpointEvery time.Duration
+	// RetryMax caps the backoff between attempts to publish; zero means 30s.
+	RetryMax time.Duration
+}
+
+// Run runs the pipeline until ctx is done (then it returns nil after saving
+// the checkpoint) or the kernel log cannot be read.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Sink == nil {
+		return errors.New("daemon: no sink configured")
+	}
+	if cfg.Start == "" {
+		cfg.Start = StartResume
+	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = 2 * time.Second
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 30 * time.Second
+	}
+	log := cfg.Logger
+
+	var cp Checkpoint
+	var haveCP bool
+	if cfg.StatePath != "" {
+		var err error
+		if cp, haveCP, err = LoadCheckpoint(cfg.StatePath); err != nil {
+			// A corrupt checkpoint must not stop the daemon: reading the
+			// whole buffer again is safe because sinks deduplicate by id.
+			log.Error().Err(err).Msg("ignoring checkpoint")
+			haveCP = false
+		}
+	}
+
+	opts := []kmsg.LiveOption{kmsg.WithLogger(log)}
+	if cfg.Device != "" {
+		opts = append(opts, kmsg.WithDevice(cfg.Device))
+	}
+	bootID, err := readBootID()
+	if err != nil {
+		return err
+	}
+	switch {
+	case cfg.Start == StartEnd:
+		opts = append(opts, kmsg.WithStartAtEnd())
+		log.Info().Msg("reading kernel log from its end")
+	case cfg.Start == StartResume && haveCP && cp.BootID == bootID:
+		opts = append(opts, kmsg.WithResumeAfter(cp.Seq))
+		log.Info().Uint64("after_seq", cp.Seq).Msg("resuming kernel log after checkpoint")
+	default:
+		opts = append(opts, kmsg.WithStartAtBeginning())
+		log.Info().Str("start", string(cfg.Start)).Bool("checkpoint", haveCP).Msg("reading the whole kernel ring buffer")
+	}
+	if !haveCP || cp.BootID != bootID {
+		cp = Checkpoint{BootID: bootID}
+	}
+
+	live, err := kmsg.OpenLive(ctx, opts...)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	defer live.Close()
+
+	popts := append([]oomparse.Option{oomparse.WithBootID(bootID)}, cfg.ParserOptions...)
+	if cfg.Host != "" {
+		popts = append(popts, oomparse.WithHost(cfg.Host))
+	}
+	p, err := oomparse.New(popts...)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+
+	r := &runner{cfg: cfg, log: log, cp: cp}
+	defer r.saveCheckpoint()
+
+	expire := time.NewTimer(time.Hour)
+	defer expire.Stop()
+	tick := time.NewTicker(cfg.CheckpointEvery)
+	defer tick.Stop()
+	var reports []oomparse.Report
+	var lastSeq uint64
+	var haveLast bool
+
+	for {
+		if d, ok := p.Deadline(); ok {
+			wait := d - monoNow()
+			if wait < 0 {
+				wait = 0
+			}
+			expire.Reset(wait)
+		} else {
+			expire.Reset(time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			r.cp.Lost = live.Lost()
+			r.saveCheckpointIfDirty()
+			continue
+		case <-expire.C:
+			reports = p.Expire(reports[:0], monoNow())
+		case rec, ok := <-live.Records():
+			if !ok {
+				if err := live.Err(); err != nil {
+					return fmt.Errorf("daemon: reading kernel log: %w", err)
+				}
+				return nil
+			}
+			reports = p.Feed(reports[:0], rec)
+			if rec.HasSeq {
+				lastSeq, haveLast = rec.Seq, true
+			}
+		}
+		for i := range reports {
+			if err := r.publish(ctx, &reports[i]); err != nil {
+				return nil // ctx done while retrying; checkpoint not moved
+			}
+		}
+		if p.Idle() && haveLast && lastSeq != r.cp.Seq {
+			r.cp.Seq = lastSeq
+			r.dirty = true
+		}
+		if len(reports) > 0 {
+			r.cp.Lost = live.Lost()
+			r.saveCheckpointIfDirty()
+		}
+	}
+}
+
+type runner struct {
+	cfg   Config
+	log   zerolog.Logger
+	cp    Checkpoint
+	dirty bool
+}
+
+// publish enriches and publishes rep, retrying with backoff until it
+// succeeds or ctx is done.
+func (r *runner) publish(ctx context.Context, parsed *oomparse.Report) error {
+	// The parser's output slice is reused for the next records: sinks get
+	// a report of their own, safe to keep.
+	rep := new(oomparse.Report)
+	*rep = *parsed
+	var er *enrich.Report
+	if r.cfg.Enricher != nil {
+		er = r.cfg.Enricher.Enrich(ctx, rep)
+	} else {
+		er = &enrich.Report{Report: rep}
+	}
+	backoff := 500 * time.Millisecond
+	for {
+		err := r.cfg.Sink.Publish(ctx, er)
+		if err == nil {
+			r.cp.Published++
+			r.dirty = true
+			ev := r.log.Info().Str("id", rep.ID).Str("kind", rep.Kind).Bool("partial", rep.Partial).Bool("incomplete", rep.Incomplete)
+			if len(rep.Victims) > 0 {
+				ev = ev.Int("victim_pid", rep.Victims[0].PID).Str("victim_comm", rep.Victims[0].Comm)
+			}
+			ev.Str("oom_memcg", rep.OOMMemcg).Msg("published OOM report")
+			return nil
+		}
+		r.log.Error().Err(err).Str("id", rep.ID).Dur("retry_in", backoff).Msg("publishing failed")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, r.cfg.RetryMax)
+	}
+}
+
+func (r *runner) saveCheckpointIfDirty() {
+	if r.dirty {
+		r.saveCheckpoint()
+	}
+}
+
+func (r *runner) saveCheckpoint() {
+	if r.cfg.StatePath == "" {
+		r.dirty = false
+		return
+	}
+	if err := r.cp.Save(r.cfg.StatePath); err != nil {
+		r.log.Error().Err(err).Msg("saving checkpoint")
+		return
+	}
+	r.dirty = false
+}
+
+// readBootID returns the kernel's boot id, which names the ring buffer the
+// sequence numbers count in.
+func readBootID() (string, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "", fmt.Errorf("daemon: reading boot id: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// monoNow is CLOCK_MONOTONIC, the kernel log's timebase.
+func monoNow() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}

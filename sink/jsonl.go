@@ -1,0 +1,63 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/oomscope/oomscope/enrich"
+)
+
+// JSONLines writes each report as one JSON line to a writer (standard
+// output for `oomscope run --stdout`). It remembers the ids it wrote during
+// its lifetime (bounded) so a report is not printed twice.
+type JSONLines struct {
+	mu      sync.Mutex
+	w       io.Writer
+	noRaw   bool
+	seen    map[string]struct{}
+	order   []string
+	maxSeen int
+}
+
+// NewJSONLines returns a JSON-lines sink on w. With withRaw false the raw
+// kernel lines are left out of the output.
+func NewJSONLines(w io.Writer, withRaw bool) *JSONLines {
+	return &JSONLines{w: w, noRaw: !withRaw, seen: make(map[string]struct{}), maxSeen: 4096}
+}
+
+// Name implements [Sink].
+func (j *JSONLines) Name() string { return "stdout" }
+
+// Publish implements [Sink].
+func (j *JSONLines) Publish(_ context.Context, r *enrich.Report) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, ok := j.seen[r.ID]; ok {
+		return nil
+	}
+	out := r
+	if j.noRaw && len(r.Raw) > 0 {
+		cp := *r.Report
+		cp.Raw = nil
+		shallow := *r
+		shallow.Report = &cp
+		out = &shallow
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return fmt.Errorf("sink: encoding report %s: %w", r.ID, err)
+	}
+	if _, err := j.w.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("sink: writing report %s: %w", r.ID, err)
+	}
+	j.seen[r.ID] = struct{}{}
+	j.order = append(j.order, r.ID)
+	if len(j.order) > j.maxSeen {
+		delete(j.seen, j.order[0])
+		j.order = j.order[1:]
+	}
+	return nil
+}
