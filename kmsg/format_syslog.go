@@ -54,6 +54,9 @@ func parseShortHead(line string, loc *time.Location) (head, bool) {
 	if !strings.HasSuffix(tok, ":") { // the host name, then the tag
 		h.rec.Host = tok
 		p += len(tok) + 1
+		if p >= len(line) { // a host name and nothing after it
+			return head{}, false
+		}
 		if tok, ok = token(line[p:]); !ok || !strings.HasSuffix(tok, ":") {
 			return head{}, false
 		}

@@ -106,11 +106,15 @@ func WithMaxLineBytes(n int) ScanOption {
 // without line terminators.
 //
 // Memory use is bounded by the maximum line length (see
-// [WithMaxLineBytes]) whatever the input. A Scanner is not safe for
+// [WithMaxLineBytes]) whatever the input. Reading a line does not allocate
+// per line: the strings of short lines share 16 KiB blocks, so a Record
+// kept after the Scanner moved on may keep up to 16 KiB alive; copy
+// (strings.Clone) what is kept long if that matters. A Scanner is not safe for
 // concurrent use.
 type Scanner struct {
 	br     *bufio.Reader
 	buf    []byte
+	block  blockStrings // where line strings are carved from
 	cfg    scanConfig
 	format Format
 	years  yearResolver
@@ -287,8 +291,11 @@ func (s *Scanner) makeLine(b []byte, trunc bool) textLine {
 		b, trunc = b[:s.cfg.maxLine], true
 	}
 	s.lineNo++
-	return textLine{text: cleanLine(string(b)), no: s.lineNo, trunc: trunc}
+	return textLine{text: cleanLine(s.str(b)), no: s.lineNo, trunc: trunc}
 }
+
+// str returns b as a string; see [blockStrings].
+func (s *Scanner) str(b []byte) string { return s.block.str(b) }
 
 // isBlank reports whether a line holds nothing but spaces and tabs.
 func isBlank(s string) bool {
