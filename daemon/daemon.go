@@ -82,6 +82,15 @@ type Config struct {
 	CheckpointEvery time.Duration
 	// RetryMax caps the backoff between attempts to publish; zero means 30s.
 	RetryMax time.Duration
+	// AcceptUserspace feeds the parser records that user space wrote to
+	// /dev/kmsg (facility other than kern). By default their text is
+	// ignored: the kernel's own reports always carry facility 0, which no
+	// writer can use, so a record of another facility is at best a test
+	// and at worst a forged report. Set it to replay logs into /dev/kmsg.
+	AcceptUserspace bool
+	// OnReady, if set, is called once the kernel log is open and reading
+	// (a readiness signal).
+	OnReady func()
 }
 
 // Run runs the pipeline until ctx is done (then it returns nil after saving
@@ -153,6 +162,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	r := &runner{cfg: cfg, log: log, cp: cp}
 	defer r.saveCheckpoint()
+	if cfg.OnReady != nil {
+		cfg.OnReady()
+	}
 
 	expire := time.NewTimer(time.Hour)
 	defer expire.Stop()
@@ -187,6 +199,11 @@ func Run(ctx context.Context, cfg Config) error {
 					return fmt.Errorf("daemon: reading kernel log: %w", err)
 				}
 				return nil
+			}
+			if rec.Facility != 0 && !cfg.AcceptUserspace {
+				// Not the kernel's: fed blank, so that its sequence number
+				// still counts and no gap is seen.
+				rec.Text, rec.Raw, rec.Dict = "", "", nil
 			}
 			reports = p.Feed(reports[:0], rec)
 			if rec.HasSeq {

@@ -184,6 +184,8 @@ func TestResumeNeverTwice(t *testing.T) {
 	cfg := daemon.Config{
 		StatePath: state, Sink: sink.Multi{archive, col}, Host: "test-node",
 		Logger: zerolog.New(zerolog.NewTestWriter(t)), CheckpointEvery: 50 * time.Millisecond,
+		// The reports are injected through /dev/kmsg, as user space.
+		AcceptUserspace: true,
 	}
 
 	// 1. One report, published once.
@@ -262,5 +264,39 @@ func TestResumeNeverTwice(t *testing.T) {
 	}
 	if mine != 2 {
 		t.Errorf("archive holds %d files of this test, want 2", mine)
+	}
+}
+
+// TestIgnoresUserspaceRecords checks that, by default, a report written to
+// /dev/kmsg by a process (not the kernel) is not published.
+func TestIgnoresUserspaceRecords(t *testing.T) {
+	kernellock.Acquire(t)
+	tag := fmt.Sprintf("oomf%06d", rand.IntN(1e6))
+	dir := t.TempDir()
+	state := filepath.Join(dir, "checkpoint.json")
+	col := &collector{got: map[string]*enrich.Report{}, tag: tag}
+	bootID, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq0 := lastSeq(t)
+	if err := (daemon.Checkpoint{BootID: strings.TrimSpace(string(bootID)), Seq: seq0}).Save(state); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	d := start(t, daemon.Config{
+		StatePath: state, Sink: col, Logger: zerolog.New(zerolog.NewTestWriter(t)),
+		CheckpointEvery: 20 * time.Millisecond, OnReady: func() { close(ready) },
+	})
+	<-ready
+	inject(t, reportTexts(t, tag))
+	end := lastSeq(t)
+	waitFor(t, "checkpoint past the injected report", func() bool {
+		cp, ok, _ := daemon.LoadCheckpoint(state)
+		return ok && cp.Seq >= end
+	})
+	d.stop(t)
+	if n := col.count(); n != 0 {
+		t.Errorf("published %d reports forged from user space, want 0", n)
 	}
 }

@@ -17,17 +17,33 @@
 //	-hold           after allocating, sleep until killed
 //	-delay D        wait D before allocating (children first settle)
 //	-wait-children  after allocating, wait for the children instead of exiting
+//	-gate           after the ready line, wait for a line on stdin before
+//	                starting children (the caller moves the pid into a
+//	                cgroup meanwhile, so the children are born in it)
+//	-gate-alloc     after starting the children, wait for another line on
+//	                stdin before allocating
+//
+// The main goroutine is locked to the main thread, so the page faults that
+// charge the memory (and so an OOM this process invokes) happen in the task
+// whose pid is the process id.
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
 )
+
+func init() {
+	// Keep the allocating goroutine on the main thread (tid == pid).
+	runtime.LockOSThread()
+}
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -47,6 +63,8 @@ func run(args []string) error {
 	waitChildren := fs.Bool("wait-children", false, "wait for the children after allocating")
 	role := fs.String("role", "parent", "internal: parent or child")
 	index := fs.Int("index", 0, "internal: child index")
+	gate := fs.Bool("gate", false, "wait for a stdin line before starting children")
+	gateAlloc := fs.Bool("gate-alloc", false, "wait for a stdin line before allocating")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +72,12 @@ func run(args []string) error {
 		return fmt.Errorf("-chunk-mib must be >= 1, got %d", *chunk)
 	}
 	fmt.Printf("ready pid=%d role=%s index=%d mib=%d\n", os.Getpid(), *role, *index, *mib)
+	in := bufio.NewReader(os.Stdin)
+	if *gate {
+		if _, err := in.ReadString('\n'); err != nil {
+			return fmt.Errorf("gate: %w", err)
+		}
+	}
 	var kids []*exec.Cmd
 	for i := 1; i <= *children; i++ {
 		cmd := exec.Command("/proc/self/exe", "-role", "child", "-index", strconv.Itoa(i),
@@ -63,6 +87,11 @@ func run(args []string) error {
 			return fmt.Errorf("start child %d: %w", i, err)
 		}
 		kids = append(kids, cmd)
+	}
+	if *gateAlloc {
+		if _, err := in.ReadString('\n'); err != nil {
+			return fmt.Errorf("alloc gate: %w", err)
+		}
 	}
 	time.Sleep(*delay)
 	var keep [][]byte
