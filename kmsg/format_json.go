@@ -153,3 +153,89 @@ func jsonBytes(elems []json.RawMessage) ([]byte, bool) {
 	}
 	return b, true
 }
+
+// repairJSON turns the first part of a JSON object cut by the line length
+// limit into a valid object holding the fields read so far: a string cut
+// in the middle is closed (an escape cut in half dropped), and so are the
+// open arrays and objects; if that is no valid JSON (the cut fell in a
+// key, a literal or after a ':' or ','), the object is closed after its
+// last complete field instead. It returns "" if nothing can be saved.
+func repairJSON(line string) string {
+	prefix := ""
+	if strings.HasPrefix(line, "\x1e") {
+		prefix, line = "\x1e", line[1:]
+	}
+	if !strings.HasPrefix(line, "{") {
+		return ""
+	}
+	var stack []byte // closers of the open arrays and objects
+	inStr, esc := false, false
+	strStart, lastField := 0, -1 // start of the open string; last ',' at depth 1
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case inStr && esc:
+			esc = false
+		case inStr && c == '\\':
+			esc = true
+		case inStr && c == '"':
+			inStr = false
+		case inStr:
+		case c == '"':
+			inStr, strStart = true, i
+		case c == '{':
+			stack = append(stack, '}')
+		case c == '[':
+			stack = append(stack, ']')
+		case c == '}' || c == ']':
+			if len(stack) == 0 || stack[len(stack)-1] != c {
+				return "" // not a cut object but a broken one
+			}
+			stack = stack[:len(stack)-1]
+			if len(stack) == 0 {
+				return "" // complete: cut after the object, nothing to repair
+			}
+		case c == ',' && len(stack) == 1:
+			lastField = i
+		}
+	}
+	var b strings.Builder
+	b.Grow(len(line) + len(stack) + 8)
+	b.WriteString(line)
+	if inStr {
+		s := line[strStart:]
+		// Drop an escape cut in half: "\", "\u", "\u0" ... "\u00e".
+		if esc {
+			b.Reset()
+			b.WriteString(line[:len(line)-1])
+		} else if i := strings.LastIndex(s, `\u`); i >= 0 && len(s)-i < 6 && !escapedBackslash(s[:i]) {
+			b.Reset()
+			b.WriteString(line[:strStart+i])
+		}
+		b.WriteByte('"')
+	}
+	for i := len(stack) - 1; i >= 0; i-- {
+		b.WriteByte(stack[i])
+	}
+	if out := b.String(); json.Valid([]byte(out)) {
+		return prefix + out
+	}
+	if lastField < 0 {
+		return ""
+	}
+	out := line[:lastField] + "}"
+	if !json.Valid([]byte(out)) {
+		return ""
+	}
+	return prefix + out
+}
+
+// escapedBackslash reports whether s ends in an odd number of
+// backslashes, i.e. whether a backslash following s is itself escaped.
+func escapedBackslash(s string) bool {
+	n := 0
+	for n < len(s) && s[len(s)-1-n] == '\\' {
+		n++
+	}
+	return n%2 == 1
+}

@@ -2,6 +2,7 @@ package kmsg
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,6 +128,25 @@ func FuzzDetect(f *testing.F) {
 		}
 		if sc.Scan() {
 			t.Fatalf("one line, two records: %q", line)
+		}
+	})
+}
+
+// FuzzRepairJSON checks that repairJSON returns "" or valid JSON, and that
+// every prefix of a journal line it repairs keeps the fields read so far.
+func FuzzRepairJSON(f *testing.F) {
+	f.Add(`{"_TRANSPORT":"kernel","MESSAGE":"a\u00e9\\b\"c","X":[1,2,{"y":null}]}`, 30)
+	f.Add("\x1e"+`{"MESSAGE":[104,105]}`, 12)
+	f.Fuzz(func(t *testing.T, line string, cut int) {
+		if cut < 0 || cut > len(line) {
+			return
+		}
+		out := repairJSON(line[:cut])
+		if out == "" {
+			return
+		}
+		if !json.Valid([]byte(strings.TrimPrefix(out, "\x1e"))) {
+			t.Fatalf("repairJSON(%q) = %q, not valid JSON", line[:cut], out)
 		}
 	})
 }

@@ -317,6 +317,11 @@ func (s *Scanner) start(ln textLine) bool {
 			return false
 		}
 		f := Detect(t)
+		if f == FormatAuto && ln.trunc {
+			if fixed := repairJSON(t); fixed != "" {
+				f = Detect(fixed)
+			}
+		}
 		if f == FormatAuto {
 			s.skipped++
 			return false
@@ -340,6 +345,13 @@ func (s *Scanner) start(ln textLine) bool {
 		h.kernel = true
 	case famJSON:
 		rec, kernel, ok := parseJournalJSON(t, loc)
+		if !ok && ln.trunc {
+			// Cut by the line limit: keep the fields read so far.
+			if fixed := repairJSON(t); fixed != "" {
+				rec, kernel, ok = parseJournalJSON(fixed, loc)
+				rec.Raw = t
+			}
+		}
 		if !ok || !kernel {
 			s.skipped++
 			return false

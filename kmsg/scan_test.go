@@ -518,3 +518,54 @@ func TestScanJournalJSONFields(t *testing.T) {
 		})
 	}
 }
+
+func TestRepairJSON(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`{"_TRANSPORT":"kernel","MESSAGE":"abc`, `{"_TRANSPORT":"kernel","MESSAGE":"abc"}`},
+		{`{"_TRANSPORT":"kernel","MESSAGE":"ab\`, `{"_TRANSPORT":"kernel","MESSAGE":"ab"}`},
+		{`{"_TRANSPORT":"kernel","MESSAGE":"ab\\`, `{"_TRANSPORT":"kernel","MESSAGE":"ab\\"}`},
+		{`{"_TRANSPORT":"kernel","MESSAGE":"ab\u00`, `{"_TRANSPORT":"kernel","MESSAGE":"ab"}`},
+		{`{"_TRANSPORT":"kernel","MESSAGE":"ab\\u00`, `{"_TRANSPORT":"kernel","MESSAGE":"ab\\u00"}`},
+		{`{"_TRANSPORT":"kernel","MESSAGE":"ab\u00e9`, `{"_TRANSPORT":"kernel","MESSAGE":"ab\u00e9"}`},
+		{`{"_TRANSPORT":"kernel","MESSAGE":[104,105`, `{"_TRANSPORT":"kernel","MESSAGE":[104,105]}`},
+		{`{"_TRANSPORT":"kernel","MESSAGE":[104,`, `{"_TRANSPORT":"kernel"}`},
+		{`{"_TRANSPORT":"kernel","MESS`, `{"_TRANSPORT":"kernel"}`},
+		{`{"_TRANSPORT":"kernel","MESSAGE":`, `{"_TRANSPORT":"kernel"}`},
+		{`{"_TRANSPORT":"kernel","PRIORITY":tr`, `{"_TRANSPORT":"kernel"}`},
+		{`{"_TRANSPORT":"kernel","PRIORITY":6`, `{"_TRANSPORT":"kernel","PRIORITY":6}`},
+		{`{"a":{"b":"c`, `{"a":{"b":"c"}}`},
+		{"\x1e" + `{"MESSAGE":"x`, "\x1e" + `{"MESSAGE":"x"}`},
+		{`{"MESS`, ``},
+		{`{"a":1}`, ``},
+		{`{"a":1]`, ``},
+		{`not json`, ``},
+		{``, ``},
+	}
+	for _, tt := range tests {
+		if got := repairJSON(tt.in); got != tt.want {
+			t.Errorf("repairJSON(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestScanJSONLongLine(t *testing.T) {
+	long := strings.Repeat("y", 300)
+	in := `{"_TRANSPORT":"kernel","PRIORITY":"6","MESSAGE":"[ 12] 0 12 ` + long + `","_HOSTNAME":"h"}` + "\n" +
+		`{"_TRANSPORT":"kernel","MESSAGE":"next"}` + "\n"
+	for _, opts := range [][]ScanOption{{WithMaxLineBytes(100)}, {WithMaxLineBytes(100), WithFormat(FormatJournalJSON)}} {
+		sc := NewScanner(strings.NewReader(in), opts...)
+		var got []string
+		var trunc []bool
+		for sc.Scan() {
+			got = append(got, sc.Record().Text)
+			trunc = append(trunc, sc.Truncated())
+		}
+		if sc.Err() != nil || sc.Format() != FormatJournalJSON {
+			t.Fatalf("Err %v, format %v", sc.Err(), sc.Format())
+		}
+		if len(got) != 2 || !strings.HasPrefix(got[0], "[ 12] 0 12 yyy") || len(got[0]) >= 100 || got[1] != "next" ||
+			fmt.Sprint(trunc) != "[true false]" {
+			t.Errorf("texts %q truncated %v", got, trunc)
+		}
+	}
+}
