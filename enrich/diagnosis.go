@@ -1,14 +1,829 @@
 package enrich
 
-// Diagnosis is the answer an on-call engineer wants from a report.
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/oomscope/oomscope/oomparse"
+)
+
+// Scope values (see [Diagnosis.Scope]).
+const (
+	ScopeContainer     = "container"
+	ScopePod           = "pod"
+	ScopeKubepods      = "kubepods"
+	ScopeNode          = "node"
+	ScopeCpuset        = "cpuset"
+	ScopeMempolicy     = "mempolicy"
+	ScopeSystemService = "system-service"
+	ScopeOther         = "other"
+)
+
+// Outcome values (see [Diagnosis.Outcome]).
+const (
+	// OutcomeContainerRestarts: the container's main process died; the
+	// container exits with reason OOMKilled and restarts per restartPolicy.
+	OutcomeContainerRestarts = "container-restarts"
+	// OutcomeChildKilled: a child process died; the container keeps
+	// running and Kubernetes shows nothing.
+	OutcomeChildKilled = "child-killed"
+	// OutcomeSandboxKilled: the pod's pause process died; the kubelet
+	// recreates the pod sandbox and every container of the pod.
+	OutcomeSandboxKilled = "sandbox-killed"
+	// OutcomeProcessKilled: the victim was not in a container.
+	OutcomeProcessKilled = "process-killed"
+	// OutcomeNothingKilled: no process was killed (none killable, or the
+	// victim was already exiting).
+	OutcomeNothingKilled = "nothing-killed"
+	// OutcomeUnknown: the report does not tell.
+	OutcomeUnknown = "unknown"
+)
+
+// Kubernetes oom_score_adj values set by the kubelet.
+const (
+	adjGuaranteed = -997
+	adjBestEffort = 1000
+	adjSandbox    = -998 // pause containers
+	adjKubelet    = -999 // kubelet, container runtime
+)
+
+// Diagnosis is the answer an on-call engineer wants from a report. Every
+// item is computed from the report's own numbers (and the pod lookup when
+// there is one) and explained in one sentence.
 type Diagnosis struct {
 	// Scope is which limit was hit: container, pod, kubepods, node,
 	// cpuset, mempolicy, system-service or other.
 	Scope string `json:"scope"`
+	// ScopeExplanation says why, in one sentence.
+	ScopeExplanation string `json:"scope_explanation"`
+	// LimitBytes is the limit that was hit, when the report printed it.
+	LimitBytes *uint64 `json:"limit_bytes,omitempty"`
 	// MainProcessKilled is true when the container's main process died
 	// (the container restarts), false when only a child died; nil when
 	// unknown.
 	MainProcessKilled *bool `json:"main_process_killed,omitempty"`
+	// Outcome is one of the Outcome* values.
+	Outcome string `json:"outcome"`
+	// OutcomeExplanation says why, in one sentence.
+	OutcomeExplanation string `json:"outcome_explanation"`
+	// Memory is what the memory was made of at the kill.
+	Memory *MemoryComposition `json:"memory,omitempty"`
+	// Victim is why this process was chosen.
+	Victim *VictimChoice `json:"victim,omitempty"`
+	// OOMGroup is set when memory.oom.group killed processes together.
+	OOMGroup *OOMGroupKill `json:"oom_group,omitempty"`
 	// Summary is the whole answer in one line.
 	Summary string `json:"summary"`
+}
+
+// MemoryComposition is the limiting cgroup's (or, for a node OOM, the
+// node's) memory at the kill.
+type MemoryComposition struct {
+	// Source is where the numbers come from (oomparse.Derived.Source).
+	Source     string  `json:"source,omitempty"`
+	UsageBytes uint64  `json:"usage_bytes"`
+	LimitBytes *uint64 `json:"limit_bytes,omitempty"`
+	// AnonBytes .. SwapBytes are the components, as the report printed
+	// them; nil when it did not.
+	AnonBytes         *uint64 `json:"anon_bytes,omitempty"`
+	ActiveFileBytes   *uint64 `json:"active_file_bytes,omitempty"`
+	InactiveFileBytes *uint64 `json:"inactive_file_bytes,omitempty"`
+	ShmemBytes        *uint64 `json:"shmem_bytes,omitempty"`
+	KernelBytes       *uint64 `json:"kernel_bytes,omitempty"`
+	SwapBytes         *uint64 `json:"swap_bytes,omitempty"`
+	// AnonShare and FileShare are anon and active+inactive file pages as
+	// fractions of the usage.
+	AnonShare *float64 `json:"anon_share,omitempty"`
+	FileShare *float64 `json:"file_share,omitempty"`
+	// WorkingSetBytes is usage − inactive_file, as the kubelet computes it.
+	WorkingSetBytes *uint64 `json:"working_set_bytes,omitempty"`
+	// ReclaimableBytes is the page cache the kernel could drop
+	// (active + inactive file).
+	ReclaimableBytes *uint64 `json:"reclaimable_bytes,omitempty"`
+	// MostlyReclaimable is true when at least half of the usage was page
+	// cache: the limit is too small for the I/O, not a leak.
+	MostlyReclaimable bool `json:"mostly_reclaimable"`
+	// Dominant names the largest component: anon, page cache, shmem, kernel
+	// or swap.
+	Dominant string `json:"dominant,omitempty"`
+	// Explanation says it in one sentence.
+	Explanation string `json:"explanation"`
+}
+
+// VictimChoice is why the oom-killer chose its victim.
+type VictimChoice struct {
+	PID  int    `json:"pid"`
+	Comm string `json:"comm"`
+	// RSSBytes is the victim's resident memory (anon + file + shmem) and
+	// Share its fraction of the usage.
+	RSSBytes *uint64  `json:"rss_bytes,omitempty"`
+	Share    *float64 `json:"share,omitempty"`
+	// BiggestConsumer is true when no task of the table used more memory
+	// (rss + swap + page tables, the kernel's badness without
+	// oom_score_adj); nil without a task table.
+	BiggestConsumer *bool `json:"biggest_consumer,omitempty"`
+	// Biggest is the largest task when it is not the victim.
+	Biggest *TaskRef `json:"biggest,omitempty"`
+	// OOMScoreAdj is the victim's oom_score_adj.
+	OOMScoreAdj *int `json:"oom_score_adj,omitempty"`
+	// ImpliedQoS is what the kubelet's oom_score_adj values say:
+	// Guaranteed, Burstable, BestEffort, pod-sandbox, node-daemon (kubelet,
+	// runtime) or not-kubernetes.
+	ImpliedQoS string `json:"implied_qos,omitempty"`
+	// ExpectedOOMScoreAdj is what the kubelet sets for the pod's QoS
+	// class (for Burstable: from the container's memory request and the
+	// node's capacity, when both are known).
+	ExpectedOOMScoreAdj *int `json:"expected_oom_score_adj,omitempty"`
+	// QoSMismatch is true when OOMScoreAdj does not fit the pod's QoS class.
+	QoSMismatch bool `json:"qos_mismatch"`
+	// Explanation says it in one sentence.
+	Explanation string `json:"explanation"`
+}
+
+// TaskRef names a task of the task table.
+type TaskRef struct {
+	PID         int    `json:"pid"`
+	Name        string `json:"name"`
+	Bytes       uint64 `json:"bytes"`
+	OOMScoreAdj int    `json:"oom_score_adj"`
+}
+
+// OOMGroupKill is a memory.oom.group kill.
+type OOMGroupKill struct {
+	// Cgroup is the cgroup whose processes were killed together.
+	Cgroup string `json:"cgroup"`
+	// Killed is how many processes the report shows killed.
+	Killed int `json:"killed"`
+	// Explanation says it in one sentence.
+	Explanation string `json:"explanation"`
+}
+
+// Diagnose computes the diagnosis of an enriched report from its own
+// numbers, its cgroup paths and, when present, its pod and container.
+// nodeMemoryBytes is the node's memory capacity (0 when unknown; the
+// report's own memory dump is used when it has one); it is needed only for
+// the Burstable oom_score_adj expectation.
+func Diagnose(r *Report, nodeMemoryBytes uint64) *Diagnosis {
+	d := &Diagnosis{}
+	if r == nil || r.Report == nil {
+		d.Scope, d.ScopeExplanation = ScopeOther, "There is no report to diagnose."
+		d.Outcome, d.OutcomeExplanation = OutcomeUnknown, "There is no report to diagnose."
+		d.Summary = "no report"
+		return d
+	}
+	rep := r.Report
+	d.LimitBytes = limitOf(rep)
+	diagnoseScope(d, r)
+	d.Memory = composition(rep)
+	victim, vrow := firstVictim(rep)
+	diagnoseOutcome(d, r, victim, vrow)
+	if nodeMemoryBytes == 0 {
+		nodeMemoryBytes = nodeMemoryFromReport(rep)
+	}
+	d.Victim = victimChoice(r, victim, vrow, nodeMemoryBytes)
+	if rep.OOMGroup != "" {
+		n := 0
+		for _, v := range rep.Victims {
+			if !v.Exiting {
+				n++
+			}
+		}
+		d.OOMGroup = &OOMGroupKill{Cgroup: rep.OOMGroup, Killed: n,
+			Explanation: fmt.Sprintf("memory.oom.group is set on %s, so the kernel killed all %d of its processes together instead of one.", rep.OOMGroup, n)}
+	}
+	d.Summary = summary(d, r, victim)
+	return d
+}
+
+// limitOf is the limit that was hit, from the memcg counters or the derived
+// numbers.
+func limitOf(r *oomparse.Report) *uint64 {
+	if r.Memory != nil && !r.Memory.Unlimited && r.Memory.LimitBytes > 0 {
+		return ptr(r.Memory.LimitBytes)
+	}
+	if r.Kind == oomparse.KindMemcg && r.Derived != nil && r.Derived.LimitBytes != nil {
+		return ptr(*r.Derived.LimitBytes)
+	}
+	return nil
+}
+
+func limitText(l *uint64) string {
+	if l == nil {
+		return ""
+	}
+	return " " + Quantity(*l)
+}
+
+func diagnoseScope(d *Diagnosis, r *Report) {
+	rep := r.Report
+	lim := d.LimitBytes
+	switch rep.Kind {
+	case oomparse.KindGlobal:
+		d.Scope = ScopeNode
+		d.ScopeExplanation = "The whole node ran out of memory (a global OOM, no cgroup limit involved), so the kernel picked a victim among all its processes."
+		return
+	case oomparse.KindCpuset:
+		d.Scope = ScopeCpuset
+		d.ScopeExplanation = fmt.Sprintf("The memory nodes the task's cpuset allows (%s) ran out while the node as a whole may still have had free memory.", orUnknown(rep.MemsAllowed))
+		return
+	case oomparse.KindMempolicy:
+		d.Scope = ScopeMempolicy
+		d.ScopeExplanation = fmt.Sprintf("The NUMA nodes the task's memory policy (mbind/set_mempolicy) allows (%s) ran out while other nodes may still have had free memory.", orUnknown(rep.Nodemask))
+		return
+	}
+	var limiting *CgroupPath
+	if r.Cgroups != nil {
+		limiting = r.Cgroups.Limiting
+	}
+	if limiting == nil {
+		d.Scope = ScopeOther
+		if rep.Kind == oomparse.KindMemcg {
+			d.ScopeExplanation = "A memory cgroup limit was hit but the report does not name the cgroup."
+		} else {
+			d.ScopeExplanation = "The report lacks the lines that say which limit was hit (it was rate limited or cut short)."
+		}
+		return
+	}
+	switch limiting.Level {
+	case LevelContainer:
+		d.Scope = ScopeContainer
+		d.ScopeExplanation = fmt.Sprintf("The container's own memory limit%s was hit: the limiting cgroup is the container's cgroup.", limitText(lim))
+	case LevelPod:
+		d.Scope = ScopePod
+		own := "its own limit, if it has one"
+		if r.Container != nil && r.Container.MemoryLimitBytes != nil {
+			own = "its own limit " + Quantity(uint64(*r.Container.MemoryLimitBytes))
+		} else if r.Container != nil && r.Pod != nil && r.Pod.Name != "" {
+			own = "its own limit (it has none)"
+		}
+		d.ScopeExplanation = fmt.Sprintf("The pod-level limit%s was hit while the victim's container was still below %s: the pod's containers together used it up.", limitText(lim), own)
+	case LevelQoS:
+		d.Scope = ScopeKubepods
+		d.ScopeExplanation = fmt.Sprintf("The %s QoS cgroup's limit%s (kubelet --qos-reserved) was hit by all %s pods together, not by one pod's own limit.", limiting.QoS, limitText(lim), limiting.QoS)
+	case LevelKubepods:
+		d.Scope = ScopeKubepods
+		d.ScopeExplanation = fmt.Sprintf("The kubepods cgroup's limit%s (node allocatable: capacity minus kube and system reserved) was hit by all pods together before the kubelet evicted any.", limitText(lim))
+	case LevelSystemService:
+		d.Scope = ScopeSystemService
+		unit := limiting.Unit
+		if unit == "" {
+			unit = rep.OOMMemcg
+		}
+		d.ScopeExplanation = fmt.Sprintf("The memory limit%s of the systemd unit %s (MemoryMax/MemoryLimit) was hit; no container is involved.", limitText(lim), unit)
+	default:
+		d.Scope = ScopeOther
+		d.ScopeExplanation = fmt.Sprintf("The memory limit%s of the cgroup %s was hit; it is not a Kubernetes container, pod or node-allocatable cgroup.", limitText(lim), rep.OOMMemcg)
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "not printed"
+	}
+	return s
+}
+
+// firstVictim is the first victim that was killed (or, when all were
+// exiting, the first one), with its task-table row when the table has it.
+func firstVictim(r *oomparse.Report) (*oomparse.Victim, *oomparse.Task) {
+	var v *oomparse.Victim
+	for i := range r.Victims {
+		if !r.Victims[i].Exiting {
+			v = &r.Victims[i]
+			break
+		}
+	}
+	if v == nil && len(r.Victims) > 0 {
+		v = &r.Victims[0]
+	}
+	if v == nil && r.SummaryVictim != nil {
+		v = &oomparse.Victim{PID: r.SummaryVictim.PID, Comm: r.SummaryVictim.Comm, UID: r.SummaryVictim.UID}
+	}
+	if v == nil {
+		return nil, nil
+	}
+	for i := range r.Tasks {
+		if r.Tasks[i].PID == v.PID {
+			return v, &r.Tasks[i]
+		}
+	}
+	return v, nil
+}
+
+func isPause(t oomparse.Task) bool {
+	return t.Name == "pause" || t.OOMScoreAdj == adjSandbox
+}
+
+func diagnoseOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, vrow *oomparse.Task) {
+	rep := r.Report
+	if v == nil {
+		d.Outcome = OutcomeNothingKilled
+		if rep.NoKillable {
+			d.OutcomeExplanation = "No process was killed: the kernel found no killable process (all unkillable or oom_score_adj -1000)."
+		} else {
+			d.Outcome = OutcomeUnknown
+			d.OutcomeExplanation = "The report shows no victim line, so what was killed is not known."
+		}
+		return
+	}
+	if v.Exiting {
+		d.Outcome = OutcomeNothingKilled
+		d.OutcomeExplanation = fmt.Sprintf("Nothing new was killed: the chosen process %d (%s) was already exiting, so the kernel let it finish.", v.PID, v.Comm)
+		return
+	}
+	var victimCg *CgroupPath
+	if r.Cgroups != nil {
+		victimCg = r.Cgroups.Victim
+	}
+	restart := ""
+	if r.Container != nil && r.Container.RestartCount != nil {
+		restart = fmt.Sprintf(" (the API shows restartCount %d)", *r.Container.RestartCount)
+	}
+	inContainer := victimCg != nil && victimCg.Level == LevelContainer
+	if v.Comm == "pause" || (vrow != nil && vrow.OOMScoreAdj == adjSandbox) || (victimCg != nil && victimCg.Level == LevelPod && v.OOMScoreAdj != nil && *v.OOMScoreAdj == adjSandbox) {
+		d.MainProcessKilled = ptr(true)
+		d.Outcome = OutcomeSandboxKilled
+		d.OutcomeExplanation = fmt.Sprintf("The pod's pause process %d was killed: the kubelet recreates the pod sandbox and restarts all of its containers%s.", v.PID, restart)
+		return
+	}
+	if !inContainer {
+		if victimCg == nil {
+			d.Outcome = OutcomeUnknown
+			d.OutcomeExplanation = fmt.Sprintf("Process %d (%s) was killed; the report does not say which cgroup it was in.", v.PID, v.Comm)
+			return
+		}
+		d.Outcome = OutcomeProcessKilled
+		d.OutcomeExplanation = fmt.Sprintf("Process %d (%s) in %s was killed; it was not in a container.", v.PID, v.Comm, victimCg.Path)
+		return
+	}
+	// Which task table rows share the victim's container? The table lists
+	// the tasks of the limiting cgroup's subtree (memcg OOM) or of the
+	// whole node (global OOM).
+	var limiting *CgroupPath
+	if r.Cgroups != nil {
+		limiting = r.Cgroups.Limiting
+	}
+	if len(rep.Tasks) == 0 {
+		d.Outcome = OutcomeUnknown
+		d.OutcomeExplanation = fmt.Sprintf("The report has no task table (vm.oom_dump_tasks=0 or a rate-limited report), so whether pid %d was the container's main process is not known%s.", v.PID, restart)
+		return
+	}
+	sameContainer := limiting != nil && limiting.Level == LevelContainer &&
+		limiting.ContainerID == victimCg.ContainerID && limiting.PodUID == victimCg.PodUID
+	podTable := limiting != nil && limiting.Level == LevelPod && limiting.PodUID != "" && limiting.PodUID == victimCg.PodUID
+	if !sameContainer && !podTable {
+		d.Outcome = OutcomeUnknown
+		d.OutcomeExplanation = fmt.Sprintf("The task table covers more than the pod (the %s scope), so it does not tell whether pid %d was the container's main process%s.", d.Scope, v.PID, restart)
+		return
+	}
+	tgid := v.PID
+	if vrow != nil && vrow.TGID != 0 {
+		tgid = vrow.TGID
+	}
+	var low *oomparse.Task
+	for i := range rep.Tasks {
+		t := rep.Tasks[i]
+		if isPause(t) {
+			continue
+		}
+		id := t.TGID
+		if id == 0 {
+			id = t.PID
+		}
+		if low == nil || id < low.TGID {
+			low = &oomparse.Task{PID: t.PID, TGID: id, Name: t.Name}
+		}
+	}
+	where := "the container's cgroup"
+	hedge := ""
+	if podTable {
+		where = "the pod's cgroup apart from the pause process"
+		hedge = "most likely "
+	}
+	if low == nil || low.TGID == tgid {
+		d.MainProcessKilled = ptr(true)
+		d.Outcome = OutcomeContainerRestarts
+		d.OutcomeExplanation = fmt.Sprintf("Pid %d (%s) has the lowest pid in %s, so it was %sthe container's main process: the container exits with reason OOMKilled and restarts per its restartPolicy%s.", tgid, v.Comm, where, hedge, restart)
+		return
+	}
+	d.MainProcessKilled = ptr(false)
+	d.Outcome = OutcomeChildKilled
+	d.OutcomeExplanation = fmt.Sprintf("Pid %d (%s) has a lower pid than the victim in %s, so pid %d (%s) was %sa child process: the container keeps running and Kubernetes shows no OOMKilled%s.", low.TGID, low.Name, where, tgid, v.Comm, hedge, restart)
+}
+
+// composition explains the limiting cgroup's (or node's) memory.
+func composition(r *oomparse.Report) *MemoryComposition {
+	dv := r.Derived
+	if dv == nil || dv.UsageBytes == nil {
+		return nil
+	}
+	m := &MemoryComposition{
+		Source: dv.Source, UsageBytes: *dv.UsageBytes, LimitBytes: dv.LimitBytes,
+		AnonBytes: dv.AnonBytes, ActiveFileBytes: dv.ActiveFileBytes, InactiveFileBytes: dv.InactiveFileBytes,
+		ShmemBytes: dv.ShmemBytes, KernelBytes: dv.KernelBytes, SwapBytes: dv.SwapBytes,
+		WorkingSetBytes: dv.WorkingSetBytes,
+	}
+	u := float64(m.UsageBytes)
+	share := func(v *uint64) *float64 {
+		if v == nil || u == 0 {
+			return nil
+		}
+		return ptr(math.Round(float64(*v)/u*1000) / 1000)
+	}
+	m.AnonShare = share(m.AnonBytes)
+	var file *uint64
+	switch {
+	case m.ActiveFileBytes != nil && m.InactiveFileBytes != nil:
+		file = ptr(*m.ActiveFileBytes + *m.InactiveFileBytes)
+	case dv.PageCacheBytes != nil:
+		file = ptr(*dv.PageCacheBytes)
+	}
+	m.ReclaimableBytes = file
+	m.FileShare = share(file)
+	// Dominant component.
+	best := uint64(0)
+	for _, c := range []struct {
+		name string
+		v    *uint64
+	}{{"anon", m.AnonBytes}, {"page cache", file}, {"shmem", m.ShmemBytes}, {"kernel", m.KernelBytes}, {"swap", m.SwapBytes}} {
+		if c.v != nil && *c.v > best {
+			best, m.Dominant = *c.v, c.name
+		}
+	}
+	m.MostlyReclaimable = file != nil && u > 0 && float64(*file) >= u/2
+	ws := ""
+	if m.WorkingSetBytes != nil {
+		ws = fmt.Sprintf(", working set %s as the kubelet counts it (usage − inactive file)", Quantity(*m.WorkingSetBytes))
+	}
+	parts := []string{}
+	add := func(name string, v *uint64) {
+		if v != nil && u > 0 {
+			if p := pct(float64(*v) / u); p != "0%" {
+				parts = append(parts, p+" "+name)
+			}
+		}
+	}
+	add("anon", m.AnonBytes)
+	add("page cache", file)
+	add("shmem", m.ShmemBytes)
+	add("kernel", m.KernelBytes)
+	add("swap", m.SwapBytes)
+	what := ""
+	if len(parts) > 0 {
+		what = " = " + strings.Join(parts, ", ")
+	}
+	verdict := ""
+	switch {
+	case m.MostlyReclaimable:
+		verdict = "; mostly reclaimable page cache, so the limit is too small for the workload's I/O rather than a leak"
+	case m.AnonShare != nil && *m.AnonShare >= 0.8:
+		verdict = "; mostly anonymous memory the kernel cannot reclaim without swap, so the process memory itself (a leak or an undersized limit) filled it"
+	}
+	m.Explanation = fmt.Sprintf("Usage was %s%s%s%s.", Quantity(m.UsageBytes), what, ws, verdict)
+	return m
+}
+
+// taskBytes is a task-table row's memory as the kernel's badness counts it
+// (rss + swap entries + page tables), in bytes.
+func taskBytes(t oomparse.Task, page uint64) uint64 {
+	b := (t.RSSPages + t.SwapEnts) * page
+	if t.PgtablesBytes != nil {
+		b += *t.PgtablesBytes
+	}
+	return b
+}
+
+// impliedQoS maps an oom_score_adj to what the kubelet means by it.
+func impliedQoS(adj int) string {
+	switch {
+	case adj == adjGuaranteed:
+		return QoSGuaranteed
+	case adj == adjBestEffort:
+		return QoSBestEffort
+	case adj >= 2 && adj <= 999:
+		return QoSBurstable
+	case adj == adjSandbox:
+		return "pod-sandbox"
+	case adj == adjKubelet:
+		return "node-daemon"
+	}
+	return "not-kubernetes"
+}
+
+// BurstableOOMScoreAdj is the oom_score_adj the kubelet gives a Burstable
+// container: min(max(2, 1000 − 1000·request/capacity), 999).
+func BurstableOOMScoreAdj(requestBytes, capacityBytes int64) int {
+	if capacityBytes <= 0 {
+		return 999
+	}
+	a := 1000 - (1000*requestBytes)/capacityBytes
+	return int(min(max(2, a), 999))
+}
+
+func victimChoice(r *Report, v *oomparse.Victim, vrow *oomparse.Task, nodeMem uint64) *VictimChoice {
+	if v == nil {
+		return nil
+	}
+	rep := r.Report
+	vc := &VictimChoice{PID: v.PID, Comm: v.Comm, OOMScoreAdj: v.OOMScoreAdj}
+	if vc.OOMScoreAdj == nil && vrow != nil {
+		vc.OOMScoreAdj = ptr(vrow.OOMScoreAdj)
+	}
+	if dv := rep.Derived; dv != nil {
+		vc.RSSBytes, vc.Share = dv.VictimRSSBytes, dv.VictimShare
+	}
+	if vc.RSSBytes == nil && !v.Exiting && (v.AnonRSSBytes+v.FileRSSBytes) > 0 {
+		b := v.AnonRSSBytes + v.FileRSSBytes
+		if v.ShmemRSSBytes != nil {
+			b += *v.ShmemRSSBytes
+		}
+		vc.RSSBytes = &b
+	}
+	var sentences []string
+	if vrow != nil && len(rep.Tasks) > 0 {
+		page := uint64(4096)
+		if rep.Derived != nil && rep.Derived.PageSizeBytes > 0 {
+			page = rep.Derived.PageSizeBytes
+		}
+		var big *oomparse.Task
+		for i := range rep.Tasks {
+			if big == nil || taskBytes(rep.Tasks[i], page) > taskBytes(*big, page) {
+				big = &rep.Tasks[i]
+			}
+		}
+		vb := taskBytes(*vrow, page)
+		isBig := taskBytes(*big, page) <= vb
+		vc.BiggestConsumer = &isBig
+		if isBig {
+			sentences = append(sentences, fmt.Sprintf("Pid %d (%s) was the biggest consumer of the %d tasks listed (%s rss+swap+page tables).", v.PID, v.Comm, rep.TasksTotal, Quantity(vb)))
+		} else {
+			vc.Biggest = &TaskRef{PID: big.PID, Name: big.Name, Bytes: taskBytes(*big, page), OOMScoreAdj: big.OOMScoreAdj}
+			why := "its oom_score_adj or the kernel's rounding favoured it"
+			if vc.OOMScoreAdj != nil && *vc.OOMScoreAdj > big.OOMScoreAdj {
+				why = fmt.Sprintf("its oom_score_adj %d outweighs the bigger task's %d", *vc.OOMScoreAdj, big.OOMScoreAdj)
+			} else if rep.OOMGroup != "" {
+				why = "memory.oom.group killed the whole group"
+			}
+			sentences = append(sentences, fmt.Sprintf("Pid %d (%s) was not the biggest consumer — pid %d (%s) used %s against its %s — but was chosen because %s.",
+				v.PID, v.Comm, big.PID, big.Name, Quantity(vc.Biggest.Bytes), Quantity(vb), why))
+		}
+	}
+	if vc.OOMScoreAdj != nil {
+		adj := *vc.OOMScoreAdj
+		vc.ImpliedQoS = impliedQoS(adj)
+		podQoS := ""
+		if r.Pod != nil {
+			podQoS = r.Pod.QoSClass
+		}
+		inPod := r.Cgroups != nil && r.Cgroups.Victim != nil && r.Cgroups.Victim.PodUID != ""
+		if inPod && podQoS != "" {
+			switch podQoS {
+			case QoSGuaranteed:
+				vc.ExpectedOOMScoreAdj = ptr(adjGuaranteed)
+				vc.QoSMismatch = adj != adjGuaranteed
+			case QoSBestEffort:
+				vc.ExpectedOOMScoreAdj = ptr(adjBestEffort)
+				vc.QoSMismatch = adj != adjBestEffort
+			case QoSBurstable:
+				vc.QoSMismatch = vc.ImpliedQoS != QoSBurstable
+				if r.Container != nil && r.Container.MemoryRequestBytes != nil && nodeMem > 0 {
+					vc.ExpectedOOMScoreAdj = ptr(BurstableOOMScoreAdj(*r.Container.MemoryRequestBytes, int64(nodeMem)))
+				}
+			}
+			if vc.QoSMismatch {
+				why := "the process or its runtime changed it, or the kubelet did not start it"
+				if adj == adjGuaranteed {
+					why = "a node-critical pod (system-node-critical, system-cluster-critical) gets -997 whatever its QoS class"
+				}
+				sentences = append(sentences, fmt.Sprintf("Its oom_score_adj %d does not fit the pod's %s QoS class (the kubelet sets %s): %s.", adj, podQoS, expectedText(podQoS, vc.ExpectedOOMScoreAdj), why))
+			} else {
+				sentences = append(sentences, fmt.Sprintf("Its oom_score_adj %d matches the pod's %s QoS class.", adj, podQoS))
+			}
+		} else {
+			sentences = append(sentences, fmt.Sprintf("Its oom_score_adj %d means %s.", adj, adjMeaning(adj)))
+		}
+	}
+	vc.Explanation = strings.Join(sentences, " ")
+	return vc
+}
+
+func expectedText(qos string, exp *int) string {
+	if exp != nil {
+		return strconv.Itoa(*exp)
+	}
+	if qos == QoSBurstable {
+		return "2..999"
+	}
+	return "?"
+}
+
+func adjMeaning(adj int) string {
+	switch impliedQoS(adj) {
+	case QoSGuaranteed:
+		return "a Guaranteed pod's container (or a node-critical pod), the last the kernel picks"
+	case QoSBestEffort:
+		return "a BestEffort pod's container, the first the kernel picks"
+	case QoSBurstable:
+		return "a Burstable pod's container, ranked by its memory request"
+	case "pod-sandbox":
+		return "a pod's pause process"
+	case "node-daemon":
+		return "a node daemon (kubelet or container runtime)"
+	}
+	if adj == 0 {
+		return "the default, not set by the kubelet"
+	}
+	return "a value not set by the kubelet"
+}
+
+// nodeMemoryFromReport is the node's RAM from a node-wide memory dump.
+func nodeMemoryFromReport(r *oomparse.Report) uint64 {
+	if r.MemInfo == nil || r.MemInfo.Totals == nil {
+		return 0
+	}
+	page := uint64(4096)
+	if r.Derived != nil && r.Derived.PageSizeBytes > 0 {
+		page = r.Derived.PageSizeBytes
+	}
+	return r.MemInfo.Totals["ram_pages"] * page
+}
+
+// subject names who was hit, for the summary.
+func subject(r *Report) string {
+	var vc *CgroupPath
+	if r.Cgroups != nil {
+		vc = r.Cgroups.Victim
+	}
+	qos := ""
+	if r.Pod != nil && r.Pod.QoSClass != "" {
+		qos = " (" + r.Pod.QoSClass + ")"
+	}
+	pod := ""
+	if r.Pod != nil {
+		if r.Pod.Name != "" {
+			pod = r.Pod.Namespace + "/" + r.Pod.Name
+		} else {
+			pod = "pod " + short(r.Pod.UID, 8)
+		}
+	}
+	if r.Container != nil {
+		c := "container " + short(r.Container.ID, 12)
+		if r.Container.Name != "" {
+			c = strconv.Quote(r.Container.Name)
+			c = "container " + c
+		}
+		if pod != "" {
+			return c + " of " + pod + qos
+		}
+		if r.Container.Runtime != "" {
+			return c + " (" + r.Container.Runtime + ")"
+		}
+		return c
+	}
+	if pod != "" {
+		if r.Pod.Name != "" {
+			return "pod " + pod + qos
+		}
+		return pod + qos
+	}
+	if vc != nil {
+		switch vc.Level {
+		case LevelSystemService, LevelUserSession:
+			if vc.Unit != "" {
+				return "unit " + vc.Unit
+			}
+		}
+		if vc.Path != "" {
+			return "cgroup " + vc.Path
+		}
+	}
+	return ""
+}
+
+func short(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func limitPhrase(d *Diagnosis, r *Report) string {
+	l := limitText(d.LimitBytes)
+	switch d.Scope {
+	case ScopeContainer:
+		return "the CONTAINER limit" + l
+	case ScopePod:
+		return "the POD limit" + l
+	case ScopeKubepods:
+		if r.Cgroups != nil && r.Cgroups.Limiting != nil && r.Cgroups.Limiting.Level == LevelQoS {
+			return "the " + strings.ToUpper(r.Cgroups.Limiting.QoS) + " QoS limit" + l
+		}
+		return "the KUBEPODS (node allocatable) limit" + l
+	case ScopeNode:
+		return "NODE memory (global OOM)"
+	case ScopeCpuset:
+		return "its CPUSET's memory nodes"
+	case ScopeMempolicy:
+		return "its MEMPOLICY's memory nodes"
+	case ScopeSystemService:
+		u := ""
+		if r.Cgroups != nil && r.Cgroups.Limiting != nil {
+			u = r.Cgroups.Limiting.Unit
+		}
+		return "the limit" + l + " of SERVICE " + u
+	}
+	if r.OOMMemcg != "" {
+		if r.Cgroups != nil && r.Cgroups.Victim != nil && r.Cgroups.Victim.Path == r.OOMMemcg {
+			return "its cgroup's limit" + l
+		}
+		return "the limit" + l + " of cgroup " + r.OOMMemcg
+	}
+	if d.LimitBytes != nil {
+		return "a cgroup limit" + l
+	}
+	if r.Kind == oomparse.KindMemcg {
+		return "an unknown memory cgroup limit"
+	}
+	return "an unknown limit"
+}
+
+func summary(d *Diagnosis, r *Report, v *oomparse.Victim) string {
+	var b strings.Builder
+	if s := subject(r); s != "" {
+		b.WriteString(s)
+		b.WriteString(": ")
+	}
+	rep := r.Report
+	switch {
+	case v == nil && rep.NoKillable:
+		b.WriteString("nothing killable, hit by ")
+	case v == nil:
+		b.WriteString("victim unknown, hit by ")
+	case v.Exiting:
+		fmt.Fprintf(&b, "process %d %q already exiting, nothing killed, hit by ", v.PID, v.Comm)
+	default:
+		fmt.Fprintf(&b, "process %d %q", v.PID, v.Comm)
+		if d.OOMGroup != nil && d.OOMGroup.Killed > 1 {
+			fmt.Fprintf(&b, " and %d more (memory.oom.group)", d.OOMGroup.Killed-1)
+		}
+		b.WriteString(" killed by ")
+	}
+	b.WriteString(limitPhrase(d, r))
+	if m := d.Memory; m != nil {
+		fmt.Fprintf(&b, "; usage %s", Quantity(m.UsageBytes))
+		if m.Dominant != "" && m.UsageBytes > 0 {
+			var v uint64
+			switch m.Dominant {
+			case "anon":
+				v = *m.AnonBytes
+			case "page cache":
+				v = *m.ReclaimableBytes
+			case "shmem":
+				v = *m.ShmemBytes
+			case "kernel":
+				v = *m.KernelBytes
+			case "swap":
+				v = *m.SwapBytes
+			}
+			fmt.Fprintf(&b, " = %s %s", pct(float64(v)/float64(m.UsageBytes)), m.Dominant)
+		}
+	}
+	switch d.Outcome {
+	case OutcomeContainerRestarts:
+		b.WriteString("; main process — container restarts")
+	case OutcomeChildKilled:
+		b.WriteString("; child process — container keeps running")
+	case OutcomeSandboxKilled:
+		b.WriteString("; pause process — pod sandbox restarts")
+	case OutcomeUnknown:
+		if r.Container != nil {
+			b.WriteString("; main or child process unknown")
+		}
+	}
+	return b.String()
+}
+
+func pct(f float64) string {
+	return strconv.Itoa(int(math.Round(f*100))) + "%"
+}
+
+// Quantity formats bytes as Kubernetes shows memory: 123Mi, 1.5Gi, 512Ki.
+// Whole values have no decimals; others have one.
+func Quantity(b uint64) string {
+	const unit = 1024
+	if b < unit {
+		return strconv.FormatUint(b, 10)
+	}
+	suffix := []string{"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"}
+	div, exp := uint64(unit), 0
+	for n := b / unit; n >= unit && exp < len(suffix)-1; n /= unit {
+		div *= unit
+		exp++
+	}
+	if b%div == 0 {
+		return strconv.FormatUint(b/div, 10) + suffix[exp]
+	}
+	return strconv.FormatFloat(float64(b)/float64(div), 'f', 1, 64) + suffix[exp]
 }

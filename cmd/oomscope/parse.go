@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,9 +12,22 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
 )
+
+// errPodLookupNotImplemented is what podLookupFromKubeconfig returns until
+// the Kubernetes pod lookup is wired in.
+var errPodLookupNotImplemented = errors.New("not implemented")
+
+// podLookupFromKubeconfig builds the Kubernetes pod lookup `oomscope parse
+// --kubeconfig` enriches reports with; the lookup must stop when ctx ends.
+// It is a hook for wiring the informer-based lookup (enrich.PodCache) in;
+// until then it fails with errPodLookupNotImplemented.
+var podLookupFromKubeconfig = func(_ context.Context, _ string) (enrich.PodLookup, error) {
+	return nil, errPodLookupNotImplemented
+}
 
 // parseConfig is what the parse command's flags say.
 type parseConfig struct {
@@ -23,6 +38,8 @@ type parseConfig struct {
 	MaxTasks int
 	Year     int
 	Host     string
+	// Kubeconfig, when set, enables the Kubernetes pod lookup.
+	Kubeconfig string
 }
 
 func newParseCmd() *cobra.Command {
@@ -31,20 +48,24 @@ func newParseCmd() *cobra.Command {
 		raw            bool
 		maxTasks, year int
 		host           string
+		kubeconfig     string
 	)
 	cmd := &cobra.Command{
 		Use:   "parse [FILE...|-]",
 		Short: "Print every OOM-kill report found in kernel logs",
 		Long: `Reads kernel logs — a raw /dev/kmsg dump, dmesg, dmesg -T, syslog / kern.log,
 journalctl -k (short, short-precise, short-iso) or journalctl -o json; the format
-is detected — and prints every oom-killer report in them. With no FILE, or
-when FILE is -, reads standard input.`,
+is detected — and prints every oom-killer report in them, enriched with what
+the cgroup paths say (pod UID, QoS class, container id and runtime) and a
+diagnosis. With --kubeconfig the pods are also looked up in the Kubernetes
+API. With no FILE, or when FILE is -, reads standard input.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := parseArgs(args, output, format, raw, maxTasks, year, host)
 			if err != nil {
 				return usageError{err}
 			}
-			return runParse(cmd.InOrStdin(), cmd.OutOrStdout(), cfg)
+			cfg.Kubeconfig = kubeconfig
+			return runParse(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -54,6 +75,7 @@ when FILE is -, reads standard input.`,
 	f.IntVar(&maxTasks, "max-tasks", oomparse.DefaultMaxTasks, "task-table rows kept per report (the largest by rss)")
 	f.IntVar(&year, "year", 0, "year of syslog timestamps that carry none (default: the current year)")
 	f.StringVar(&host, "host", "", "host name for records that carry none")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file: also look the pods up in the Kubernetes API")
 	return cmd
 }
 
@@ -79,8 +101,37 @@ func parseArgs(args []string, output, format string, raw bool, maxTasks, year in
 	return cfg, nil
 }
 
-// runParse parses every input and writes its reports.
-func runParse(stdin io.Reader, stdout io.Writer, cfg parseConfig) error {
+// newParseEnricher returns the enricher of saved logs: cgroup paths only
+// (their cgroups are gone or reused: no snapshot, no kill counters), plus
+// the pod lookup with --kubeconfig.
+func newParseEnricher(ctx context.Context, cfg parseConfig) (*enrich.Enricher, error) {
+	var opts []enrich.Option
+	if cfg.Kubeconfig != "" {
+		l, err := podLookupFromKubeconfig(ctx, cfg.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: Kubernetes pod lookup: %w", cfg.Kubeconfig, err)
+		}
+		opts = append(opts, enrich.WithPodLookup(l))
+	}
+	e, err := enrich.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("enricher: %w", err)
+	}
+	return e, nil
+}
+
+// runParse parses every input and writes its reports, enriched.
+func runParse(ctx context.Context, stdin io.Reader, stdout io.Writer, cfg parseConfig) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// Ends the pod lookup (its informer) when parsing is done.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	en, err := newParseEnricher(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
 	opts := []oomparse.Option{oomparse.WithMaxTasks(cfg.MaxTasks)}
@@ -90,7 +141,7 @@ func runParse(stdin io.Reader, stdout io.Writer, cfg parseConfig) error {
 	for _, name := range cfg.Files {
 		reports, err := parseInput(stdin, name, cfg, opts)
 		for i := range reports {
-			if werr := writeReport(w, &reports[i], cfg); werr != nil {
+			if werr := writeReport(w, en.Enrich(ctx, &reports[i]), cfg); werr != nil {
 				return fmt.Errorf("writing output: %w", werr)
 			}
 		}
@@ -127,8 +178,8 @@ func parseInput(stdin io.Reader, name string, cfg parseConfig, opts []oomparse.O
 	return reports, nil
 }
 
-func writeReport(w io.Writer, r *oomparse.Report, cfg parseConfig) error {
-	if !cfg.Raw && cfg.Output != "text" {
+func writeReport(w io.Writer, r *enrich.Report, cfg parseConfig) error {
+	if !cfg.Raw && cfg.Output != "text" && r.Report != nil {
 		r.Raw, r.RawDropped = nil, 0
 	}
 	switch cfg.Output {

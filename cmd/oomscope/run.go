@@ -2,18 +2,24 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/oomscope/oomscope/daemon"
+	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/oomparse"
 	"github.com/oomscope/oomscope/sink"
 )
@@ -30,6 +36,9 @@ type runConfig struct {
 	MaxTasks   int
 	LogLevel   zerolog.Level
 	LogFormat  string
+	CgroupRoot string
+	ProcRoot   string
+	Metrics    string
 }
 
 func newRunCmd() *cobra.Command {
@@ -77,9 +86,32 @@ twice. Needs read access to /dev/kmsg (root or CAP_SYSLOG).`,
 	f.BoolVar(&c.Raw, "raw", false, "include raw kernel lines in --stdout output (the archive always has them)")
 	f.StringVar(&c.Host, "host", defaultHost(), "node name written into reports (default $NODE_NAME or the host name)")
 	f.IntVar(&c.MaxTasks, "max-tasks", oomparse.DefaultMaxTasks, "task-table rows kept per report (the largest by rss)")
+	f.StringVar(&c.CgroupRoot, "cgroup-root", enrich.DefaultCgroupRoot, "where the host's cgroup filesystems are mounted (a DaemonSet mounts them at /host/sys/fs/cgroup)")
+	f.StringVar(&c.ProcRoot, "proc-root", enrich.DefaultProcRoot, "where the host's procfs is mounted")
+	f.StringVar(&c.Metrics, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9101); empty disables")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&lfmt, "log-format", "json", "log format: json or console")
 	return cmd
+}
+
+// replayAge is how old a report may be and still be enriched as live: with
+// a snapshot of its cgroup and the kernel's kill counters. Older reports
+// (read from the ring buffer at start-up) get neither: their cgroup may be
+// gone or reused, and the counters have moved on.
+const replayAge = 30 * time.Second
+
+// freshEnricher enriches recent reports with the live enricher and older
+// ones with the replay enricher.
+type freshEnricher struct {
+	live, replay *enrich.Enricher
+	maxAge       time.Duration
+}
+
+func (f freshEnricher) Enrich(ctx context.Context, r *oomparse.Report) *enrich.Report {
+	if r.Last.Wall != nil && time.Since(*r.Last.Wall) > f.maxAge {
+		return f.replay.Enrich(ctx, r)
+	}
+	return f.live.Enrich(ctx, r)
 }
 
 func defaultHost() string {
@@ -116,13 +148,34 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 	if len(sinks) == 0 {
 		return usageError{fmt.Errorf("nothing to publish to: the archive is disabled and --stdout is not set")}
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	base := []enrich.Option{enrich.WithCgroupRoot(c.CgroupRoot), enrich.WithProcRoot(c.ProcRoot), enrich.WithLogger(log)}
+	live, err := enrich.New(append(base, enrich.WithSnapshot(true), enrich.WithKillCounters(reg))...)
+	if err != nil {
+		return fmt.Errorf("enrichment: %w", err)
+	}
+	replay, err := enrich.New(base...)
+	if err != nil {
+		return fmt.Errorf("enrichment: %w", err)
+	}
+	if c.Metrics != "" {
+		srv := &http.Server{Addr: c.Metrics, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Str("addr", c.Metrics).Msg("metrics server")
+			}
+		}()
+		defer srv.Close()
+	}
 	log.Info().Str("archive", archive).Bool("stdout", c.Stdout).Str("state_dir", c.StateDir).Str("host", c.Host).Msg("starting")
-	err := daemon.Run(ctx, daemon.Config{
+	err = daemon.Run(ctx, daemon.Config{
 		Device:        c.Device,
 		Start:         c.Start,
 		StatePath:     filepath.Join(c.StateDir, "checkpoint.json"),
 		Host:          c.Host,
 		Sink:          sinks,
+		Enricher:      freshEnricher{live: live, replay: replay, maxAge: replayAge},
 		ParserOptions: []oomparse.Option{oomparse.WithMaxTasks(c.MaxTasks)},
 		Logger:        log,
 	})

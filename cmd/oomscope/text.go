@@ -7,17 +7,21 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/oomparse"
 )
 
-// writeText writes the post-mortem an on-call engineer reads first: what
-// was killed, where, which limit, what the memory was, the top processes
-// and anything that makes the report less than whole.
-func writeText(w io.Writer, r *oomparse.Report) error {
+// writeText writes the post-mortem an on-call engineer reads first: the
+// one-line answer, the pod and container, which limit and what became of
+// the container, then what was killed, where, what the memory was, the top
+// processes and anything that makes the report less than whole.
+func writeText(w io.Writer, er *enrich.Report) error {
+	r := er.Report
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	line := func(k, format string, a ...any) { fmt.Fprintf(tw, "  %s\t%s\n", k, fmt.Sprintf(format, a...)) }
 
 	fmt.Fprintf(tw, "OOM kill (%s) %s\n", r.Kind, when(r))
+	writeEnrichment(line, er)
 	for _, v := range r.Victims {
 		what := "killed"
 		if v.Exiting {
@@ -63,6 +67,20 @@ func writeText(w io.Writer, r *oomparse.Report) error {
 		line("trigger", "%s%s asked for order-%d %s", t.Comm, pid, t.Order, strings.Join(t.GFPFlags, "|"))
 	}
 	writeTop(tw, r)
+	if d := er.Diagnosis; d != nil {
+		if d.Memory != nil {
+			line("memory", "%s", d.Memory.Explanation)
+		}
+		if d.Victim != nil && d.Victim.Explanation != "" {
+			line("victim", "%s", d.Victim.Explanation)
+		}
+		if d.OOMGroup != nil {
+			line("oom.group", "%s", d.OOMGroup.Explanation)
+		}
+	}
+	for _, m := range er.MissedKills {
+		line("missed", "%d kill(s) without a report (%s): %s", m.Count, m.Counter, m.Explanation)
+	}
 	if r.Partial || r.Incomplete {
 		flags := []string{}
 		if r.Partial {
@@ -77,6 +95,60 @@ func writeText(w io.Writer, r *oomparse.Report) error {
 	line("id", "%s", r.ID)
 	fmt.Fprintln(tw)
 	return tw.Flush()
+}
+
+// writeEnrichment writes the enrichment's lines: the summary, the pod and
+// container, scope and outcome.
+func writeEnrichment(line func(k, format string, a ...any), er *enrich.Report) {
+	d := er.Diagnosis
+	if d != nil {
+		line("summary", "%s", d.Summary)
+	}
+	if p := er.Pod; p != nil {
+		var parts []string
+		if p.Name != "" {
+			parts = append(parts, p.Namespace+"/"+p.Name)
+		}
+		parts = append(parts, "uid "+p.UID)
+		if p.QoSClass != "" {
+			parts = append(parts, p.QoSClass)
+		}
+		if p.Owner != nil {
+			parts = append(parts, "owner "+p.Owner.Kind+"/"+p.Owner.Name)
+		}
+		if p.Deleted {
+			parts = append(parts, "deleted")
+		}
+		line("pod", "%s", strings.Join(parts, ", "))
+	}
+	if c := er.Container; c != nil {
+		var parts []string
+		if c.Name != "" {
+			parts = append(parts, fmt.Sprintf("%q", c.Name))
+		}
+		if c.ID != "" {
+			parts = append(parts, "id "+c.ID)
+		}
+		if c.Runtime != "" {
+			parts = append(parts, c.Runtime)
+		}
+		if c.Image != "" {
+			parts = append(parts, "image "+c.Image)
+		}
+		if c.RestartCount != nil {
+			parts = append(parts, fmt.Sprintf("restarts %d", *c.RestartCount))
+		}
+		line("container", "%s", strings.Join(parts, ", "))
+	}
+	if d != nil {
+		line("scope", "%s: %s", d.Scope, d.ScopeExplanation)
+		line("outcome", "%s: %s", d.Outcome, d.OutcomeExplanation)
+	}
+	if len(er.Enrichment.Errors) > 0 {
+		line("enrichment", "%s", strings.Join(er.Enrichment.Errors, " "))
+	} else if len(er.Enrichment.Sources) == 1 && er.Enrichment.Sources[0] == enrich.SourceCgroupPath && (er.Pod != nil || er.Container != nil) {
+		line("enrichment", "from the cgroup path only (no Kubernetes API)")
+	}
 }
 
 func writeTop(w io.Writer, r *oomparse.Report) {

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/oomscope/oomscope/enrich"
+)
+
+const (
+	capturePod = "../../testdata/captures/host-6.18-cgroupv1-memcg-pod-limit-3-kills.kmsg"
+	captureV2  = "../../testdata/captures/qemu-debian-6.1-cgroupv2-memcg.kmsg"
+)
+
+// run runs the command line as main does and returns its exit code and
+// output.
+func run(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := newRootCmd(strings.NewReader(stdin), &out, &errb)
+	cmd.SetArgs(args)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		errb.WriteString("oomscope: " + err.Error() + "\n")
+		return exitCode(err), out.String(), errb.String()
+	}
+	return 0, out.String(), errb.String()
+}
+
+// jsonLines decodes one JSON object per line.
+func jsonLines(t *testing.T, s string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not JSON: %v: %s", err, l)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestParseExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	noOOM := filepath.Join(dir, "quiet.log")
+	if err := os.WriteFile(noOOM, []byte("[    1.000000] Linux version 6.1.0\n[    2.000000] eth0: link up\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		stdin      string
+		wantCode   int
+		wantLines  int
+		wantStderr string
+	}{
+		{"reports", []string{"parse", capturePod}, "", 0, 3, ""},
+		{"two files", []string{"parse", capturePod, captureV2}, "", 0, 4, ""},
+		{"zero reports", []string{"parse", noOOM}, "", 0, 0, ""},
+		{"stdin", []string{"parse", "-"}, readFile(t, captureV2), 0, 1, ""},
+		{"missing file", []string{"parse", filepath.Join(dir, "nope.log")}, "", 1, 0, "cannot read " + filepath.Join(dir, "nope.log")},
+		{"directory", []string{"parse", dir}, "", 1, 0, "is a directory"},
+		{"reports before a missing file are kept", []string{"parse", captureV2, filepath.Join(dir, "nope.log")}, "", 1, 1, "no such file"},
+		{"bad output", []string{"parse", "-o", "yaml", capturePod}, "", 2, 0, `--output "yaml"`},
+		{"bad format", []string{"parse", "--format", "xml", capturePod}, "", 2, 0, "--format"},
+		{"bad max tasks", []string{"parse", "--max-tasks", "0", capturePod}, "", 2, 0, "--max-tasks"},
+		{"unknown flag", []string{"parse", "--bogus", capturePod}, "", 2, 0, "unknown flag"},
+		{"kubeconfig not wired", []string{"parse", "--kubeconfig", filepath.Join(dir, "kc"), capturePod}, "", 1, 0, "Kubernetes pod lookup: not implemented"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := run(t, tt.stdin, tt.args...)
+			if code != tt.wantCode {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, tt.wantCode, errs)
+			}
+			if n := len(jsonLines(t, out)); n != tt.wantLines {
+				t.Errorf("%d reports, want %d", n, tt.wantLines)
+			}
+			if tt.wantStderr != "" && !strings.Contains(errs, tt.wantStderr) {
+				t.Errorf("stderr %q, want it to contain %q", errs, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestParseJSONEnriched(t *testing.T) {
+	code, out, errs := run(t, "", "parse", capturePod)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	rs := jsonLines(t, out)
+	wantVictims := []string{"15901", "15900", "16068"}
+	for i, r := range rs {
+		if r["schema"] != "oomscope.report/v1" || r["raw"] != nil {
+			t.Errorf("report %d: schema %v, raw present %v", i, r["schema"], r["raw"] != nil)
+		}
+		pod, _ := r["pod"].(map[string]any)
+		ctr, _ := r["container"].(map[string]any)
+		d, _ := r["diagnosis"].(map[string]any)
+		en, _ := r["enrichment"].(map[string]any)
+		if pod["uid"] != "0b7e3c1e-5a42-4c1b-9d7a-2f1f8c3e9a11" || pod["qos_class"] != "Burstable" {
+			t.Errorf("report %d: pod %v", i, pod)
+		}
+		if ctr["id"] != "3f9a7c2d1e8b4a6f9c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1a2b" {
+			t.Errorf("report %d: container %v", i, ctr)
+		}
+		want := `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process ` + wantVictims[i] + ` "python3" killed by the POD limit 96Mi`
+		if d["scope"] != "pod" || d["main_process_killed"] != false || !strings.HasPrefix(d["summary"].(string), want) {
+			t.Errorf("report %d: diagnosis %v", i, d)
+		}
+		if src, _ := en["sources"].([]any); len(src) != 1 || src[0] != "cgroup-path" {
+			t.Errorf("report %d: enrichment %v", i, en)
+		}
+		if _, ok := r["snapshot"]; ok {
+			t.Errorf("report %d: a saved log got a snapshot", i)
+		}
+	}
+	// --raw keeps the records.
+	_, out, _ = run(t, "", "parse", "--raw", captureV2)
+	if r := jsonLines(t, out); len(r) != 1 || r[0]["raw"] == nil {
+		t.Error("--raw: no raw records")
+	}
+}
+
+func TestParseText(t *testing.T) {
+	code, out, errs := run(t, "", "parse", "-o", "text", captureV2)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) < 4 || !strings.HasPrefix(lines[0], "OOM kill (memcg)") {
+		t.Fatalf("output:\n%s", out)
+	}
+	want := [][2]string{
+		{"summary", `cgroup /kubepods.slice/pod1: process 85 "dd" killed by its cgroup's limit 32Mi; usage 32Mi = 100% anon`},
+		{"scope", "other: The memory limit 32Mi of the cgroup /kubepods.slice/pod1 was hit"},
+		{"outcome", "process-killed: Process 85 (dd) in /kubepods.slice/pod1 was killed"},
+	}
+	for i, w := range want {
+		if k, v := textField(lines[1+i]); k != w[0] || !strings.HasPrefix(v, w[1]) {
+			t.Errorf("line %d = %q, want %s %q...", 1+i, lines[1+i], w[0], w[1])
+		}
+	}
+	_, out, _ = run(t, "", "parse", "-o", "text", capturePod)
+	lines = strings.Split(out, "\n")
+	want = [][2]string{
+		{"summary", `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 15901 "python3" killed by the POD limit 96Mi; usage 96Mi = 99% anon; child process — container keeps running`},
+		{"pod", "uid 0b7e3c1e-5a42-4c1b-9d7a-2f1f8c3e9a11, Burstable"},
+		{"container", "id 3f9a7c2d1e8b4a6f9c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1a2b"},
+		{"scope", "pod: The pod-level limit 96Mi was hit"},
+		{"outcome", "child-killed: Pid 15898 (bash) has a lower pid"},
+		{"enrichment", "from the cgroup path only (no Kubernetes API)"},
+	}
+	for i, w := range want {
+		if k, v := textField(lines[1+i]); k != w[0] || !strings.HasPrefix(v, w[1]) {
+			t.Errorf("line %d = %q, want %s %q...", 1+i, lines[1+i], w[0], w[1])
+		}
+	}
+}
+
+// textField splits a text output line into its key and value.
+func textField(l string) (key, val string) {
+	l = strings.TrimSpace(l)
+	key, val, _ = strings.Cut(l, " ")
+	return key, strings.TrimSpace(val)
+}
+
+// podLookupStub resolves every pod to default/web-7d9.
+type podLookupStub struct{}
+
+func (podLookupStub) Lookup(_ context.Context, uid, cid string) (*enrich.Pod, *enrich.Container, error) {
+	return &enrich.Pod{Namespace: "default", Name: "web-7d9", UID: uid, QoSClass: "Burstable"},
+		&enrich.Container{Name: "app", ID: cid}, nil
+}
+
+func TestParseKubeconfigHook(t *testing.T) {
+	saved := podLookupFromKubeconfig
+	t.Cleanup(func() { podLookupFromKubeconfig = saved })
+	var got string
+	podLookupFromKubeconfig = func(_ context.Context, kubeconfig string) (enrich.PodLookup, error) {
+		got = kubeconfig
+		return podLookupStub{}, nil
+	}
+	code, out, errs := run(t, "", "parse", "--kubeconfig", "/etc/kube/config", capturePod)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if got != "/etc/kube/config" {
+		t.Errorf("hook got kubeconfig %q", got)
+	}
+	rs := jsonLines(t, out)
+	d := rs[0]["diagnosis"].(map[string]any)
+	if !strings.HasPrefix(d["summary"].(string), `container "app" of default/web-7d9 (Burstable): process 15901 "python3"`) {
+		t.Errorf("summary %q", d["summary"])
+	}
+	src := rs[0]["enrichment"].(map[string]any)["sources"].([]any)
+	if len(src) != 2 || src[1] != "kubernetes-api" {
+		t.Errorf("sources %v", src)
+	}
+}

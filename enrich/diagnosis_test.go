@@ -1,0 +1,434 @@
+package enrich
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/oomscope/oomscope/kmsg"
+	"github.com/oomscope/oomscope/oomparse"
+)
+
+// parseCapture parses a file of ../testdata/captures.
+func parseCapture(t *testing.T, name string) []oomparse.Report {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "testdata", "captures", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rs, err := oomparse.ParseAll(kmsg.NewScanner(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+// fakeLookup returns a fixed pod and container.
+type fakeLookup struct {
+	pod *Pod
+	ctr *Container
+}
+
+func (f fakeLookup) Lookup(context.Context, string, string) (*Pod, *Container, error) {
+	return f.pod, f.ctr, nil
+}
+
+// enrichWith enriches r from its cgroup paths and, when pod is set, a
+// lookup returning pod and ctr.
+func enrichWith(t *testing.T, r *oomparse.Report, pod *Pod, ctr *Container) *Report {
+	t.Helper()
+	var opts []Option
+	if pod != nil {
+		opts = append(opts, WithPodLookup(fakeLookup{pod, ctr}))
+	}
+	e, err := New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.Enrich(context.Background(), r)
+}
+
+func u64(v uint64) *uint64 { return &v }
+
+// derived is a Derived with usage, limit and a composition in MiB.
+func derived(usage, limit, anon, activeFile, inactiveFile, shmem, kernel uint64) *oomparse.Derived {
+	const mi = 1 << 20
+	return &oomparse.Derived{
+		PageSizeBytes: 4096, Source: "memcg-v2-stats",
+		UsageBytes: u64(usage * mi), LimitBytes: u64(limit * mi),
+		AnonBytes: u64(anon * mi), ActiveFileBytes: u64(activeFile * mi), InactiveFileBytes: u64(inactiveFile * mi),
+		PageCacheBytes: u64((activeFile + inactiveFile) * mi), ShmemBytes: u64(shmem * mi), KernelBytes: u64(kernel * mi),
+		WorkingSetBytes: u64((usage - inactiveFile) * mi),
+	}
+}
+
+func task(pid int, name string, rssPages uint64, adj int) oomparse.Task {
+	return oomparse.Task{PID: pid, TGID: pid, RSSPages: rssPages, OOMScoreAdj: adj, Name: name}
+}
+
+const (
+	sdPod = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0b7e3c1e_5a42_4c1b_9d7a_2f1f8c3e9a11.slice"
+	sdCtr = sdPod + "/cri-containerd-" + fixtureCID + ".scope"
+	gPod  = "/kubepods/pod" + fixturePodUID
+	gCtr  = gPod + "/" + fixtureCID
+	bePod = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0b7e3c1e_5a42_4c1b_9d7a_2f1f8c3e9a11.slice"
+	beCtr = bePod + "/crio-" + fixtureCID + ".scope"
+)
+
+func memcg(lim, victim string, limitMi uint64, d *oomparse.Derived, tasks []oomparse.Task, victims ...oomparse.Victim) *oomparse.Report {
+	return &oomparse.Report{
+		Kind: oomparse.KindMemcg, Constraint: "CONSTRAINT_MEMCG", OOMMemcg: lim, TaskMemcg: victim,
+		Memory:  &oomparse.Counter{UsageBytes: limitMi << 20, LimitBytes: limitMi << 20},
+		Derived: d, Tasks: tasks, TasksTotal: len(tasks), Victims: victims,
+	}
+}
+
+func victim(pid int, comm string, adj int) oomparse.Victim {
+	return oomparse.Victim{PID: pid, Comm: comm, OOMScoreAdj: &adj, AnonRSSBytes: 100 << 20}
+}
+
+func TestDiagnose(t *testing.T) {
+	appTasks := []oomparse.Task{task(4100, "app", 60000, 900), task(4200, "worker", 2000, 900)}
+	tests := []struct {
+		name        string
+		report      func(t *testing.T) *oomparse.Report
+		pod         *Pod
+		ctr         *Container
+		wantScope   string
+		wantOutcome string
+		wantMain    *bool
+		wantSummary string
+		check       func(t *testing.T, d *Diagnosis)
+	}{
+		{
+			name: "capture v1 pod limit, child killed",
+			report: func(t *testing.T) *oomparse.Report {
+				return &parseCapture(t, "host-6.18-cgroupv1-memcg-pod-limit-3-kills.kmsg")[0]
+			},
+			wantScope: ScopePod, wantOutcome: OutcomeChildKilled, wantMain: ptr(false),
+			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 15901 "python3" killed by the POD limit 96Mi; usage 96Mi = 99% anon; child process — container keeps running`,
+			check: func(t *testing.T, d *Diagnosis) {
+				if d.Victim == nil || d.Victim.BiggestConsumer == nil || !*d.Victim.BiggestConsumer {
+					t.Errorf("victim = %+v, want the biggest consumer", d.Victim)
+				}
+				// The capture's harness runs without a kubelet: adj 0 in a Burstable pod.
+				if !d.Victim.QoSMismatch || d.Victim.ImpliedQoS != "not-kubernetes" {
+					t.Errorf("victim qos = %q mismatch %v, want not-kubernetes mismatch", d.Victim.ImpliedQoS, d.Victim.QoSMismatch)
+				}
+				if !strings.Contains(d.OutcomeExplanation, "Pid 15898 (bash) has a lower pid") {
+					t.Errorf("outcome explanation %q", d.OutcomeExplanation)
+				}
+			},
+		},
+		{
+			name: "capture v1 pod limit, third kill",
+			report: func(t *testing.T) *oomparse.Report {
+				return &parseCapture(t, "host-6.18-cgroupv1-memcg-pod-limit-3-kills.kmsg")[2]
+			},
+			wantScope: ScopePod, wantOutcome: OutcomeChildKilled, wantMain: ptr(false),
+			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 16068 "python3" killed by the POD limit 96Mi; usage 96Mi = 100% anon; child process — container keeps running`,
+		},
+		{
+			name: "capture v2 not a kubernetes cgroup",
+			report: func(t *testing.T) *oomparse.Report {
+				return &parseCapture(t, "qemu-debian-6.1-cgroupv2-memcg.kmsg")[0]
+			},
+			wantScope: ScopeOther, wantOutcome: OutcomeProcessKilled,
+			wantSummary: `cgroup /kubepods.slice/pod1: process 85 "dd" killed by its cgroup's limit 32Mi; usage 32Mi = 100% anon`,
+		},
+		{
+			name: "container limit, main process, with the API",
+			report: func(t *testing.T) *oomparse.Report {
+				return memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4100, "app", 900))
+			},
+			pod:       &Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: QoSBurstable},
+			ctr:       &Container{Name: "app", MemoryRequestBytes: ptr(int64(128 << 20)), MemoryLimitBytes: ptr(int64(256 << 20)), RestartCount: ptr(int32(3))},
+			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4100 "app" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; main process — container restarts`,
+			check: func(t *testing.T, d *Diagnosis) {
+				if !strings.Contains(d.OutcomeExplanation, "restartCount 3") {
+					t.Errorf("outcome explanation %q lacks the restart count", d.OutcomeExplanation)
+				}
+				if d.Victim.QoSMismatch || d.Victim.ImpliedQoS != QoSBurstable {
+					t.Errorf("victim = %+v, want Burstable without mismatch", d.Victim)
+				}
+				if d.Memory.WorkingSetBytes == nil || *d.Memory.WorkingSetBytes != 250<<20 || d.Memory.MostlyReclaimable {
+					t.Errorf("memory = %+v, want working set 250Mi, not mostly reclaimable", d.Memory)
+				}
+			},
+		},
+		{
+			name: "container limit, child process, guaranteed cgroupfs",
+			report: func(t *testing.T) *oomparse.Report {
+				return memcg(gCtr, gCtr, 512, derived(512, 512, 500, 0, 0, 0, 12),
+					[]oomparse.Task{task(4100, "sh", 300, -997), task(4150, "java", 120000, -997)}, victim(4150, "java", -997))
+			},
+			wantScope: ScopeContainer, wantOutcome: OutcomeChildKilled, wantMain: ptr(false),
+			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Guaranteed): process 4150 "java" killed by the CONTAINER limit 512Mi; usage 512Mi = 98% anon; child process — container keeps running`,
+			check: func(t *testing.T, d *Diagnosis) {
+				if d.Victim.QoSMismatch || d.Victim.ExpectedOOMScoreAdj == nil || *d.Victim.ExpectedOOMScoreAdj != -997 {
+					t.Errorf("victim = %+v, want expected -997, no mismatch", d.Victim)
+				}
+			},
+		},
+		{
+			name: "pod limit, pause process killed",
+			report: func(t *testing.T) *oomparse.Report {
+				return memcg(bePod, bePod, 64, derived(64, 64, 60, 0, 0, 0, 4),
+					[]oomparse.Task{task(900, "pause", 100, -998)}, victim(900, "pause", -998))
+			},
+			wantScope: ScopePod, wantOutcome: OutcomeSandboxKilled, wantMain: ptr(true),
+			wantSummary: `pod 0b7e3c1e (BestEffort): process 900 "pause" killed by the POD limit 64Mi; usage 64Mi = 94% anon; pause process — pod sandbox restarts`,
+		},
+		{
+			name: "pod limit, main process of the only container besides pause",
+			report: func(t *testing.T) *oomparse.Report {
+				return memcg(bePod, beCtr, 64, derived(64, 64, 60, 0, 0, 0, 4),
+					[]oomparse.Task{task(900, "pause", 100, -998), task(950, "nginx", 15000, 1000)}, victim(950, "nginx", 1000))
+			},
+			wantScope: ScopePod, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (BestEffort): process 950 "nginx" killed by the POD limit 64Mi; usage 64Mi = 94% anon; main process — container restarts`,
+		},
+		{
+			name: "victim not the biggest: oom_score_adj",
+			report: func(t *testing.T) *oomparse.Report {
+				return memcg("/kubepods", beCtr, 7168, derived(7168, 7168, 7000, 0, 0, 0, 168),
+					[]oomparse.Task{task(300, "db", 1500000, -997), task(950, "nginx", 20000, 1000)}, victim(950, "nginx", 1000))
+			},
+			wantScope: ScopeKubepods, wantOutcome: OutcomeUnknown,
+			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (BestEffort): process 950 "nginx" killed by the KUBEPODS (node allocatable) limit 7Gi; usage 7Gi = 98% anon; main or child process unknown`,
+			check: func(t *testing.T, d *Diagnosis) {
+				v := d.Victim
+				if v.BiggestConsumer == nil || *v.BiggestConsumer || v.Biggest == nil || v.Biggest.PID != 300 {
+					t.Fatalf("victim = %+v, want not the biggest, biggest pid 300", v)
+				}
+				if !strings.Contains(v.Explanation, "oom_score_adj 1000 outweighs the bigger task's -997") {
+					t.Errorf("explanation %q", v.Explanation)
+				}
+			},
+		},
+		{
+			name: "qos mismatch: guaranteed pod, adj 1000",
+			report: func(t *testing.T) *oomparse.Report {
+				return memcg(gCtr, gCtr, 128, derived(128, 128, 120, 0, 0, 0, 8),
+					[]oomparse.Task{task(10, "app", 30000, 1000)}, victim(10, "app", 1000))
+			},
+			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Guaranteed): process 10 "app" killed by the CONTAINER limit 128Mi; usage 128Mi = 94% anon; main process — container restarts`,
+			check: func(t *testing.T, d *Diagnosis) {
+				if !d.Victim.QoSMismatch || !strings.Contains(d.Victim.Explanation, "does not fit the pod's Guaranteed QoS class (the kubelet sets -997)") {
+					t.Errorf("victim = %+v, want a mismatch", d.Victim)
+				}
+			},
+		},
+		{
+			name: "mostly reclaimable cache",
+			report: func(t *testing.T) *oomparse.Report {
+				return memcg(sdCtr, sdCtr, 1024, derived(1024, 1024, 200, 300, 500, 0, 24),
+					[]oomparse.Task{task(7, "backup", 50000, 500)}, victim(7, "backup", 500))
+			},
+			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 7 "backup" killed by the CONTAINER limit 1Gi; usage 1Gi = 78% page cache; main process — container restarts`,
+			check: func(t *testing.T, d *Diagnosis) {
+				if !d.Memory.MostlyReclaimable || *d.Memory.ReclaimableBytes != 800<<20 || !strings.Contains(d.Memory.Explanation, "mostly reclaimable page cache") {
+					t.Errorf("memory = %+v", d.Memory)
+				}
+			},
+		},
+		{
+			name: "memory.oom.group",
+			report: func(t *testing.T) *oomparse.Report {
+				r := memcg(sdCtr, sdCtr, 256, derived(256, 256, 250, 0, 0, 0, 6),
+					[]oomparse.Task{task(50, "nginx", 100, 900), task(51, "nginx", 30000, 900), task(52, "nginx", 30000, 900)},
+					victim(51, "nginx", 900), victim(50, "nginx", 900), victim(52, "nginx", 900))
+				r.Victims[1].GroupMember, r.Victims[2].GroupMember = true, true
+				r.OOMGroup = sdCtr
+				return r
+			},
+			wantScope: ScopeContainer, wantOutcome: OutcomeChildKilled, wantMain: ptr(false),
+			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 51 "nginx" and 2 more (memory.oom.group) killed by the CONTAINER limit 256Mi; usage 256Mi = 98% anon; child process — container keeps running`,
+			check: func(t *testing.T, d *Diagnosis) {
+				if d.OOMGroup == nil || d.OOMGroup.Killed != 3 || d.OOMGroup.Cgroup != sdCtr {
+					t.Errorf("oom group = %+v", d.OOMGroup)
+				}
+			},
+		},
+		{
+			name: "global OOM",
+			report: func(t *testing.T) *oomparse.Report {
+				return &oomparse.Report{Kind: oomparse.KindGlobal, Constraint: "CONSTRAINT_NONE", OOMMemcg: "/", TaskMemcg: gCtr,
+					Derived: derived(4096, 4096, 3900, 0, 0, 0, 196), Tasks: appTasks, TasksTotal: 2, Victims: []oomparse.Victim{victim(4100, "app", -997)}}
+			},
+			wantScope: ScopeNode, wantOutcome: OutcomeUnknown,
+			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Guaranteed): process 4100 "app" killed by NODE memory (global OOM); usage 4Gi = 95% anon; main or child process unknown`,
+			check: func(t *testing.T, d *Diagnosis) {
+				if d.LimitBytes != nil {
+					t.Errorf("limit = %d, want none for a global OOM", *d.LimitBytes)
+				}
+			},
+		},
+		{
+			name: "cpuset",
+			report: func(t *testing.T) *oomparse.Report {
+				return &oomparse.Report{Kind: oomparse.KindCpuset, Constraint: "CONSTRAINT_CPUSET", MemsAllowed: "1", TaskMemcg: "/system.slice/etcd.service",
+					Victims: []oomparse.Victim{victim(77, "etcd", 0)}}
+			},
+			wantScope: ScopeCpuset, wantOutcome: OutcomeProcessKilled,
+			wantSummary: `unit etcd.service: process 77 "etcd" killed by its CPUSET's memory nodes`,
+		},
+		{
+			name: "mempolicy",
+			report: func(t *testing.T) *oomparse.Report {
+				return &oomparse.Report{Kind: oomparse.KindMempolicy, Constraint: "CONSTRAINT_MEMORY_POLICY", Nodemask: "0",
+					Victims: []oomparse.Victim{victim(78, "numa", 0)}}
+			},
+			wantScope: ScopeMempolicy, wantOutcome: OutcomeUnknown,
+			wantSummary: `process 78 "numa" killed by its MEMPOLICY's memory nodes`,
+		},
+		{
+			name: "system service limit",
+			report: func(t *testing.T) *oomparse.Report {
+				return memcg("/system.slice/kubelet.service", "/system.slice/kubelet.service", 1024, nil,
+					nil, victim(800, "kubelet", -999))
+			},
+			wantScope: ScopeSystemService, wantOutcome: OutcomeProcessKilled,
+			wantSummary: `unit kubelet.service: process 800 "kubelet" killed by the limit 1Gi of SERVICE kubelet.service`,
+			check: func(t *testing.T, d *Diagnosis) {
+				if d.Victim.ImpliedQoS != "node-daemon" {
+					t.Errorf("implied qos %q", d.Victim.ImpliedQoS)
+				}
+			},
+		},
+		{
+			name: "no task table",
+			report: func(t *testing.T) *oomparse.Report {
+				return memcg(sdCtr, sdCtr, 256, nil, nil, victim(4100, "app", 900))
+			},
+			wantScope: ScopeContainer, wantOutcome: OutcomeUnknown,
+			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 4100 "app" killed by the CONTAINER limit 256Mi; main or child process unknown`,
+		},
+		{
+			name: "no killable process",
+			report: func(t *testing.T) *oomparse.Report {
+				r := memcg(sdPod, "", 256, nil, nil)
+				r.NoKillable = true
+				return r
+			},
+			wantScope: ScopePod, wantOutcome: OutcomeNothingKilled,
+			wantSummary: `pod 0b7e3c1e (Burstable): nothing killable, hit by the POD limit 256Mi`,
+		},
+		{
+			name: "victim already exiting",
+			report: func(t *testing.T) *oomparse.Report {
+				v := victim(4100, "app", 900)
+				v.Exiting = true
+				return memcg(sdCtr, sdCtr, 256, nil, nil, v)
+			},
+			wantScope: ScopeContainer, wantOutcome: OutcomeNothingKilled,
+			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 4100 "app" already exiting, nothing killed, hit by the CONTAINER limit 256Mi`,
+		},
+		{
+			name: "old kernel: limiting cgroup from the stats block",
+			report: func(t *testing.T) *oomparse.Report {
+				r := memcg("", gCtr, 128, nil, nil, victim(5, "x", -997))
+				r.MemcgStats = []oomparse.MemcgStats{{Path: gPod}, {Path: gCtr}}
+				return r
+			},
+			wantScope: ScopePod, wantOutcome: OutcomeUnknown,
+			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Guaranteed): process 5 "x" killed by the POD limit 128Mi; main or child process unknown`,
+		},
+		{
+			name: "docker container outside kubernetes",
+			report: func(t *testing.T) *oomparse.Report {
+				p := "/system.slice/docker-" + fixtureCID + ".scope"
+				return memcg(p, p, 64, nil, []oomparse.Task{task(3, "redis", 16000, 0)}, victim(3, "redis", 0))
+			},
+			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			wantSummary: `container 3f9a7c2d1e8b (docker): process 3 "redis" killed by the CONTAINER limit 64Mi; main process — container restarts`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			er := enrichWith(t, tt.report(t), tt.pod, tt.ctr)
+			d := er.Diagnosis
+			if d == nil {
+				t.Fatal("no diagnosis")
+			}
+			if d.Scope != tt.wantScope || d.Outcome != tt.wantOutcome {
+				t.Errorf("scope, outcome = %s, %s; want %s, %s", d.Scope, d.Outcome, tt.wantScope, tt.wantOutcome)
+			}
+			if (d.MainProcessKilled == nil) != (tt.wantMain == nil) || (d.MainProcessKilled != nil && *d.MainProcessKilled != *tt.wantMain) {
+				t.Errorf("main process killed = %v, want %v", fmtBool(d.MainProcessKilled), fmtBool(tt.wantMain))
+			}
+			if d.Summary != tt.wantSummary {
+				t.Errorf("summary\n got %s\nwant %s", d.Summary, tt.wantSummary)
+			}
+			for name, s := range map[string]string{"scope": d.ScopeExplanation, "outcome": d.OutcomeExplanation} {
+				if s == "" || !strings.HasSuffix(s, ".") || strings.Count(s, ". ") > 0 {
+					t.Errorf("%s explanation is not one sentence: %q", name, s)
+				}
+			}
+			if tt.check != nil {
+				tt.check(t, d)
+			}
+		})
+	}
+}
+
+func fmtBool(b *bool) string {
+	if b == nil {
+		return "nil"
+	}
+	if *b {
+		return "true"
+	}
+	return "false"
+}
+
+func TestBurstableOOMScoreAdj(t *testing.T) {
+	const gi = int64(1 << 30)
+	tests := []struct {
+		req, capacity int64
+		want          int
+	}{
+		{gi, 8 * gi, 875},
+		{0, 8 * gi, 999},    // 1000 is BestEffort's: capped at 999
+		{8 * gi, 8 * gi, 2}, // floor
+		{16 * gi, 8 * gi, 2},
+		{gi, 0, 999},
+	}
+	for _, tt := range tests {
+		if got := BurstableOOMScoreAdj(tt.req, tt.capacity); got != tt.want {
+			t.Errorf("BurstableOOMScoreAdj(%d, %d) = %d, want %d", tt.req, tt.capacity, got, tt.want)
+		}
+	}
+}
+
+func TestDiagnoseBurstableExpectation(t *testing.T) {
+	r := memcg(sdCtr, sdCtr, 256, nil, []oomparse.Task{task(1, "app", 100, 600)}, victim(1, "app", 600))
+	er := enrichWith(t, r, &Pod{UID: fixturePodUID, QoSClass: QoSBurstable}, &Container{Name: "app", MemoryRequestBytes: ptr(int64(1 << 30))})
+	d := Diagnose(er, 8<<30)
+	if d.Victim.ExpectedOOMScoreAdj == nil || *d.Victim.ExpectedOOMScoreAdj != 875 {
+		t.Errorf("expected adj = %v, want 875", d.Victim.ExpectedOOMScoreAdj)
+	}
+	if d.Victim.QoSMismatch {
+		t.Error("600 is Burstable: no mismatch")
+	}
+}
+
+func TestQuantity(t *testing.T) {
+	for in, want := range map[uint64]string{0: "0", 1023: "1023", 1024: "1Ki", 100663296: "96Mi", 100651008: "96.0Mi", 1536 << 20: "1.5Gi", 7 << 30: "7Gi"} {
+		if got := Quantity(in); got != want {
+			t.Errorf("Quantity(%d) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestDiagnoseNil(t *testing.T) {
+	if d := Diagnose(nil, 0); d.Scope != ScopeOther || d.Summary == "" {
+		t.Errorf("Diagnose(nil) = %+v", d)
+	}
+}

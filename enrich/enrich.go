@@ -1,0 +1,374 @@
+package enrich
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/oomscope/oomscope/oomparse"
+)
+
+// Enrichment sources (see [Enrichment.Sources]).
+const (
+	SourceCgroupPath     = "cgroup-path"
+	SourceKubernetesAPI  = "kubernetes-api"
+	SourceCgroupSnapshot = "cgroup-snapshot"
+	SourceKernelCounters = "kernel-counters"
+)
+
+// DefaultProcRoot is where procfs is mounted.
+const DefaultProcRoot = "/proc"
+
+// lookupRetryInterval is how often a pod lookup is retried within the
+// lookup wait.
+const lookupRetryInterval = 100 * time.Millisecond
+
+// Enricher adds pod identity, a cgroup snapshot, missed-kill findings and a
+// diagnosis to parsed reports. It is safe for concurrent use.
+type Enricher struct {
+	lookup     PodLookup
+	cgroupRoot string
+	procRoot   string
+	log        zerolog.Logger
+	snapshot   bool
+	lookupWait time.Duration
+	counters   bool
+	registerer prometheus.Registerer
+
+	// fs is the memory cgroup reader; nil when no controller was found or
+	// neither snapshots nor counters are enabled.
+	fs *cgroupFS
+	// fsErr says why fs is nil.
+	fsErr error
+	// kills is nil unless WithKillCounters was given.
+	kills *killCounters
+	// nodeMemory is the node's MemTotal (live mode), 0 when unknown.
+	nodeMemory uint64
+}
+
+// Option configures an [Enricher].
+type Option func(*Enricher) error
+
+// WithPodLookup resolves pods and containers through l (the Kubernetes
+// API). Without it (or with nil) reports are enriched from the cgroup path
+// alone.
+func WithPodLookup(l PodLookup) Option {
+	return func(e *Enricher) error { e.lookup = l; return nil }
+}
+
+// WithCgroupRoot sets where the host's cgroup filesystems are mounted
+// (default [DefaultCgroupRoot]; a DaemonSet mounts the host's at
+// /host/sys/fs/cgroup).
+func WithCgroupRoot(path string) Option {
+	return func(e *Enricher) error {
+		if path == "" {
+			return errors.New("enrich: empty cgroup root")
+		}
+		e.cgroupRoot = path
+		return nil
+	}
+}
+
+// WithProcRoot sets where the host's procfs is mounted (default
+// [DefaultProcRoot]).
+func WithProcRoot(path string) Option {
+	return func(e *Enricher) error {
+		if path == "" {
+			return errors.New("enrich: empty proc root")
+		}
+		e.procRoot = path
+		return nil
+	}
+}
+
+// WithLogger sets the logger (default: disabled).
+func WithLogger(l zerolog.Logger) Option {
+	return func(e *Enricher) error { e.log = l; return nil }
+}
+
+// WithSnapshot enables reading the limiting cgroup right after the kill.
+// Use it for live reports only: a saved log's cgroups are long gone or,
+// worse, reused.
+func WithSnapshot(on bool) Option {
+	return func(e *Enricher) error { e.snapshot = on; return nil }
+}
+
+// WithLookupWait bounds how long Enrich keeps retrying the pod lookup for a
+// pod or container the informer has not seen yet (default 0: one try).
+func WithLookupWait(d time.Duration) Option {
+	return func(e *Enricher) error {
+		if d < 0 {
+			return fmt.Errorf("enrich: negative lookup wait %v", d)
+		}
+		e.lookupWait = d
+		return nil
+	}
+}
+
+// WithKillCounters enables comparing the kernel's OOM-kill counters (per
+// victim cgroup and /proc/vmstat) with the reports enriched, for live
+// reports only. When reg is not nil, the counter
+// oomscope_missed_oom_kills_total{scope="cgroup"|"node"} is registered on
+// it.
+func WithKillCounters(reg prometheus.Registerer) Option {
+	return func(e *Enricher) error { e.counters, e.registerer = true, reg; return nil }
+}
+
+// New returns an Enricher. Errors come from invalid options and from
+// registering metrics.
+func New(opts ...Option) (*Enricher, error) {
+	e := &Enricher{cgroupRoot: DefaultCgroupRoot, procRoot: DefaultProcRoot, log: zerolog.Nop()}
+	for _, o := range opts {
+		if err := o(e); err != nil {
+			return nil, err
+		}
+	}
+	if e.snapshot || e.counters {
+		e.fs, e.fsErr = newCgroupFS(e.cgroupRoot)
+		if e.fsErr != nil {
+			e.log.Warn().Err(e.fsErr).Str("cgroup_root", e.cgroupRoot).Msg("cgroup snapshots and per-cgroup kill counters disabled")
+			e.fs = nil
+		}
+		if kv, err := readMeminfoTotal(filepath.Join(e.procRoot, "meminfo")); err == nil {
+			e.nodeMemory = kv
+		} else {
+			e.log.Debug().Err(err).Msg("node memory capacity unknown")
+		}
+	}
+	if e.counters {
+		k, err := newKillCounters(e.fs, e.procRoot, e.registerer)
+		if err != nil {
+			return nil, fmt.Errorf("enrich: %w", err)
+		}
+		e.kills = k
+	}
+	return e, nil
+}
+
+// Enrich enriches r. It never fails: what it cannot learn is listed in the
+// result's Enrichment.Errors. r is referenced, not copied.
+func (e *Enricher) Enrich(ctx context.Context, r *oomparse.Report) *Report {
+	out := &Report{Report: r, Enrichment: Enrichment{Sources: []string{SourceCgroupPath}}}
+	if r == nil {
+		out.Enrichment.Errors = append(out.Enrichment.Errors, "no report to enrich")
+		return out
+	}
+	lim, vic := cgroupPaths(r)
+	cg := &Cgroups{}
+	if lim != "" {
+		p := ParseCgroupPath(lim)
+		cg.Limiting = &p
+	}
+	if vic != "" {
+		p := ParseCgroupPath(vic)
+		cg.Victim = &p
+	}
+	if cg.Limiting != nil || cg.Victim != nil {
+		out.Cgroups = cg
+	}
+	fromPath(out)
+	// The cgroup is read first: it may be removed any moment after the
+	// kill, while the pod lookup may wait.
+	if e.snapshot {
+		e.takeSnapshot(out)
+	}
+	if e.kills != nil {
+		victim := ""
+		if out.Cgroups != nil && out.Cgroups.Victim != nil {
+			victim = vic
+		}
+		missed, errs := e.kills.check(r, victim)
+		out.MissedKills = missed
+		for _, err := range errs {
+			out.Enrichment.Errors = append(out.Enrichment.Errors, err.Error())
+		}
+		if len(errs) == 0 || len(missed) > 0 {
+			out.Enrichment.Sources = append(out.Enrichment.Sources, SourceKernelCounters)
+		}
+		for _, m := range missed {
+			e.log.Warn().Str("cgroup", m.Cgroup).Uint64("count", m.Count).Str("report", r.ID).Msg("OOM kills without a report")
+		}
+	}
+	if e.lookup != nil {
+		e.lookupPod(ctx, out)
+	}
+	out.Diagnosis = Diagnose(out, e.nodeMemory)
+	return out
+}
+
+// cgroupPaths returns the limiting and victim cgroup paths of a report.
+// Kernels up to 4.18 print "Task in <victim> killed as a result of limit
+// of <limiting>" (parsed into the same fields); when the limiting cgroup
+// is missing, the first "Memory cgroup stats for" block (the limiting
+// cgroup, followed by its subtree on kernels up to 5.2) names it.
+func cgroupPaths(r *oomparse.Report) (limiting, victim string) {
+	limiting, victim = r.OOMMemcg, r.TaskMemcg
+	if r.Kind != oomparse.KindMemcg && r.Kind != oomparse.KindUnknown {
+		// A global, cpuset or mempolicy OOM has no limiting cgroup; the
+		// oom-kill summary's oom_memcg= is then the root or absent.
+		limiting = ""
+	} else if limiting == "" && len(r.MemcgStats) > 0 {
+		limiting = r.MemcgStats[0].Path
+	}
+	return limiting, victim
+}
+
+// fromPath fills Pod and Container from the cgroup paths: the victim's
+// when it is a pod's, else the limiting cgroup's.
+func fromPath(out *Report) {
+	if out.Cgroups == nil {
+		return
+	}
+	src := out.Cgroups.Victim
+	if src == nil || (src.PodUID == "" && src.Level != LevelContainer) {
+		if l := out.Cgroups.Limiting; l != nil && l.PodUID != "" {
+			src = l
+		}
+	}
+	if src == nil {
+		return
+	}
+	if src.PodUID != "" {
+		out.Pod = &Pod{UID: src.PodUID, QoSClass: src.QoS}
+	}
+	if src.Level == LevelContainer && src.ContainerID != "" {
+		out.Container = &Container{ID: src.ContainerID, Runtime: src.Runtime}
+	}
+}
+
+// lookupPod asks the PodLookup, retrying within the lookup wait while a
+// known pod or container is not found yet.
+func (e *Enricher) lookupPod(ctx context.Context, out *Report) {
+	uid, cid := "", ""
+	if out.Pod != nil {
+		uid = out.Pod.UID
+	}
+	if out.Container != nil {
+		cid = out.Container.ID
+	}
+	if uid == "" && cid == "" {
+		return
+	}
+	wait := e.lookupWait
+	if uid == "" {
+		// A container outside Kubernetes is the common case: don't wait.
+		wait = 0
+	}
+	deadline := time.Now().Add(wait)
+	var (
+		pod *Pod
+		ctr *Container
+		err error
+	)
+	for {
+		pod, ctr, err = e.lookup.Lookup(ctx, uid, cid)
+		found := pod != nil && (cid == "" || ctr != nil)
+		if found || err != nil || !time.Now().Before(deadline) {
+			break
+		}
+		t := time.NewTimer(min(lookupRetryInterval, time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			err = ctx.Err()
+		case <-t.C:
+		}
+		if err != nil {
+			break
+		}
+	}
+	switch {
+	case err != nil:
+		out.Enrichment.Errors = append(out.Enrichment.Errors, fmt.Sprintf("Kubernetes pod lookup for pod %q container %q failed: %v.", uid, cid, err))
+		e.log.Debug().Err(err).Str("pod_uid", uid).Str("container_id", cid).Msg("pod lookup failed")
+	case pod == nil && uid == "":
+		// Not a Kubernetes container.
+	case pod == nil:
+		out.Enrichment.Errors = append(out.Enrichment.Errors, fmt.Sprintf("Pod %s is not known to the Kubernetes API (waited %v).", uid, wait))
+	}
+	if pod != nil {
+		mergePod(out, pod)
+		out.Enrichment.Sources = append(out.Enrichment.Sources, SourceKubernetesAPI)
+		if cid != "" && ctr == nil {
+			out.Enrichment.Errors = append(out.Enrichment.Errors, fmt.Sprintf("Container %s is not in pod %s/%s's status (waited %v).", short(cid, 12), pod.Namespace, pod.Name, wait))
+		}
+	}
+	if ctr != nil {
+		mergeContainer(out, ctr)
+	}
+}
+
+// mergePod overlays the API's pod on the path's.
+func mergePod(out *Report, p *Pod) {
+	if out.Pod == nil {
+		cp := *p
+		out.Pod = &cp
+		return
+	}
+	cp := *p
+	if cp.UID == "" {
+		cp.UID = out.Pod.UID
+	}
+	if cp.QoSClass == "" {
+		cp.QoSClass = out.Pod.QoSClass
+	}
+	out.Pod = &cp
+}
+
+// mergeContainer overlays the API's container on the path's.
+func mergeContainer(out *Report, c *Container) {
+	cp := *c
+	if out.Container != nil {
+		if cp.ID == "" {
+			cp.ID = out.Container.ID
+		}
+		if cp.Runtime == "" {
+			cp.Runtime = out.Container.Runtime
+		}
+	}
+	out.Container = &cp
+}
+
+func (e *Enricher) takeSnapshot(out *Report) {
+	if out.Cgroups == nil || out.Cgroups.Limiting == nil {
+		return
+	}
+	if e.fs == nil {
+		out.Enrichment.Errors = append(out.Enrichment.Errors, fmt.Sprintf("No cgroup snapshot: %v.", e.fsErr))
+		return
+	}
+	p := out.Cgroups.Limiting.Path
+	s, err := e.fs.Snapshot(p)
+	switch {
+	case errors.Is(err, ErrCgroupGone):
+		out.Enrichment.Errors = append(out.Enrichment.Errors, fmt.Sprintf("No cgroup snapshot: the limiting cgroup %s no longer exists.", p))
+	case err != nil:
+		out.Enrichment.Errors = append(out.Enrichment.Errors, fmt.Sprintf("No cgroup snapshot of %s: %v.", p, err))
+		e.log.Debug().Err(err).Str("cgroup", p).Msg("cgroup snapshot failed")
+	default:
+		out.Snapshot = s
+		out.Enrichment.Sources = append(out.Enrichment.Sources, SourceCgroupSnapshot)
+	}
+}
+
+// readMeminfoTotal reads MemTotal from /proc/meminfo, in bytes.
+func readMeminfoTotal(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var kb uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		if n, err := fmt.Sscanf(line, "MemTotal: %d kB", &kb); err == nil && n == 1 {
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: no MemTotal", path)
+}
