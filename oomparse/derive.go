@@ -24,9 +24,9 @@ func derive(r *Report) *Derived {
 // pageSize finds the page size from a victim's Killed line (kB) and its
 // task-table row (pages); 4096 is assumed when the report cannot tell.
 func pageSize(r *Report) (uint64, string) {
-	for _, v := range r.Victims {
+	for i, v := range r.Victims {
 		for _, t := range r.Tasks {
-			if t.PID != v.PID || t.TotalVMPages == 0 || v.TotalVMBytes == 0 {
+			if !isVictimRow(r, i, t) || t.TotalVMPages == 0 || v.TotalVMBytes == 0 {
 				continue
 			}
 			ps := v.TotalVMBytes / t.TotalVMPages
@@ -38,6 +38,22 @@ func pageSize(r *Report) (uint64, string) {
 		}
 	}
 	return 4096, "assumed"
+}
+
+// isVictimRow reports whether task-table row t is the process of victim i.
+// The Killed line names the thread that still had an mm, which can differ
+// from the row's pid; the oom-kill: summary names the chosen process, which
+// is the first victim.
+func isVictimRow(r *Report, i int, t Task) bool {
+	v := r.Victims[i]
+	if t.PID == v.PID || (t.TGID != 0 && t.TGID == v.PID) {
+		return true
+	}
+	if i != 0 || r.SummaryVictim == nil {
+		return false
+	}
+	sp := r.SummaryVictim.PID
+	return t.PID == sp || (t.TGID != 0 && t.TGID == sp)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -155,6 +171,9 @@ func deriveGlobal(r *Report, d *Derived) {
 		}
 		return ptr(mulSat(sum, ps))
 	}
+	if (r.Constraint == "CONSTRAINT_CPUSET" || r.Constraint == "CONSTRAINT_MEMORY_POLICY") && deriveNodes(m, d) {
+		return
+	}
 	d.Source = "meminfo"
 	d.AnonBytes = pages("active_anon", "inactive_anon")
 	d.PageCacheBytes = pages("active_file", "inactive_file")
@@ -172,6 +191,52 @@ func deriveGlobal(r *Report, d *Derived) {
 	if t, ok := m.Totals["total_swap_bytes"]; ok {
 		d.SwapBytes = ptr(sub(t, m.Totals["free_swap_bytes"]))
 	}
+}
+
+// deriveNodes fills the composition of a cpuset or mempolicy OOM from the
+// per-node and per-zone lines: the kernel prints them only for the nodes
+// the allocation was allowed to use, while the page counters and totals
+// cover the whole machine. It reports false when the lines are missing.
+func deriveNodes(m *MemInfo, d *Derived) bool {
+	if len(m.Nodes) == 0 || len(m.Zones) == 0 {
+		return false
+	}
+	var managed, free uint64
+	for _, z := range m.Zones {
+		mz, ok1 := z.Bytes["managed"]
+		fz, ok2 := z.Bytes["free"]
+		if !ok1 || !ok2 {
+			return false
+		}
+		managed += mz
+		free += fz
+	}
+	sum := func(keys ...string) *uint64 {
+		var s uint64
+		found := false
+		for _, n := range m.Nodes {
+			for _, k := range keys {
+				if v, ok := n.Bytes[k]; ok {
+					s += v
+					found = true
+				}
+			}
+		}
+		if !found {
+			return nil
+		}
+		return ptr(s)
+	}
+	d.Source = "meminfo-nodes"
+	d.LimitBytes, d.FreeBytes, d.UsageBytes = ptr(managed), ptr(free), ptr(sub(managed, free))
+	d.AnonBytes = sum("active_anon", "inactive_anon")
+	d.PageCacheBytes = sum("active_file", "inactive_file")
+	d.ActiveFileBytes, d.InactiveFileBytes = sum("active_file"), sum("inactive_file")
+	d.ShmemBytes = sum("shmem")
+	if t, ok := m.Totals["total_swap_bytes"]; ok {
+		d.SwapBytes = ptr(sub(t, m.Totals["free_swap_bytes"]))
+	}
+	return true
 }
 
 // deriveVictim computes the first victim's rss and its share of usage.
@@ -202,13 +267,15 @@ func deriveTop(r *Report, d *Derived) {
 		idx[i] = i
 	}
 	sort.SliceStable(idx, func(a, b int) bool { return r.Tasks[idx[a]].RSSPages > r.Tasks[idx[b]].RSSPages })
-	victims := make(map[int]bool, len(r.Victims))
-	for _, v := range r.Victims {
-		victims[v.PID] = true
-	}
 	for _, i := range idx[:min(topTasks, len(idx))] {
 		t := r.Tasks[i]
-		tt := TopTask{PID: t.PID, Name: t.Name, RSSBytes: mulSat(t.RSSPages, d.PageSizeBytes), Victim: victims[t.PID]}
+		tt := TopTask{PID: t.PID, Name: t.Name, RSSBytes: mulSat(t.RSSPages, d.PageSizeBytes)}
+		for vi := range r.Victims {
+			if isVictimRow(r, vi, t) {
+				tt.Victim = true
+				break
+			}
+		}
 		if d.UsageBytes != nil && *d.UsageBytes > 0 {
 			tt.Share = ptr(round3(float64(tt.RSSBytes) / float64(*d.UsageBytes)))
 		}

@@ -12,10 +12,13 @@ type Derived struct {
 
 	// Source names the numbers the composition below was computed from:
 	// "memcg-v2-stats", "memcg-v1-stats" (total_* keys), "memcg-v1-inline"
-	// (summed over the subtree), or "meminfo" (node-wide).
+	// (summed over the subtree), "meminfo" (node-wide), or "meminfo-nodes"
+	// (a cpuset or mempolicy OOM: the Node and zone lines of the nodes the
+	// allocation could use; usage is their managed minus free memory).
 	Source string `json:"source,omitempty"`
 	// UsageBytes is the limiting cgroup's usage (memcg) or the node's used
-	// memory, total RAM minus free (global).
+	// memory, total RAM minus free (global), or the allowed nodes' managed
+	// memory minus free ("meminfo-nodes").
 	UsageBytes *uint64 `json:"usage_bytes,omitempty"`
 	// LimitBytes is the limit that was hit (memcg) or total RAM (global).
 	LimitBytes *uint64 `json:"limit_bytes,omitempty"`

@@ -10,6 +10,13 @@ func (p *Parser) line(dst []Report, line string) []Report {
 	if p.state == stIdle {
 		return p.idleLine(dst, line)
 	}
+	if p.state == stTasks && isTaskRow(line) {
+		// The hot path of a large table: a line that starts "[  1234]" is
+		// a row, it cannot be any other line of a report.
+		p.taskRow(line)
+		p.unrelated = 0
+		return dst
+	}
 	if h, ok := parseHeader(line); ok {
 		dst = p.emit(dst, "a new report started")
 		p.startHeader(h)
@@ -39,8 +46,10 @@ func (p *Parser) idleLine(dst []Report, line string) []Report {
 		p.suppressed += n
 		return dst
 	}
-	if pid, _, ok := parseReaper(line); ok {
-		_ = pid // a late reaper line of an emitted report, or of a report we never saw
+	if pid, r, ok := parseReaper(line); ok {
+		// A late reaper line of a held report, or of a report already
+		// delivered or never seen (then dropped).
+		p.attachHeld(pid, r)
 		return dst
 	}
 	for _, bare := range []func(string) bool{p.bareVictim, p.bareKill, p.bareOther} {
@@ -89,9 +98,20 @@ func (p *Parser) bareKill(line string) bool {
 		return false
 	}
 	p.openPartial()
-	p.chosen = &c
-	p.state = stKill
+	p.choose(c, line)
 	return true
+}
+
+// choose records the task a "Kill process ... or sacrifice child" line
+// selected, and the line's message prefix ("Memory cgroup out of memory"):
+// on kernels <= 5.0 the Killed line that follows carries none.
+func (p *Parser) choose(c Chosen, line string) {
+	p.chosen = &c
+	p.chosenMsg = ""
+	if i := strings.Index(line, killMarker); i > 0 {
+		p.chosenMsg = strings.TrimSuffix(line[:i], ": ")
+	}
+	p.state = stKill
 }
 
 // bareOther handles the remaining report lines met without a header:
@@ -159,7 +179,8 @@ func (p *Parser) victimLine(dst []Report, line string) (bool, []Report) {
 				return true, dst
 			}
 		}
-		return true, dst // another report's reaper line: not ours
+		p.attachHeld(pid, r) // an earlier report's, or one never seen
+		return true, dst
 	case strings.Contains(line, killedMarker) || strings.HasSuffix(line, exitingMarker):
 		return true, p.killedLine(dst, line)
 	case strings.Contains(line, killMarker):
@@ -238,7 +259,13 @@ func (p *Parser) killLine(dst []Report, line string) []Report {
 	if s, ok := parseSharing(line); ok {
 		p.use()
 		if n := len(p.r.Victims); n > 0 {
-			p.r.Victims[n-1].SharedMM = append(p.r.Victims[n-1].SharedMM, s)
+			v := &p.r.Victims[n-1]
+			if len(v.SharedMM) >= maxSharedMM {
+				p.overflow(secSharedMM, maxSharedMM)
+				return dst
+			}
+			s.Comm = clipBytes(s.Comm, maxNameBytes)
+			v.SharedMM = append(v.SharedMM, s)
 		}
 		return dst
 	}
@@ -252,9 +279,7 @@ func (p *Parser) killLine(dst []Report, line string) []Report {
 		p.openPartial()
 	}
 	p.use()
-	cc := c
-	p.chosen = &cc
-	p.state = stKill
+	p.choose(c, line)
 	return dst
 }
 
@@ -263,8 +288,18 @@ func (p *Parser) addVictim(v Victim) {
 	if p.cur != nil && p.cur.HasSeq {
 		v.Seq = p.cur.Seq
 	}
+	if len(p.r.Victims) >= p.cfg.maxTasks {
+		p.overflow(secVictims, p.cfg.maxTasks)
+		p.enterVictims()
+		return
+	}
+	v.Comm = clipBytes(v.Comm, maxNameBytes)
+	v.Message = clipBytes(v.Message, maxNameBytes)
 	if p.chosen != nil {
 		v.Chosen, p.chosen = p.chosen, nil
+		if v.Message == "" {
+			v.Message = p.chosenMsg
+		}
 	}
 	p.r.Victims = append(p.r.Victims, v)
 	p.enterVictims()
@@ -315,7 +350,7 @@ func (p *Parser) unknownLine(dst []Report, line string) []Report {
 		// Stack dump: registers, "Call Trace:", frames. Opaque, kept bounded.
 		p.use()
 		if t := p.r.Trigger; t != nil && len(t.CallTrace) < p.cfg.maxCallTrace {
-			t.CallTrace = append(t.CallTrace, line)
+			t.CallTrace = append(t.CallTrace, clipBytes(line, maxTraceBytes))
 		}
 		p.unrelated++
 	case stVictims:

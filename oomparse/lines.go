@@ -90,6 +90,9 @@ type stackInfo struct {
 }
 
 func parseStackInfo(line string) (stackInfo, bool) {
+	if strings.HasPrefix(line, "Pid: ") {
+		return parseOldStackInfo(line)
+	}
 	if !strings.HasPrefix(line, "CPU: ") {
 		return stackInfo{}, false
 	}
@@ -109,7 +112,28 @@ func parseStackInfo(line string) (stackInfo, bool) {
 			s.pid, s.hasPID = atoiOK(f[i+1])
 		}
 	}
-	tail := line[comm:]
+	s.tainted, s.version, s.rest = parseTaint(line[comm:])
+	return s, true
+}
+
+// parseOldStackInfo is the dump_stack line of kernels before 3.x:
+// "Pid: 2345, comm: java Not tainted 2.6.32-754.el6.x86_64 #1".
+func parseOldStackInfo(line string) (stackInfo, bool) {
+	num, tail, ok := strings.Cut(strings.TrimPrefix(line, "Pid: "), ", comm: ")
+	if !ok {
+		return stackInfo{}, false
+	}
+	var s stackInfo
+	if s.pid, s.hasPID = atoiOK(num); !s.hasPID {
+		return stackInfo{}, false
+	}
+	s.tainted, s.version, s.rest = parseTaint(" " + tail)
+	return s, true
+}
+
+// parseTaint reads what follows the comm on a dump_stack line: the taint
+// ("Not tainted" or "Tainted: G   OE"), the release and the build.
+func parseTaint(tail string) (tainted, version, rest string) {
 	if i := strings.Index(tail, " Not tainted "); i >= 0 {
 		tail = tail[i+len(" Not tainted "):]
 	} else if i := strings.Index(tail, " Tainted: "); i >= 0 {
@@ -123,13 +147,12 @@ func parseStackInfo(line string) (stackInfo, bool) {
 			}
 			tail = strings.TrimLeft(tail, " ")
 		}
-		s.tainted = strings.Join(flags, " ")
+		tainted = strings.Join(flags, " ")
 	} else {
-		return s, true
+		return "", "", ""
 	}
-	s.version, s.rest, _ = strings.Cut(strings.TrimSpace(tail), " ")
-	s.rest = strings.TrimSpace(s.rest)
-	return s, true
+	version, rest, _ = strings.Cut(strings.TrimSpace(tail), " ")
+	return tainted, version, strings.TrimSpace(rest)
 }
 
 // parseCounter parses "memory: usage 98304kB, limit 98304kB, failcnt 2797"
@@ -314,16 +337,28 @@ func parseSummary(line string) (summary, bool) {
 
 // killed is a "Killed process" line:
 // "[<msg>: ]Killed process N (comm) total-vm:NkB, anon-rss:NkB, file-rss:NkB[, shmem-rss:NkB][, UID:N pgtables:NkB oom_score_adj:N]".
+// RHEL/CentOS 6 kernels print "Killed process N, UID U, (comm) total-vm:...".
 func parseKilled(line string) (Victim, bool) {
 	i := strings.Index(line, killedMarker)
 	if i < 0 {
 		return Victim{}, false
 	}
-	pid, comm, rest, ok := cutPIDComm(line[i+len(killedMarker):], ") total-vm:")
+	s := line[i+len(killedMarker):]
+	var uid *int
+	if num, tail, found := strings.Cut(s, ", UID "); found && isDigits(num) {
+		// RHEL/CentOS 6 (2.6.32): "Killed process N, UID U, (comm) total-vm:..."
+		u, after, found := strings.Cut(tail, ", (")
+		n, ok := atoiOK(u)
+		if !found || !ok {
+			return Victim{}, false
+		}
+		uid, s = &n, num+" ("+after
+	}
+	pid, comm, rest, ok := cutPIDComm(s, ") total-vm:")
 	if !ok {
 		return Victim{}, false
 	}
-	v := Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": ")}
+	v := Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), UID: uid}
 	rest = "total-vm:" + rest
 	seen := 0
 	for _, f := range strings.Fields(strings.ReplaceAll(rest, ",", " ")) {
@@ -466,6 +501,16 @@ func parseSuppressed(line string) (int, bool) {
 		return 0, false
 	}
 	return atoiOK(strings.TrimSuffix(rest, suppressed))
+}
+
+// isDigits reports whether s is a non-empty run of ASCII digits.
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // cutPIDComm parses "N (comm<anchor>rest": the comm ends at the LAST

@@ -18,6 +18,9 @@ func addMemInfoLine(m *MemInfo, line string) bool {
 	switch {
 	case line == "":
 		return false
+	case strings.HasSuffix(line, " per-cpu:"): // "Node 0 DMA per-cpu:" (<= 3.x), before the Node case
+		m.Other = append(m.Other, clipBytes(line, maxOtherBytes))
+		return true
 	case strings.HasPrefix(line, "lowmem_reserve[]:"):
 		return addLowmemReserve(m, line)
 	case strings.HasPrefix(line, "Node "):
@@ -26,19 +29,24 @@ func addMemInfoLine(m *MemInfo, line string) bool {
 		return addTotal(m, line)
 	case strings.HasPrefix(line, "Free swap "), strings.HasPrefix(line, "Total swap "):
 		return addSwap(m, line)
-	case strings.HasPrefix(line, "Swap cache stats:"), strings.HasPrefix(line, "CPU ") && strings.Contains(line, " hi:"),
-		strings.HasSuffix(line, " per-cpu:"):
-		m.Other = append(m.Other, line)
+	case strings.HasPrefix(line, "Swap cache stats:"), strings.HasPrefix(line, "CPU ") && strings.Contains(line, " hi:"):
+		m.Other = append(m.Other, clipBytes(line, maxOtherBytes))
 		return true
 	}
 	if f := strings.Fields(line); len(f) > 1 && zoneNames[f[0]] {
 		return addZone(m, nil, f)
 	}
 	if f := strings.Fields(line); len(f) > 0 && zoneNames[strings.TrimSuffix(f[0], ":")] && strings.Contains(line, "kB") {
-		m.Other = append(m.Other, line) // non-NUMA free-area line
+		m.Other = append(m.Other, clipBytes(line, maxOtherBytes)) // non-NUMA free-area line
 		return true
 	}
 	return addPages(m, line)
+}
+
+// isMemInfoLine reports whether addMemInfoLine would take line.
+func isMemInfoLine(line string) bool {
+	var m MemInfo
+	return addMemInfoLine(&m, line)
 }
 
 // addPages parses the "active_anon:N inactive_anon:N ..." summary (pages).
@@ -81,7 +89,7 @@ func addNodeLine(m *MemInfo, line string) bool {
 		return addZone(m, &node, f[2:])
 	case strings.Contains(f[2], ":") && !strings.Contains(f[2], "="):
 		if zoneNames[strings.TrimSuffix(f[2], ":")] {
-			m.Other = append(m.Other, line) // free areas: "Node 0 DMA: 1*4kB (U) ... = 15908kB"
+			m.Other = append(m.Other, clipBytes(line, maxOtherBytes)) // free areas: "Node 0 DMA: 1*4kB (U) ... = 15908kB"
 			return true
 		}
 		n := NodeInfo{Node: node, Bytes: kbPairs(f[2:])}
@@ -92,7 +100,7 @@ func addNodeLine(m *MemInfo, line string) bool {
 		m.Nodes = append(m.Nodes, n)
 		return true
 	default:
-		m.Other = append(m.Other, line) // hugepages, per-cpu
+		m.Other = append(m.Other, clipBytes(line, maxOtherBytes)) // hugepages, per-cpu
 		return true
 	}
 }

@@ -9,6 +9,7 @@ import (
 const (
 	DefaultMaxTasks      = 10000
 	DefaultMaxLines      = 20000
+	DefaultMaxRawBytes   = 8 << 20
 	DefaultMaxCallTrace  = 128
 	DefaultMaxUnrelated  = 2000
 	DefaultIdleTimeout   = 10 * time.Second
@@ -22,6 +23,7 @@ type Option func(*config) error
 type config struct {
 	maxTasks      int
 	maxLines      int
+	maxRawBytes   int
 	maxCallTrace  int
 	maxUnrelated  int
 	idleTimeout   time.Duration
@@ -37,6 +39,7 @@ func defaultConfig() config {
 	return config{
 		maxTasks:      DefaultMaxTasks,
 		maxLines:      DefaultMaxLines,
+		maxRawBytes:   DefaultMaxRawBytes,
 		maxCallTrace:  DefaultMaxCallTrace,
 		maxUnrelated:  DefaultMaxUnrelated,
 		idleTimeout:   DefaultIdleTimeout,
@@ -65,6 +68,18 @@ func WithMaxLines(n int) Option {
 			return fmt.Errorf("%w: max lines must be >= 1, got %d", ErrInvalidOption, n)
 		}
 		c.maxLines = n
+		return nil
+	}
+}
+
+// WithMaxRawBytes caps the bytes of raw records kept per report; records
+// beyond it are counted in Report.RawDropped. n >= 1.
+func WithMaxRawBytes(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: max raw bytes must be >= 1, got %d", ErrInvalidOption, n)
+		}
+		c.maxRawBytes = n
 		return nil
 	}
 }

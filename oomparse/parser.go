@@ -45,10 +45,36 @@ const (
 	maxMerged = 64 << 10
 	// maxProblems bounds Report.Problems.
 	maxProblems = 32
-	// recentVictims is how many emitted victim pids are remembered, so that
-	// late oom_reaper lines are recognised and dropped quietly.
-	recentVictims = 64
+	// maxHeld is how many finished reports wait for late oom_reaper lines
+	// at most; the oldest is delivered when a newer one would exceed it.
+	maxHeld = 16
+
+	// Bounds on what one report keeps, whatever the input: the kernel never
+	// prints more, so only corrupt or hostile input reaches them. What is
+	// dropped is counted in Problems (once per section).
+	maxMemInfoLines = 1024 // Mem-Info lines (nodes, zones, free areas, ...)
+	maxStatLines    = 4096 // "Memory cgroup stats" headers and values
+	maxSlabRows     = 1024 // "Unreclaimable slab info:" rows
+	maxSharedMM     = 64   // "sharing same memory" lines per victim
+	maxNameBytes    = 64   // task and victim names (the kernel's comm is <= 15 bytes)
+	maxPathBytes    = 4096 // cgroup paths (PATH_MAX)
+	maxTraceBytes   = 512  // one call-trace line
+	maxOtherBytes   = 1024 // one raw Mem-Info line
 )
+
+// section identifies a bounded part of a report, for [Parser.overflow].
+type section uint8
+
+const (
+	secMemInfo section = iota
+	secStats
+	secSlab
+	secVictims
+	secSharedMM
+	numSections
+)
+
+var sectionNames = [numSections]string{"Mem-Info", "memory cgroup stats", "unreclaimable slab", "victim", "shared-memory victim"}
 
 // Parser is a streaming state machine that rebuilds oom-killer reports from
 // kernel log records. Feed it records in order; it returns each report as
@@ -76,20 +102,45 @@ type Parser struct {
 	recUsed    bool
 	cur        *kmsg.Record
 	chosen     *Chosen // "Kill process ... or sacrifice child" awaiting its Killed line
+	chosenMsg  string  // that line's message prefix
+	last       lastStamp
+	hbuf       []byte   // reused for hashing
+	u64s       []uint64 // chunk that task-row pointer fields point into
+	rawBytes   int      // bytes kept in r.Raw
+	memInfoN   int      // Mem-Info lines kept
+	statN      int      // stats lines kept
+	overflowed [numSections]bool
 
 	// stream state
 	pending    kmsg.Record
 	hasPending bool
+	merged     bool   // pendText/pendRaw hold the pending record's text
+	pendText   []byte // the pending record's text with its fragments, reused
+	pendRaw    []byte // the same for its raw form
 	lastSeq    uint64
 	haveSeq    bool
 	suppressed int
-	recent     [recentVictims]int
-	recentN    int
+	now        time.Duration // the latest kernel time seen (records, Expire)
+	hasNow     bool
+	held       []heldReport // finished reports waiting for reaper lines, in order
+}
+
+// heldReport is a finished report waiting, until due, for oom_reaper lines
+// about its victims: the reaper runs asynchronously (2 s later on >= 5.15)
+// and its line often comes after the next report has started.
+type heldReport struct {
+	r        *Report
+	hash     hash.Hash // for the id, computed on delivery
+	rawBytes int
+	now      bool          // deliver as soon as the reports before it are
+	due      time.Duration // deliver at this kernel time, when hasDue
+	hasDue   bool
 }
 
 // New returns a Parser. Options:
 //   - [WithMaxTasks]: task-table rows kept per report (default [DefaultMaxTasks]).
 //   - [WithMaxLines]: raw records kept per report (default [DefaultMaxLines]).
+//   - [WithMaxRawBytes]: raw bytes kept per report (default [DefaultMaxRawBytes]).
 //   - [WithMaxUnrelated]: consecutive foreign records that end an unfinished report.
 //   - [WithIdleTimeout]: kernel time after which [Parser.Expire] ends an unfinished report.
 //   - [WithVictimLinger]: how long a finished report waits for oom.group and reaper lines.
@@ -112,19 +163,40 @@ func New(opts ...Option) (*Parser, error) {
 // A record flagged as a continuation is joined to the record before it.
 func (p *Parser) Feed(dst []Report, rec kmsg.Record) []Report {
 	if p.hasPending {
-		if rec.Cont && rec.Caller == p.pending.Caller && len(p.pending.Text)+len(rec.Text) <= maxMerged {
-			p.pending.Text += rec.Text
-			p.pending.Raw += "\n" + rec.Raw
+		if rec.Cont && rec.Caller == p.pending.Caller && p.mergeable(&rec) {
+			if !p.merged {
+				p.pendText = append(p.pendText[:0], p.pending.Text...)
+				p.pendRaw = append(p.pendRaw[:0], p.pending.Raw...)
+				p.merged = true
+			}
+			p.pendText = append(p.pendText, rec.Text...)
+			p.pendRaw = append(append(p.pendRaw, '\n'), rec.Raw...)
 			return dst
 		}
-		dst = p.process(dst, &p.pending)
-		p.hasPending, p.pending = false, kmsg.Record{}
+		dst = p.flushPending(dst)
 	}
 	if p.state == stIdle && !mayStart(rec.Text) {
-		return p.process(dst, &rec)
+		// The quiet path: no report open and nothing that could start one.
+		// Only the sequence number matters; rec must not escape here, so
+		// that a healthy node's stream costs no allocation.
+		p.trackSeq(rec.HasSeq, rec.Seq)
+		if rec.HasMono {
+			p.advance(rec.Mono)
+		}
+		if len(p.held) > 0 {
+			dst = p.deliverDue(dst)
+		}
+		return dst
 	}
 	p.pending, p.hasPending = rec, true
 	return dst
+}
+
+// advance moves the parser's idea of the kernel clock forward to t.
+func (p *Parser) advance(t time.Duration) {
+	if !p.hasNow || t > p.now {
+		p.now, p.hasNow = t, true
+	}
 }
 
 // Flush ends the stream: it processes any held record and returns the open
@@ -132,11 +204,13 @@ func (p *Parser) Feed(dst []Report, rec kmsg.Record) []Report {
 // idle and may be fed again.
 func (p *Parser) Flush(dst []Report) []Report {
 	if p.hasPending {
-		dst = p.process(dst, &p.pending)
-		p.hasPending, p.pending = false, kmsg.Record{}
+		dst = p.flushPending(dst)
 	}
 	if p.r != nil {
 		dst = p.emit(dst, "the input ended")
+	}
+	for len(p.held) > 0 {
+		dst = p.deliverHead(dst)
 	}
 	return dst
 }
@@ -147,19 +221,40 @@ func (p *Parser) Flush(dst []Report) []Report {
 // timeout (flagged incomplete).
 func (p *Parser) Expire(dst []Report, now time.Duration) []Report {
 	if p.hasPending && (!p.pending.HasMono || now >= p.pending.Mono+contGrace) {
-		dst = p.process(dst, &p.pending)
-		p.hasPending, p.pending = false, kmsg.Record{}
+		dst = p.flushPending(dst)
 	}
-	if p.r == nil || !p.hasMono {
-		return dst
-	}
-	if p.state == stVictims {
-		if now >= p.victimMono+p.cfg.victimLinger {
-			dst = p.emit(dst, "")
+	p.advance(now)
+	if p.r != nil && p.hasMono {
+		if p.state == stVictims {
+			if now >= p.victimMono+p.cfg.victimLinger {
+				dst = p.emit(dst, "")
+			}
+		} else if now >= p.lastMono+p.cfg.idleTimeout {
+			dst = p.emit(dst, fmt.Sprintf("no new record for %v", p.cfg.idleTimeout))
 		}
-	} else if now >= p.lastMono+p.cfg.idleTimeout {
-		dst = p.emit(dst, fmt.Sprintf("no new record for %v", p.cfg.idleTimeout))
 	}
+	return p.deliverDue(dst)
+}
+
+// mergeable reports whether the continuation fragment rec still fits the
+// held record: the text and the raw form are both bounded, so that a flood
+// of (even empty) fragments cannot grow it.
+func (p *Parser) mergeable(rec *kmsg.Record) bool {
+	text, raw := len(p.pending.Text), len(p.pending.Raw)
+	if p.merged {
+		text, raw = len(p.pendText), len(p.pendRaw)
+	}
+	return text+len(rec.Text) <= maxMerged && raw+1+len(rec.Raw) <= 2*maxMerged
+}
+
+// flushPending processes the held record, joined with its fragments.
+func (p *Parser) flushPending(dst []Report) []Report {
+	if p.merged {
+		p.pending.Text, p.pending.Raw = string(p.pendText), string(p.pendRaw)
+		p.pendText, p.pendRaw, p.merged = p.pendText[:0], p.pendRaw[:0], false
+	}
+	dst = p.process(dst, &p.pending)
+	p.hasPending, p.pending = false, kmsg.Record{}
 	return dst
 }
 
@@ -167,20 +262,37 @@ func (p *Parser) Expire(dst []Report, now time.Duration) []Report {
 // to do, and false when it has none (no open report, or records without
 // kernel timestamps).
 func (p *Parser) Deadline() (time.Duration, bool) {
+	var d time.Duration
+	ok := false
+	at := func(t time.Duration) {
+		if !ok || t < d {
+			d, ok = t, true
+		}
+	}
 	if p.hasPending && p.pending.HasMono {
-		return p.pending.Mono + contGrace, true
+		at(p.pending.Mono + contGrace)
 	}
-	if p.r == nil || !p.hasMono {
-		return 0, false
+	if p.r != nil && p.hasMono {
+		if p.state == stVictims {
+			at(p.victimMono + p.cfg.victimLinger)
+		} else {
+			at(p.lastMono + p.cfg.idleTimeout)
+		}
 	}
-	if p.state == stVictims {
-		return p.victimMono + p.cfg.victimLinger, true
+	if len(p.held) > 0 {
+		switch h := p.held[0]; {
+		case h.hasDue:
+			at(h.due)
+		case h.now && p.hasNow:
+			at(p.now)
+		}
 	}
-	return p.lastMono + p.cfg.idleTimeout, true
+	return d, ok
 }
 
-// Idle reports whether no report is open and no record is held.
-func (p *Parser) Idle() bool { return p.r == nil && !p.hasPending }
+// Idle reports whether no report is open or waiting to be delivered and no
+// record is held: everything fed so far has come out.
+func (p *Parser) Idle() bool { return p.r == nil && !p.hasPending && len(p.held) == 0 }
 
 // mayStart is the quiet-stream filter: can a line of this text begin or
 // belong to a report? It must be true for every line that idleLine acts on.
@@ -189,11 +301,30 @@ func mayStart(text string) bool {
 		strings.Contains(text, "OOM victim ") || strings.Contains(text, "Out of memory")
 }
 
+// crossContext reports whether text is a line that a context other than
+// the report's own task prints about OOM kills: the next report's header,
+// the oom_reaper kthread's lines, and the victim lines of a rate-limited
+// kill (printed without a header by the next OOMing task). A record from
+// another caller that is none of these is foreign, even when it mentions
+// "oom" (an audit record about oom_score_adj, say).
+func crossContext(text string) bool {
+	return strings.Contains(text, invokedMarker) || strings.HasPrefix(text, reaperPrefix) ||
+		strings.Contains(text, killedMarker) || strings.Contains(text, killMarker) ||
+		strings.Contains(text, "OOM victim ") || strings.HasPrefix(text, groupPrefix) ||
+		strings.HasPrefix(text, "oom_kill_process: ") || text == noKillable
+}
+
 // process handles one (possibly multi-line) record.
 func (p *Parser) process(dst []Report, rec *kmsg.Record) []Report {
 	var skip bool
 	if dst, skip = p.checkSeq(dst, rec); skip {
 		return dst
+	}
+	if rec.HasMono {
+		p.advance(rec.Mono)
+	}
+	if len(p.held) > 0 {
+		dst = p.deliverDue(dst)
 	}
 	if p.r == nil && !mayStart(rec.Text) {
 		return dst
@@ -202,8 +333,10 @@ func (p *Parser) process(dst []Report, rec *kmsg.Record) []Report {
 		dst = p.emit(dst, "")
 	}
 	p.cur, p.recUsed = rec, false
-	if p.r != nil && p.caller != "" && rec.Caller != "" && rec.Caller != p.caller && !mayStart(rec.Text) {
-		// Another task's or CPU's record interleaved into the report.
+	if p.r != nil && p.caller != "" && rec.Caller != "" && rec.Caller != p.caller && !crossContext(rec.Text) {
+		// Another task's or CPU's record interleaved into the report: the
+		// kernel prints a report from one task, so only the lines other
+		// contexts print about OOM kills can belong to it.
 		dst = p.foreign(dst)
 	} else {
 		text := rec.Text
@@ -220,6 +353,9 @@ func (p *Parser) process(dst []Report, rec *kmsg.Record) []Report {
 		p.lastMono, p.hasMono = rec.Mono, true
 	}
 	p.cur = nil
+	if len(p.held) > 0 {
+		dst = p.deliverDue(dst)
+	}
 	return dst
 }
 
@@ -228,6 +364,9 @@ func (p *Parser) process(dst []Report, rec *kmsg.Record) []Report {
 func (p *Parser) checkSeq(dst []Report, rec *kmsg.Record) ([]Report, bool) {
 	if !rec.HasSeq {
 		return dst, false
+	}
+	if p.r == nil {
+		return dst, p.trackSeq(true, rec.Seq)
 	}
 	defer func() { p.lastSeq, p.haveSeq = rec.Seq, true }()
 	switch {
@@ -256,6 +395,23 @@ func (p *Parser) checkSeq(dst []Report, rec *kmsg.Record) ([]Report, bool) {
 	return dst, false
 }
 
+// trackSeq follows sequence numbers while no report is open: it reports
+// gaps to the error handler and says whether seq is a duplicate.
+func (p *Parser) trackSeq(hasSeq bool, seq uint64) (dup bool) {
+	if !hasSeq {
+		return false
+	}
+	last, have := p.lastSeq, p.haveSeq
+	p.lastSeq, p.haveSeq = seq, true
+	switch {
+	case have && seq == last:
+		return true
+	case have && seq > last+1 && p.cfg.onError != nil:
+		p.report(&LineError{Seq: seq, Err: fmt.Errorf("%w: %d records between seq %d and %d", ErrGap, seq-last-1, last, seq)})
+	}
+	return false
+}
+
 // use marks the current record as part of the open report.
 func (p *Parser) use() {
 	if p.r == nil || p.recUsed || p.cur == nil {
@@ -276,21 +432,58 @@ func (p *Parser) use() {
 			fmt.Fprintf(p.hash, "%d\n", rec.Mono.Microseconds())
 		}
 	}
-	p.r.Last = stamp(rec)
-	p.hash.Write([]byte(rec.Text))
-	p.hash.Write([]byte{'\n'})
+	p.last = lastStamp{seq: rec.Seq, hasSeq: rec.HasSeq, mono: rec.Mono, hasMono: rec.HasMono, wall: rec.Wall}
+	p.hbuf = append(append(p.hbuf[:0], rec.Text...), '\n')
+	p.hash.Write(p.hbuf)
 	if !p.cfg.keepRaw {
 		return
 	}
-	if len(p.r.Raw) < p.cfg.maxLines {
-		raw := rec.Raw
-		if raw == "" {
-			raw = rec.Text
-		}
+	raw := rec.Raw
+	if raw == "" {
+		raw = rec.Text
+	}
+	if len(p.r.Raw) < p.cfg.maxLines && p.rawBytes+len(raw) <= p.cfg.maxRawBytes {
 		p.r.Raw = append(p.r.Raw, raw)
+		p.rawBytes += len(raw)
 	} else {
 		p.r.RawDropped++
 	}
+}
+
+// overflow notes, once per section, that the open report dropped lines of
+// sec because it reached its bound, and counts the line as unparsed.
+func (p *Parser) overflow(sec section, limit int) {
+	if p.r == nil {
+		return
+	}
+	p.use()
+	p.r.UnparsedLines++
+	if !p.overflowed[sec] {
+		p.overflowed[sec] = true
+		p.problem(fmt.Sprintf("more than %d %s lines: the rest were dropped", limit, sectionNames[sec]))
+	}
+}
+
+// clipBytes cuts s to at most n bytes.
+func clipBytes(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// lastStamp is the last record of the open report, made a [Stamp] only
+// when the report is emitted (a Stamp holds pointers: one allocation each).
+type lastStamp struct {
+	seq     uint64
+	hasSeq  bool
+	mono    time.Duration
+	hasMono bool
+	wall    time.Time
+}
+
+func (l lastStamp) stamp() Stamp {
+	return stamp(&kmsg.Record{Seq: l.seq, HasSeq: l.hasSeq, Mono: l.mono, HasMono: l.hasMono, Wall: l.wall})
 }
 
 func stamp(rec *kmsg.Record) Stamp {
@@ -302,7 +495,9 @@ func stamp(rec *kmsg.Record) Stamp {
 		us := rec.Mono.Microseconds()
 		s.MonoUsec = &us
 	}
-	if !rec.Wall.IsZero() {
+	if !rec.Wall.IsZero() && rec.Wall.Year() >= 0 && rec.Wall.Year() <= 9999 {
+		// Outside those years a time has no JSON form: a garbled source
+		// timestamp must not make the whole report unwritable.
 		w := rec.Wall
 		s.Wall = &w
 	}
@@ -317,6 +512,7 @@ func (p *Parser) open() {
 	p.cols, p.stats, p.caller, p.chosen = nil, -1, "", nil
 	p.hasMono, p.unrelated, p.lingered = false, 0, 0
 	p.recUsed = false
+	p.rawBytes, p.memInfoN, p.statN, p.overflowed = 0, 0, 0, [numSections]bool{}
 	p.state = stHeader
 	if p.suppressed > 0 {
 		p.r.SuppressedBefore, p.suppressed = p.suppressed, 0
@@ -367,8 +563,9 @@ func clip(s string) string {
 	return s
 }
 
-// emit finishes the open report and appends it to dst. reason says why an
-// unfinished report ended; it is used only when the report has no victim.
+// emit finishes the open report and queues it for delivery (see
+// [heldReport]); reports that are due are appended to dst. reason says why
+// an unfinished report ended; it is used only when the report has no victim.
 func (p *Parser) emit(dst []Report, reason string) []Report {
 	r := p.r
 	if r == nil {
@@ -381,45 +578,99 @@ func (p *Parser) emit(dst []Report, reason string) []Report {
 		}
 		p.problem("no victim line: " + reason)
 	}
+	r.Last = p.last.stamp()
 	r.Tasks = p.tasks.tasks()
 	if r.Victims == nil {
 		r.Victims = []Victim{}
 	}
 	r.Kind = kindOf(r)
-	r.ID = p.id(r)
 	r.Derived = derive(r)
-	for _, v := range r.Victims {
-		p.recent[p.recentN%recentVictims] = v.PID
-		p.recentN++
+	h := heldReport{r: r, hash: p.hash, rawBytes: p.rawBytes}
+	switch {
+	case len(r.Victims) == 0 || p.cfg.victimLinger == 0:
+		h.now = true
+	case p.hasMono:
+		h.due, h.hasDue = p.victimMono+p.cfg.victimLinger, true
 	}
-	dst = append(dst, *r)
+	p.held = append(p.held, h)
 	p.r, p.hash, p.state, p.cols, p.stats = nil, nil, stIdle, nil, -1
 	p.tasks = taskTable{}
+	if len(p.held) > maxHeld {
+		dst = p.deliverHead(dst)
+	}
+	return p.deliverDue(dst)
+}
+
+// deliverDue appends to dst the held reports that are due, in order.
+func (p *Parser) deliverDue(dst []Report) []Report {
+	for len(p.held) > 0 {
+		h := &p.held[0]
+		if !h.now && !(h.hasDue && p.hasNow && p.now >= h.due) {
+			break
+		}
+		dst = p.deliverHead(dst)
+	}
 	return dst
 }
 
-func (p *Parser) id(r *Report) string {
+// deliverHead appends the oldest held report to dst, with its id.
+func (p *Parser) deliverHead(dst []Report) []Report {
+	h := p.held[0]
+	h.r.ID = p.id(h.r, h.hash)
+	dst = append(dst, *h.r)
+	copy(p.held, p.held[1:])
+	p.held[len(p.held)-1] = heldReport{}
+	p.held = p.held[:len(p.held)-1]
+	return dst
+}
+
+// attachHeld attaches an oom_reaper outcome to the victim pid of a held
+// report, newest first, with the current record. It reports whether one
+// matched.
+func (p *Parser) attachHeld(pid int, rp Reaper) bool {
+	for i := len(p.held) - 1; i >= 0; i-- {
+		h := &p.held[i]
+		for j := range h.r.Victims {
+			v := &h.r.Victims[j]
+			if v.PID != pid || v.Reaper != nil {
+				continue
+			}
+			rr := rp
+			v.Reaper = &rr
+			if rec := p.cur; rec != nil {
+				h.r.Last = stamp(rec)
+				h.hash.Write([]byte(rec.Text))
+				h.hash.Write([]byte{'\n'})
+				raw := rec.Raw
+				if raw == "" {
+					raw = rec.Text
+				}
+				switch {
+				case !p.cfg.keepRaw:
+				case len(h.r.Raw) < p.cfg.maxLines && h.rawBytes+len(raw) <= p.cfg.maxRawBytes:
+					h.r.Raw = append(h.r.Raw, raw)
+					h.rawBytes += len(raw)
+				default:
+					h.r.RawDropped++
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Parser) id(r *Report, h hash.Hash) string {
 	if p.cfg.bootID != "" && r.First.Seq != 0 {
 		return p.cfg.bootID + "/" + strconv.FormatUint(r.First.Seq, 10)
 	}
-	sum := p.hash.Sum([]byte(r.Host))
+	sum := h.Sum([]byte(r.Host))
 	return "sha256:" + hex.EncodeToString(sha256Sum(sum))[:32]
 }
 
 func sha256Sum(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return s[:]
-}
-
-// recentVictim reports whether pid was a victim of a recently emitted report.
-func (p *Parser) recentVictim(pid int) bool {
-	n := min(p.recentN, recentVictims)
-	for i := 0; i < n; i++ {
-		if p.recent[i] == pid {
-			return true
-		}
-	}
-	return false
 }
 
 // kindOf classifies the report from what it holds.

@@ -266,7 +266,9 @@ type Victim struct {
 	PID  int    `json:"pid"`
 	Comm string `json:"comm"`
 	// Message is the prefix of the Killed line ("Memory cgroup out of
-	// memory", "Out of memory", "Out of memory (oom_kill_allocating_task)").
+	// memory", "Out of memory", "Out of memory (oom_kill_allocating_task)");
+	// on kernels <= 5.0, whose Killed line has no prefix, the prefix of the
+	// "Kill process ... or sacrifice child" line before it.
 	Message      string `json:"message,omitempty"`
 	TotalVMBytes uint64 `json:"total_vm_bytes"`
 	AnonRSSBytes uint64 `json:"anon_rss_bytes"`

@@ -51,8 +51,16 @@ func (p *Parser) sectionLine(line string) bool {
 	case stTasks:
 		return p.taskRow(line)
 	case stMemInfo:
+		if p.memInfoN >= maxMemInfoLines {
+			if isMemInfoLine(line) {
+				p.overflow(secMemInfo, maxMemInfoLines)
+				return true
+			}
+			return false
+		}
 		if addMemInfoLine(p.r.MemInfo, line) {
 			p.use()
+			p.memInfoN++
 			return true
 		}
 	case stSlab:
@@ -61,7 +69,12 @@ func (p *Parser) sectionLine(line string) bool {
 			return true
 		}
 		if s, ok := parseSlabRow(line); ok {
+			if len(p.r.Slab) >= maxSlabRows {
+				p.overflow(secSlab, maxSlabRows)
+				return true
+			}
 			p.use()
+			s.Name = clipBytes(s.Name, maxNameBytes)
 			p.r.Slab = append(p.r.Slab, s)
 			return true
 		}
@@ -113,13 +126,13 @@ func (p *Parser) headerOnlyLine(line string) bool {
 func (p *Parser) memcgLine(line string) bool {
 	if task, memcg, ok := parseTaskIn(line); ok {
 		p.use()
-		p.r.TaskMemcg, p.r.OOMMemcg = task, memcg
+		p.r.TaskMemcg, p.r.OOMMemcg = clipBytes(task, maxPathBytes), clipBytes(memcg, maxPathBytes)
 		p.state = stMemcg
 		return true
 	}
 	if memcg, ok := strings.CutPrefix(line, "Memory limit reached of cgroup "); ok {
 		p.use()
-		p.r.OOMMemcg = memcg
+		p.r.OOMMemcg = clipBytes(memcg, maxPathBytes)
 		p.state = stMemcg
 		return true
 	}
@@ -140,8 +153,15 @@ func (p *Parser) memcgLine(line string) bool {
 		return true
 	}
 	if path, inline, ok := parseStatsHeader(line); ok {
+		if p.statN >= maxStatLines {
+			p.stats = -1
+			p.state = stStats
+			p.overflow(secStats, maxStatLines)
+			return true
+		}
 		p.use()
-		ms := MemcgStats{Path: path, Format: "keys", Stats: map[string]uint64{}}
+		p.statN++
+		ms := MemcgStats{Path: clipBytes(path, maxPathBytes), Format: "keys", Stats: map[string]uint64{}}
 		if inline != "" {
 			ms.Format = "v1-inline"
 			addInlinePairs(ms.Stats, inline)
@@ -153,20 +173,30 @@ func (p *Parser) memcgLine(line string) bool {
 	}
 	if pr, ok := parseProtection(line); ok {
 		p.use()
-		p.r.Protection = &pr
+		prot := pr // a copy, so that pr does not escape for every line
+		p.r.Protection = &prot
 		return true
 	}
-	if p.state != stStats || p.stats < 0 {
+	if p.state != stStats {
+		return false
+	}
+	if p.stats < 0 || p.statN >= maxStatLines {
+		if _, _, ok := parseStatLine(line); ok || isInlinePairs(line) {
+			p.overflow(secStats, maxStatLines)
+			return true
+		}
 		return false
 	}
 	ms := &p.r.MemcgStats[p.stats]
 	if k, v, ok := parseStatLine(line); ok && ms.Format == "keys" {
 		p.use()
+		p.statN++
 		ms.Stats[k] = v
 		return true
 	}
 	if ms.Format == "v1-inline" && isInlinePairs(line) {
 		p.use() // a long one-line stats record split by the kernel
+		p.statN++
 		addInlinePairs(ms.Stats, line)
 		return true
 	}
@@ -186,6 +216,17 @@ func addInlinePairs(m map[string]uint64, s string) {
 	}
 }
 
+// newU64 returns a pointer to a copy of v, carved from a chunk: task rows
+// have up to six optional columns, and one allocation per value would
+// dominate the cost of a large table.
+func (p *Parser) newU64(v uint64) *uint64 {
+	if len(p.u64s) == cap(p.u64s) {
+		p.u64s = make([]uint64, 0, 1024)
+	}
+	p.u64s = append(p.u64s, v)
+	return &p.u64s[len(p.u64s)-1]
+}
+
 // taskRow adds a task-table row.
 func (p *Parser) taskRow(line string) bool {
 	if !isTaskRow(line) {
@@ -196,7 +237,7 @@ func (p *Parser) taskRow(line string) bool {
 		p.malformed(line, "task row before the table header")
 		return true
 	}
-	t, ok := parseTaskRow(line, p.cols)
+	t, ok := parseTaskRow(line, p.cols, p.newU64)
 	if !ok {
 		p.malformed(line, "task row")
 		return true

@@ -1,7 +1,6 @@
 package oomparse
 
 import (
-	"container/heap"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,7 +72,8 @@ func isTaskRow(line string) bool {
 
 // parseTaskRow parses a row using the header's columns; the name is what
 // follows the last numeric column (after one space) and may hold spaces.
-func parseTaskRow(line string, cols []column) (Task, bool) {
+// newU64 makes the optional columns' pointers.
+func parseTaskRow(line string, cols []column, newU64 func(uint64) *uint64) (Task, bool) {
 	end := strings.IndexByte(line, ']')
 	if end < 0 {
 		return Task{}, false
@@ -92,18 +92,18 @@ func parseTaskRow(line string, cols []column) (Task, bool) {
 		if err != nil {
 			return Task{}, false
 		}
-		setColumn(&t, c, n)
+		setColumn(&t, c, n, newU64)
 	}
 	if len(rest) > 0 && rest[0] == ' ' {
 		// The kernel prints exactly one space before the name; more means
 		// the columns did not line up with the header.
 		rest = strings.TrimLeft(rest, " ")
 	}
-	t.Name = rest
+	t.Name = clipBytes(rest, maxNameBytes)
 	return t, true
 }
 
-func setColumn(t *Task, c column, n int64) {
+func setColumn(t *Task, c column, n int64, newU64 func(uint64) *uint64) {
 	u := uint64(n)
 	if n < 0 {
 		u = 0
@@ -118,17 +118,17 @@ func setColumn(t *Task, c column, n int64) {
 	case colRSS:
 		t.RSSPages = u
 	case colRSSAnon:
-		t.RSSAnonPages = &u
+		t.RSSAnonPages = newU64(u)
 	case colRSSFile:
-		t.RSSFilePages = &u
+		t.RSSFilePages = newU64(u)
 	case colRSSShmem:
-		t.RSSShmemPages = &u
+		t.RSSShmemPages = newU64(u)
 	case colPgtables:
-		t.PgtablesBytes = &u
+		t.PgtablesBytes = newU64(u)
 	case colNrPtes:
-		t.NrPtes = &u
+		t.NrPtes = newU64(u)
 	case colNrPmds:
-		t.NrPmds = &u
+		t.NrPmds = newU64(u)
 	case colSwapEnts:
 		t.SwapEnts = u
 	case colOOMScoreAdj:
@@ -149,22 +149,46 @@ type indexedTask struct {
 	idx int
 }
 
+// taskHeap is a min-heap by (rss, newest first): its root is the row to
+// drop when a larger one arrives. It is written out rather than built on
+// container/heap, whose interface boxes every row in an allocation.
 type taskHeap []indexedTask
 
-func (h taskHeap) Len() int { return len(h) }
-func (h taskHeap) Less(i, j int) bool {
+func (h taskHeap) less(i, j int) bool {
 	if h[i].RSSPages != h[j].RSSPages {
 		return h[i].RSSPages < h[j].RSSPages
 	}
 	return h[i].idx > h[j].idx
 }
-func (h taskHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *taskHeap) Push(x any)   { *h = append(*h, x.(indexedTask)) }
-func (h *taskHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (h taskHeap) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if !h.less(j, i) {
+			break
+		}
+		h[i], h[j] = h[j], h[i]
+		j = i
+	}
+}
+
+func (h taskHeap) down(i int) {
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		j := l
+		if r := l + 1; r < n && h.less(r, l) {
+			j = r
+		}
+		if !h.less(j, i) {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
 }
 
 // add records a row and reports whether one row was dropped.
@@ -172,12 +196,13 @@ func (tt *taskTable) add(t Task) (dropped bool) {
 	it := indexedTask{Task: t, idx: tt.seq}
 	tt.seq++
 	if len(tt.rows) < tt.max {
-		heap.Push(&tt.rows, it)
+		tt.rows = append(tt.rows, it)
+		tt.rows.up(len(tt.rows) - 1)
 		return false
 	}
 	if tt.rows[0].RSSPages < t.RSSPages {
 		tt.rows[0] = it
-		heap.Fix(&tt.rows, 0)
+		tt.rows.down(0)
 	}
 	return true
 }
