@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/oomscope/oomscope/internal/atomicfile"
 )
 
 // Checkpoint is where the daemon stopped: every report that began at or
@@ -45,28 +46,8 @@ func (c Checkpoint) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("daemon: encoding checkpoint: %w", err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("daemon: creating state directory: %w", err)
-	}
-	f, err := os.CreateTemp(dir, ".checkpoint-*")
-	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("daemon: writing checkpoint: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("daemon: syncing checkpoint: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("daemon: closing checkpoint: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("daemon: %w", err)
+	if err := atomicfile.WriteFile(path, append(b, '\n')); err != nil {
+		return fmt.Errorf("daemon: saving checkpoint: %w", err)
 	}
 	return nil
 }

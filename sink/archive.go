@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/internal/atomicfile"
 )
 
 // Archive is the local post-mortem archive: one pretty-printed JSON file per
@@ -90,39 +91,8 @@ func (a *Archive) Publish(_ context.Context, r *enrich.Report) error {
 	if err != nil {
 		return fmt.Errorf("sink: archive: encoding report %s: %w", r.ID, err)
 	}
-	return writeFileAtomic(path, append(b, '\n'))
-}
-
-// writeFileAtomic writes b to path through a synced temporary file and a
-// rename, then syncs the directory.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("sink: creating %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("sink: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("sink: writing %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sink: syncing %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("sink: closing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("sink: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+	if err := atomicfile.WriteFile(path, append(b, '\n')); err != nil {
+		return fmt.Errorf("sink: archive: %w", err)
 	}
 	return nil
 }
