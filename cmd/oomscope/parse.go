@@ -17,16 +17,22 @@ import (
 	"github.com/oomscope/oomscope/oomparse"
 )
 
-// errPodLookupNotImplemented is what podLookupFromKubeconfig returns until
-// the Kubernetes pod lookup is wired in.
-var errPodLookupNotImplemented = errors.New("not implemented")
+// podLookupFunc starts a pod lookup from a kubeconfig file ("" for the
+// in-cluster configuration) over the pods of node ("" for every node). The
+// lookup stops when ctx ends.
+type podLookupFunc func(ctx context.Context, kubeconfig, node string) (enrich.PodLookup, error)
 
-// podLookupFromKubeconfig builds the Kubernetes pod lookup `oomscope parse
-// --kubeconfig` enriches reports with; the lookup must stop when ctx ends.
-// It is a hook for wiring the informer-based lookup (enrich.PodCache) in;
-// until then it fails with errPodLookupNotImplemented.
-var podLookupFromKubeconfig = func(_ context.Context, _ string) (enrich.PodLookup, error) {
-	return nil, errPodLookupNotImplemented
+// kubePodLookup is the podLookupFunc of the real binary: the node-scoped
+// informer of enrich.PodCache, synced before it returns.
+func kubePodLookup(ctx context.Context, kubeconfig, node string) (enrich.PodLookup, error) {
+	c, err := enrich.StartPodCache(ctx, kubeconfig, node)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil { // a nil *PodCache in an interface is not a nil interface
+		return nil, errors.New("no Kubernetes API server configured")
+	}
+	return c, nil
 }
 
 // parseConfig is what the parse command's flags say.
@@ -40,9 +46,11 @@ type parseConfig struct {
 	Host     string
 	// Kubeconfig, when set, enables the Kubernetes pod lookup.
 	Kubeconfig string
+	// PodLookup starts the pod lookup for Kubeconfig.
+	PodLookup podLookupFunc
 }
 
-func newParseCmd() *cobra.Command {
+func newParseCmd(lookup podLookupFunc) *cobra.Command {
 	var (
 		output, format string
 		raw            bool
@@ -64,7 +72,7 @@ API. With no FILE, or when FILE is -, reads standard input.`,
 			if err != nil {
 				return usageError{err}
 			}
-			cfg.Kubeconfig = kubeconfig
+			cfg.Kubeconfig, cfg.PodLookup = kubeconfig, lookup
 			return runParse(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), cfg)
 		},
 	}
@@ -107,7 +115,8 @@ func parseArgs(args []string, output, format string, raw bool, maxTasks, year in
 func newParseEnricher(ctx context.Context, cfg parseConfig) (*enrich.Enricher, error) {
 	var opts []enrich.Option
 	if cfg.Kubeconfig != "" {
-		l, err := podLookupFromKubeconfig(ctx, cfg.Kubeconfig)
+		// Saved logs may come from any node: look at every pod.
+		l, err := cfg.PodLookup(ctx, cfg.Kubeconfig, "")
 		if err != nil {
 			return nil, fmt.Errorf("--kubeconfig %s: Kubernetes pod lookup: %w", cfg.Kubeconfig, err)
 		}

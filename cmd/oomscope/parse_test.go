@@ -21,8 +21,14 @@ const (
 // output.
 func run(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return runWith(t, kubePodLookup, stdin, args...)
+}
+
+// runWith is run with the pod lookup replaced.
+func runWith(t *testing.T, lookup podLookupFunc, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	cmd := newRootCmd(strings.NewReader(stdin), &out, &errb)
+	cmd := newRootCmdWith(strings.NewReader(stdin), &out, &errb, lookup)
 	cmd.SetArgs(args)
 	if err := cmd.ExecuteContext(context.Background()); err != nil {
 		errb.WriteString("oomscope: " + err.Error() + "\n")
@@ -73,7 +79,7 @@ func TestParseExitCodes(t *testing.T) {
 		{"bad format", []string{"parse", "--format", "xml", capturePod}, "", 2, 0, "--format"},
 		{"bad max tasks", []string{"parse", "--max-tasks", "0", capturePod}, "", 2, 0, "--max-tasks"},
 		{"unknown flag", []string{"parse", "--bogus", capturePod}, "", 2, 0, "unknown flag"},
-		{"kubeconfig not wired", []string{"parse", "--kubeconfig", filepath.Join(dir, "kc"), capturePod}, "", 1, 0, "Kubernetes pod lookup: not implemented"},
+		{"kubeconfig unreadable", []string{"parse", "--kubeconfig", filepath.Join(dir, "kc"), capturePod}, "", 1, 0, "Kubernetes pod lookup:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -191,14 +197,12 @@ func (podLookupStub) Lookup(_ context.Context, uid, cid string) (*enrich.Pod, *e
 }
 
 func TestParseKubeconfigHook(t *testing.T) {
-	saved := podLookupFromKubeconfig
-	t.Cleanup(func() { podLookupFromKubeconfig = saved })
 	var got string
-	podLookupFromKubeconfig = func(_ context.Context, kubeconfig string) (enrich.PodLookup, error) {
+	lookup := func(_ context.Context, kubeconfig, _ string) (enrich.PodLookup, error) {
 		got = kubeconfig
 		return podLookupStub{}, nil
 	}
-	code, out, errs := run(t, "", "parse", "--kubeconfig", "/etc/kube/config", capturePod)
+	code, out, errs := runWith(t, lookup, "", "parse", "--kubeconfig", "/etc/kube/config", capturePod)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}

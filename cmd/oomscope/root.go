@@ -23,8 +23,14 @@ func exitCode(err error) int {
 	return 1
 }
 
-// newRootCmd builds the command tree. I/O streams are injected for tests.
+// newRootCmd builds the command tree of the real binary.
 func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	return newRootCmdWith(stdin, stdout, stderr, kubePodLookup)
+}
+
+// newRootCmdWith builds the command tree with its I/O streams and the
+// Kubernetes pod lookup injected (tests).
+func newRootCmdWith(stdin io.Reader, stdout, stderr io.Writer, lookup podLookupFunc) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "oomscope",
 		Short:         "OOM-kill forensics for Linux and Kubernetes nodes",
@@ -35,7 +41,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newParseCmd(), newRunCmd(), newVersionCmd())
+	root.AddCommand(newParseCmd(lookup), newRunCmd(lookup), newVersionCmd())
 	return root
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,12 +37,14 @@ type runConfig struct {
 	MaxTasks   int
 	LogLevel   zerolog.Level
 	LogFormat  string
+	Kubeconfig string
+	PodLookup  podLookupFunc
 	CgroupRoot string
 	ProcRoot   string
 	Metrics    string
 }
 
-func newRunCmd() *cobra.Command {
+func newRunCmd(lookup podLookupFunc) *cobra.Command {
 	var (
 		c                  runConfig
 		start, level, lfmt string
@@ -69,6 +72,7 @@ twice. Needs read access to /dev/kmsg (root or CAP_SYSLOG).`,
 				return usageError{fmt.Errorf("--log-format %q: want json or console", lfmt)}
 			}
 			c.LogFormat = lfmt
+			c.PodLookup = lookup
 			if c.MaxTasks < 1 {
 				return usageError{fmt.Errorf("--max-tasks must be >= 1, got %d", c.MaxTasks)}
 			}
@@ -86,12 +90,61 @@ twice. Needs read access to /dev/kmsg (root or CAP_SYSLOG).`,
 	f.BoolVar(&c.Raw, "raw", false, "include raw kernel lines in --stdout output (the archive always has them)")
 	f.StringVar(&c.Host, "host", defaultHost(), "node name written into reports (default $NODE_NAME or the host name)")
 	f.IntVar(&c.MaxTasks, "max-tasks", oomparse.DefaultMaxTasks, "task-table rows kept per report (the largest by rss)")
+	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file for the pod lookup (default: the in-cluster configuration when running in a pod; \"none\" disables the lookup)")
 	f.StringVar(&c.CgroupRoot, "cgroup-root", enrich.DefaultCgroupRoot, "where the host's cgroup filesystems are mounted (a DaemonSet mounts them at /host/sys/fs/cgroup)")
 	f.StringVar(&c.ProcRoot, "proc-root", enrich.DefaultProcRoot, "where the host's procfs is mounted")
 	f.StringVar(&c.Metrics, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9101); empty disables")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&lfmt, "log-format", "json", "log format: json or console")
 	return cmd
+}
+
+// startPodLookup starts the Kubernetes pod lookup in the background, so
+// that an API server that is slow or down does not keep the daemon from
+// reading the kernel log: until the informer has synced, lookups find
+// nothing and reports are enriched from their cgroup paths. It returns nil
+// when no API server is configured (not in a pod and no --kubeconfig).
+func startPodLookup(ctx context.Context, c runConfig, log zerolog.Logger) enrich.PodLookup {
+	if c.Kubeconfig == enrich.KubeconfigNone || c.PodLookup == nil {
+		return nil
+	}
+	if c.Kubeconfig == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+		log.Info().Msg("no Kubernetes API server: reports are enriched from cgroup paths only")
+		return nil
+	}
+	l := &asyncLookup{}
+	go func() {
+		for ctx.Err() == nil {
+			pods, err := c.PodLookup(ctx, c.Kubeconfig, c.Host)
+			if err == nil {
+				l.ready.Store(&pods)
+				log.Info().Str("node", c.Host).Msg("Kubernetes pod lookup ready")
+				return
+			}
+			log.Error().Err(err).Msg("Kubernetes pod lookup: retrying in 10s")
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}()
+	return l
+}
+
+// asyncLookup is a PodLookup that becomes available once started.
+type asyncLookup struct {
+	ready atomic.Pointer[enrich.PodLookup]
+}
+
+// errLookupNotReady tells that the pod lookup has not synced yet.
+var errLookupNotReady = errors.New("the Kubernetes pod lookup has not synced yet")
+
+func (a *asyncLookup) Lookup(ctx context.Context, podUID, containerID string) (*enrich.Pod, *enrich.Container, error) {
+	l := a.ready.Load()
+	if l == nil {
+		return nil, nil, errLookupNotReady
+	}
+	return (*l).Lookup(ctx, podUID, containerID)
 }
 
 // replayAge is how old a report may be and still be enriched as live: with
@@ -151,6 +204,9 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	base := []enrich.Option{enrich.WithCgroupRoot(c.CgroupRoot), enrich.WithProcRoot(c.ProcRoot), enrich.WithLogger(log)}
+	if pods := startPodLookup(ctx, c, log); pods != nil {
+		base = append(base, enrich.WithPodLookup(pods))
+	}
 	live, err := enrich.New(append(base, enrich.WithSnapshot(true), enrich.WithKillCounters(reg))...)
 	if err != nil {
 		return fmt.Errorf("enrichment: %w", err)
