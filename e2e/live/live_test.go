@@ -184,7 +184,9 @@ func triggerNotVictim(t *testing.T, e *env) []kill {
 	side.waitAllocated(t)
 	al := startProc(t, e.bins["oomalloc"], ctr, "-mib", "40")
 	mustBeKilled(t, name, hog)
-	if killed, err := al.waitExit(15 * time.Second); err != nil || killed || al.waitErr != nil {
+	if killed, err := al.waitExit(15 * time.Second); killed {
+		t.Logf("scenario %s: the kernel also killed the allocator pid %d (the hog's memory was not yet uncharged)", name, al.pid)
+	} else if err != nil || al.waitErr != nil {
 		t.Errorf("scenario %s: expected the allocator pid %d to finish after the hog was killed: killed=%v err=%v exit=%v", name, al.pid, killed, err, al.waitErr)
 	}
 	if !side.alive() {
@@ -336,12 +338,21 @@ func TestLiveOOM(t *testing.T) {
 			all = append(all, ks...)
 		})
 	}
-	var victims []int
+	var victims, started []int
 	for _, k := range all {
 		victims = append(victims, k.victim)
+		started = append(started, k.victim)
+		for pid := range k.tasks {
+			started = append(started, pid)
+		}
 	}
 	_, werr := col.waitVictims(20*time.Second, victims)
-	col.stop() // flushes the parser
+	if werr == nil {
+		// Extra kills the kernel made (see reconcile) have reports too:
+		// wait until the reports of the scratch tree match its counter.
+		waitTreeReports(t, col, h, started)
+	}
+	col.stop()
 	reports := col.snapshot()
 	if werr != nil {
 		t.Error(werr)
@@ -353,7 +364,7 @@ func TestLiveOOM(t *testing.T) {
 		t.Errorf("live source: %v", err)
 	}
 
-	ours := ourReports(h, reports, victims)
+	ours := ourReports(h, reports, started)
 	for _, r := range reports {
 		t.Log(summary(r, slices.ContainsFunc(ours, func(o oomparse.Report) bool { return o.ID == r.ID })))
 	}
@@ -385,12 +396,33 @@ func TestLiveOOM(t *testing.T) {
 	for _, r := range ours {
 		seen += len(r.Victims)
 	}
-	if uint64(seen) != kernel || len(all) != seen {
+	if uint64(seen) != kernel || seen < len(all) {
 		t.Errorf("reconcile: the kernel counted %d OOM kills in %s, the parser reported %d victims of ours, the test caused %d",
 			kernel, h.Root().Path, seen, len(all))
 	}
 	t.Logf("%d kills, %d reports of ours, %d reports in all, kernel count %d, %d injected user-space records ignored, %v",
 		len(all), len(ours), len(reports), kernel, col.injected, time.Since(begin).Round(time.Millisecond))
+}
+
+// waitTreeReports waits (bounded) until the victims reported in the
+// scratch tree number what the kernel counted there.
+func waitTreeReports(t *testing.T, col *collector, h *cgscratch.Hierarchy, pids []int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		kernel, err := h.TreeOOMKills()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := 0
+		for _, r := range ourReports(h, col.snapshot(), pids) {
+			seen += len(r.Victims)
+		}
+		if uint64(seen) >= kernel {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // ourReports keeps the reports about the scratch tree: by cgroup path or,
@@ -555,9 +587,17 @@ func reconcile(t *testing.T, name string, leaves []*cgscratch.Cgroup, ks []kill,
 		}
 		kernel += c.OOMKill
 	}
+	// Every process the scenario started: the kernel may kill one more
+	// than the scenario needs (a victim's memory is uncharged a little
+	// after the OOM killer stops waiting for it; under CPU load the next
+	// allocation can find the limit still full). Such a kill is real and
+	// must have its report too.
 	pids := map[int]bool{}
 	for _, k := range ks {
 		pids[k.victim] = true
+		for pid := range k.tasks {
+			pids[pid] = true
+		}
 	}
 	seen := 0
 	for _, r := range reports {
@@ -567,8 +607,10 @@ func reconcile(t *testing.T, name string, leaves []*cgscratch.Cgroup, ks []kill,
 			}
 		}
 	}
-	if uint64(seen) != kernel || seen != len(ks) {
-		t.Errorf("scenario %s: expected reported victims == kernel oom_kill count == kills caused; parsed %d, kernel %d, caused %d", name, seen, kernel, len(ks))
+	if uint64(seen) != kernel || seen < len(ks) {
+		t.Errorf("scenario %s: expected reported victims == kernel oom_kill count >= kills caused; parsed %d, kernel %d, caused %d", name, seen, kernel, len(ks))
+	} else if seen > len(ks) {
+		t.Logf("scenario %s: the kernel killed %d more of the scenario's processes than it needed to; each has its report", name, seen-len(ks))
 	}
 }
 
