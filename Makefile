@@ -24,10 +24,13 @@ run: build ## run the node daemon on this machine: tail /dev/kmsg, archive to .c
 	@mkdir -p $(RUN_STATE)
 	$(BIN) run --state-dir $(RUN_STATE) --stdout --log-format console
 
+LIVE_TABLE := $(CURDIR)/.cache/e2e-live-table.txt
+
 test: deps lint envtest-bins ## everything CI runs: lint, unit + kernel + envtest tests with -race, short fuzzing, the qemu kernel matrix
-	KUBEBUILDER_ASSETS=$$(hack/envtest-bins.sh | tail -n1) $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	@mkdir -p .cache && rm -f $(LIVE_TABLE)
+	KUBEBUILDER_ASSETS=$$(hack/envtest-bins.sh | tail -n1) OOMSCOPE_E2E_LIVE_TABLE=$(LIVE_TABLE) $(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) fuzz
-	$(MAKE) e2e-qemu
+	OOMSCOPE_E2E_LIVE_TABLE=$(LIVE_TABLE) hack/e2e-matrix.sh
 
 unit: ## quick: unit tests only (no envtest, no live kernel, no qemu)
 	$(GO) test -race -count=1 -short ./kmsg/... ./oomparse/... ./enrich/... ./sink/... ./daemon/... ./cmd/...
@@ -54,7 +57,10 @@ bench: ## benchmarks (numbers in docs/benchmarks.md)
 envtest-bins: ## build kube-apiserver and etcd for envtest into .cache/envtest/bin (cached)
 	hack/envtest-bins.sh >/dev/null
 
-e2e: e2e-live e2e-qemu ## real kernels: live cgroup OOM kills here + the qemu kernel matrix
+e2e: deps ## real kernels: live cgroup OOM kills here + the qemu kernel matrix; ends with both tables
+	@mkdir -p .cache && rm -f $(LIVE_TABLE)
+	OOMSCOPE_E2E_LIVE_TABLE=$(LIVE_TABLE) $(GO) test -race -count=1 ./e2e/live; rc=$$?; \
+	OOMSCOPE_E2E_LIVE_TABLE=$(LIVE_TABLE) hack/e2e-matrix.sh || rc=1; exit $$rc
 
 e2e-live: ## live OOM kills in scratch cgroups of this machine (root)
 	$(GO) test -race -count=1 -v ./e2e/live

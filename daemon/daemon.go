@@ -171,8 +171,6 @@ func Run(ctx context.Context, cfg Config) error {
 	tick := time.NewTicker(cfg.CheckpointEvery)
 	defer tick.Stop()
 	var reports []oomparse.Report
-	var lastSeq uint64
-	var haveLast bool
 
 	for {
 		if d, ok := p.Deadline(); ok {
@@ -192,31 +190,33 @@ func Run(ctx context.Context, cfg Config) error {
 			r.saveCheckpointIfDirty()
 			continue
 		case <-expire.C:
-			reports = p.Expire(reports[:0], monoNow())
+			// The timer loses to records: when the daemon was starved (a
+			// node thrashing under memory pressure), the timer and the
+			// reader wake together and the records that continue the open
+			// report are already there. Expire only after the reader had
+			// a moment and brought nothing.
+			select {
+			case rec, ok := <-live.Records():
+				if !ok {
+					return r.endOfLog(live)
+				}
+				reports = r.feed(p, reports[:0], rec)
+			case <-time.After(expireGrace):
+				reports = p.Expire(reports[:0], monoNow())
+			}
 		case rec, ok := <-live.Records():
 			if !ok {
-				if err := live.Err(); err != nil {
-					return fmt.Errorf("daemon: reading kernel log: %w", err)
-				}
-				return nil
+				return r.endOfLog(live)
 			}
-			if rec.Facility != 0 && !cfg.AcceptUserspace {
-				// Not the kernel's: fed blank, so that its sequence number
-				// still counts and no gap is seen.
-				rec.Text, rec.Raw, rec.Dict = "", "", nil
-			}
-			reports = p.Feed(reports[:0], rec)
-			if rec.HasSeq {
-				lastSeq, haveLast = rec.Seq, true
-			}
+			reports = r.feed(p, reports[:0], rec)
 		}
 		for i := range reports {
 			if err := r.publish(ctx, &reports[i]); err != nil {
 				return nil // ctx done while retrying; checkpoint not moved
 			}
 		}
-		if p.Idle() && haveLast && lastSeq != r.cp.Seq {
-			r.cp.Seq = lastSeq
+		if p.Idle() && r.haveLast && r.lastSeq != r.cp.Seq {
+			r.cp.Seq = r.lastSeq
 			r.dirty = true
 		}
 		if len(reports) > 0 {
@@ -226,11 +226,40 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 }
 
+// expireGrace is how long an expiring report waits for the reader to
+// bring more records.
+const expireGrace = 250 * time.Millisecond
+
 type runner struct {
 	cfg   Config
 	log   zerolog.Logger
 	cp    Checkpoint
 	dirty bool
+	// lastSeq is the sequence number of the last record fed.
+	lastSeq  uint64
+	haveLast bool
+}
+
+// feed passes rec to the parser (blanked when user space wrote it) and
+// returns the reports it completed.
+func (r *runner) feed(p *oomparse.Parser, dst []oomparse.Report, rec kmsg.Record) []oomparse.Report {
+	if rec.Facility != 0 && !r.cfg.AcceptUserspace {
+		// Not the kernel's: fed blank, so that its sequence number still
+		// counts and no gap is seen.
+		rec.Text, rec.Raw, rec.Dict = "", "", nil
+	}
+	if rec.HasSeq {
+		r.lastSeq, r.haveLast = rec.Seq, true
+	}
+	return p.Feed(dst, rec)
+}
+
+// endOfLog is the daemon's end when the kernel log closes.
+func (r *runner) endOfLog(live *kmsg.Live) error {
+	if err := live.Err(); err != nil {
+		return fmt.Errorf("daemon: reading kernel log: %w", err)
+	}
+	return nil
 }
 
 // publish enriches and publishes rep, retrying with backoff until it

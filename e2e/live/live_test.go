@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/oomscope/oomscope/e2e/cgscratch"
 	"github.com/oomscope/oomscope/e2e/kernellock"
@@ -328,8 +329,9 @@ func TestLiveOOM(t *testing.T) {
 	waitFreshRatelimit(t)
 	var all []kill
 	byScenario := map[string][]kill{}
+	scenarioFailed := map[string]bool{}
 	for _, sc := range scenarios {
-		t.Run(sc.name, func(t *testing.T) {
+		ok := t.Run(sc.name, func(t *testing.T) {
 			if sc.fresh {
 				waitFreshRatelimit(t)
 			}
@@ -337,6 +339,7 @@ func TestLiveOOM(t *testing.T) {
 			byScenario[sc.name] = ks
 			all = append(all, ks...)
 		})
+		scenarioFailed[sc.name] = !ok
 	}
 	var victims, started []int
 	for _, k := range all {
@@ -368,23 +371,28 @@ func TestLiveOOM(t *testing.T) {
 	for _, r := range reports {
 		t.Log(summary(r, slices.ContainsFunc(ours, func(o oomparse.Report) bool { return o.ID == r.ID })))
 	}
+	var table resultTable
+	t.Cleanup(func() { table.write(t, h.Version()) })
 	for _, sc := range scenarios {
-		t.Run(sc.name+"/reports", func(t *testing.T) {
+		rt := &recordingT{}
+		ok := t.Run(sc.name+"/reports", func(t *testing.T) {
+			rt.TB = t
 			ks := byScenario[sc.name]
 			if len(ks) == 0 {
-				t.Fatalf("scenario %s: caused no kill", sc.name)
+				rt.Fatalf("scenario %s: caused no kill", sc.name)
 			}
 			for _, k := range ks {
-				checkKill(t, k, ours)
+				checkKill(rt, k, ours)
 			}
-			reconcile(t, sc.name, e.leaves[sc.name], ks, ours)
+			reconcile(rt, sc.name, e.leaves[sc.name], ks, ours)
 			if sc.name == "burst-ratelimited" {
-				checkBurst(t, ks, reports, ours)
+				checkBurst(rt, ks, reports, ours)
 			}
 			if sc.capture != "" && os.Getenv("OOMSCOPE_E2E_CAPTURE") == "1" {
 				capture(t, col, h.Version(), sc.capture, ks, ours)
 			}
 		})
+		table.add(sc.name, ok && !scenarioFailed[sc.name], rt.reasons)
 	}
 
 	// The kernel's count for the whole scratch tree.
@@ -444,7 +452,7 @@ func ourReports(h *cgscratch.Hierarchy, reports []oomparse.Report, pids []int) [
 }
 
 // checkKill asserts what the one report of a kill must say.
-func checkKill(t *testing.T, k kill, reports []oomparse.Report) {
+func checkKill(t testing.TB, k kill, reports []oomparse.Report) {
 	t.Helper()
 	fail := func(what string, want, got any) {
 		t.Errorf("scenario %s, kill of pid %d (%s): expected %s %v, parsed %v", k.scenario, k.victim, k.comm, what, want, got)
@@ -577,7 +585,7 @@ func deref(p *int) any {
 
 // reconcile compares a scenario's reports with the kernel's oom_kill
 // counters of its cgroups.
-func reconcile(t *testing.T, name string, leaves []*cgscratch.Cgroup, ks []kill, reports []oomparse.Report) {
+func reconcile(t testing.TB, name string, leaves []*cgscratch.Cgroup, ks []kill, reports []oomparse.Report) {
 	t.Helper()
 	var kernel uint64
 	for _, cg := range leaves {
@@ -617,7 +625,7 @@ func reconcile(t *testing.T, name string, leaves []*cgscratch.Cgroup, ks []kill,
 // checkBurst asserts that the kernel did rate limit the burst, that every
 // bare victim line still became its own partial report, and that the report
 // after the burst counts the suppressed ones.
-func checkBurst(t *testing.T, ks []kill, all, ours []oomparse.Report) {
+func checkBurst(t testing.TB, ks []kill, all, ours []oomparse.Report) {
 	t.Helper()
 	pids := map[int]bool{}
 	var after kill
@@ -758,4 +766,53 @@ func rawMemoryUsage(raw []string) (uint64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// recordingT keeps the messages of Errorf and Fatalf for the result table.
+type recordingT struct {
+	testing.TB
+	reasons []string
+}
+
+func (r *recordingT) Errorf(format string, args ...any) {
+	r.TB.Helper()
+	r.reasons = append(r.reasons, fmt.Sprintf(format, args...))
+	r.TB.Errorf(format, args...)
+}
+
+func (r *recordingT) Fatalf(format string, args ...any) {
+	r.TB.Helper()
+	r.reasons = append(r.reasons, fmt.Sprintf(format, args...))
+	r.TB.Fatalf(format, args...)
+}
+
+// resultTable is the live part of the e2e matrix: one row per scenario.
+type resultTable struct {
+	rows []string
+}
+
+func (tb *resultTable) add(scenario string, pass bool, reasons []string) {
+	switch {
+	case pass:
+		tb.rows = append(tb.rows, fmt.Sprintf("  %-26s pass", scenario))
+	case len(reasons) == 0:
+		tb.rows = append(tb.rows, fmt.Sprintf("  %-26s FAIL: the scenario itself failed (see the test log)", scenario))
+	default:
+		tb.rows = append(tb.rows, fmt.Sprintf("  %-26s FAIL: %s", scenario, strings.Join(reasons, "; ")))
+	}
+}
+
+// write appends the table to the file named by OOMSCOPE_E2E_LIVE_TABLE
+// (make e2e prints it with the qemu matrix) and to the test log.
+func (tb *resultTable) write(t *testing.T, v cgscratch.Version) {
+	var uts unix.Utsname
+	_ = unix.Uname(&uts)
+	head := fmt.Sprintf("this machine (live), kernel %s, cgroup %s", unix.ByteSliceToString(uts.Release[:]), v)
+	out := head + "\n" + strings.Join(tb.rows, "\n") + "\n"
+	t.Log("\n" + out)
+	if p := os.Getenv("OOMSCOPE_E2E_LIVE_TABLE"); p != "" {
+		if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
+			t.Errorf("writing %s: %v", p, err)
+		}
+	}
 }
