@@ -80,7 +80,8 @@ type Container struct {
 	Name string `json:"name,omitempty"`
 	// ID is the runtime's container id, without the runtime:// prefix.
 	ID string `json:"id,omitempty"`
-	// Runtime is containerd, cri-o, docker or podman.
+	// Runtime is containerd, cri-o, docker or podman, or the API's
+	// container id scheme (kata, ...) for another runtime.
 	Runtime string `json:"runtime,omitempty"`
 	Image   string `json:"image,omitempty"`
 	// Kind is "app", "init" or "ephemeral".
