@@ -202,6 +202,13 @@ func Run(ctx context.Context, cfg Config) error {
 				}
 				reports = r.feed(p, reports[:0], rec)
 			case <-time.After(expireGrace):
+				if live.Behind() && r.postponed < maxPostpones {
+					// The kernel has records we have not read yet: they
+					// may continue the open report.
+					r.postponed++
+					continue
+				}
+				r.postponed = 0
 				reports = p.Expire(reports[:0], monoNow())
 			}
 		case rec, ok := <-live.Records():
@@ -227,8 +234,12 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // expireGrace is how long an expiring report waits for the reader to
-// bring more records.
-const expireGrace = 250 * time.Millisecond
+// bring more records; while the kernel log has records not read yet, the
+// expiry is put off by as much again, at most maxPostpones times.
+const (
+	expireGrace  = 250 * time.Millisecond
+	maxPostpones = 40
+)
 
 type runner struct {
 	cfg   Config
@@ -238,6 +249,8 @@ type runner struct {
 	// lastSeq is the sequence number of the last record fed.
 	lastSeq  uint64
 	haveLast bool
+	// postponed counts expiries put off since the last record.
+	postponed int
 }
 
 // feed passes rec to the parser (blanked when user space wrote it) and
@@ -251,6 +264,7 @@ func (r *runner) feed(p *oomparse.Parser, dst []oomparse.Report, rec kmsg.Record
 	if rec.HasSeq {
 		r.lastSeq, r.haveLast = rec.Seq, true
 	}
+	r.postponed = 0
 	return p.Feed(dst, rec)
 }
 

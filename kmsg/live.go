@@ -228,6 +228,7 @@ type Live struct {
 	stopCtx  func() bool
 
 	lost    atomic.Uint64
+	next    atomic.Uint64 // sequence number of the next record the device will give
 	epipe   atomic.Uint64
 	badRecs atomic.Uint64
 
@@ -293,6 +294,13 @@ func OpenLive(ctx context.Context, opts ...LiveOption) (*Live, error) {
 		return nil, fmt.Errorf("kmsg: seeking %s: %w", cfg.device, err)
 	}
 	l.dev = dev
+	if cfg.start == startEnd {
+		// Positioned after the newest record: [Live.Behind] must not count
+		// the records before it as unread.
+		if newest, ok, err := cfg.newest(cfg.device); err == nil && ok {
+			l.next.Store(newest + 1)
+		}
+	}
 	if cfg.start == startAfter {
 		// A resume point beyond the newest record is from another boot
 		// (or made up): waiting for the numbering to pass it would drop
@@ -371,6 +379,26 @@ func (l *Live) Err() error {
 // read when resuming after a record no longer in the ring buffer.
 func (l *Live) Lost() uint64 { return l.lost.Load() }
 
+// Behind reports whether records are waiting: in the channel of
+// [Live.Records], or in the kernel's ring buffer not yet read (found by
+// reading the device through a descriptor of its own, which costs a read
+// of the whole buffer: call it when about to act on the absence of
+// records, not per record). A consumer that was starved of CPU uses it to
+// tell "the kernel wrote nothing" from "I have not read it yet".
+func (l *Live) Behind() bool {
+	// next first: a record sent meanwhile is then seen in the channel, or
+	// still counted as unread.
+	next := l.next.Load()
+	if len(l.out) > 0 {
+		return true
+	}
+	newest, ok, err := l.cfg.newest(l.cfg.device)
+	if err != nil || !ok {
+		return false
+	}
+	return newest >= next
+}
+
 // BootID returns the random id of the running boot, read from
 // /proc/sys/kernel/random/boot_id at [OpenLive] ("" if unreadable).
 func (l *Live) BootID() string { return l.bootID }
@@ -444,11 +472,15 @@ func (l *Live) run() {
 			continue
 		}
 		if !l.track(rec.Seq) {
+			l.next.Store(rec.Seq + 1)
 			continue
 		}
 		rec.Wall = l.wall(rec.Mono)
 		select {
 		case l.out <- rec:
+			// Only now: until the record is in the channel, Behind must
+			// still see it as unread in the kernel.
+			l.next.Store(rec.Seq + 1)
 		case <-l.done:
 			return
 		}

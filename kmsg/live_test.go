@@ -381,3 +381,39 @@ func TestLiveRealResumeAfterNewest(t *testing.T) {
 		t.Errorf("after the newest (%d): first record %d, tagged %d", newest, all[0].Seq, got[0].Seq)
 	}
 }
+
+// TestLiveBehind checks Behind against the real device: a record written
+// and not yet received makes it true; once everything is received it
+// turns false (other writers on the machine may add records meanwhile, so
+// it is drained until then).
+func TestLiveBehind(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := OpenLive(ctx, WithStartAtEnd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatalf("opening /dev/kmsg for writing: %v", err)
+	}
+	if _, err := f.WriteString("<6>oomscope-test behind\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if !l.Behind() {
+		n, ok, err := newestSeq("/dev/kmsg")
+		t.Errorf("Behind() = false with a record written and not received (next %d, newest %d %v %v, queued %d)", l.next.Load(), n, ok, err, len(l.out))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Behind() {
+		if time.Now().After(deadline) {
+			t.Fatal("Behind() still true after draining for 10s")
+		}
+		select {
+		case <-l.Records():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
