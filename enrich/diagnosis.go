@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/oomscope/oomscope/oomparse"
 )
@@ -358,6 +359,9 @@ func diagnoseOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, vrow *oomparse
 		d.OutcomeExplanation = fmt.Sprintf("Process %d (%s) in %s was killed; it was not in a container.", v.PID, v.Comm, victimCg.Path)
 		return
 	}
+	if apiOutcome(d, r, v, victimCg) {
+		return
+	}
 	// Which task table rows share the victim's container? The table lists
 	// the tasks of the limiting cgroup's subtree (memcg OOM) or of the
 	// whole node (global OOM).
@@ -411,6 +415,51 @@ func diagnoseOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, vrow *oomparse
 	d.MainProcessKilled = ptr(false)
 	d.Outcome = OutcomeChildKilled
 	d.OutcomeExplanation = fmt.Sprintf("Pid %d (%s) has a lower pid than the victim in %s, so pid %d (%s) was %sa child process: the container keeps running and Kubernetes shows no OOMKilled%s.", low.TGID, low.Name, where, tgid, v.Comm, hedge, restart)
+}
+
+// apiSettleTime is how long after a kill the API surely shows a restart of
+// the container whose main process died: the kubelet relists containers
+// every second and updates the pod status right after.
+const apiSettleTime = 10 * time.Second
+
+// apiOutcome decides the outcome from the API's status of the container
+// instance the victim's cgroup names, when that status is conclusive: the
+// instance terminated (read at any time), or it was still running well
+// after the kill. It reports whether it decided.
+func apiOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, victimCg *CgroupPath) bool {
+	c := r.Container
+	if c == nil || c.ID == "" || victimCg.ContainerID == "" || !strings.EqualFold(c.ID, victimCg.ContainerID) {
+		return false
+	}
+	switch c.State {
+	case "terminated":
+		reason, code := "unknown", int32(0)
+		if c.Termination != nil {
+			code = c.Termination.ExitCode
+			if c.Termination.Reason != "" {
+				reason = c.Termination.Reason
+			}
+		}
+		d.Outcome = OutcomeContainerRestarts
+		if reason == "OOMKilled" {
+			d.MainProcessKilled = ptr(true)
+			d.OutcomeExplanation = fmt.Sprintf("The API shows container instance %s terminated with reason OOMKilled (exit code %d): pid %d (%s) was its main process, and the container restarts per its restartPolicy.", short(c.ID, 12), code, v.PID, v.Comm)
+			return true
+		}
+		d.MainProcessKilled = ptr(false)
+		d.OutcomeExplanation = fmt.Sprintf("The API shows container instance %s terminated with reason %s (exit code %d), not OOMKilled: pid %d (%s) was a child process, and the main process exited after it.", short(c.ID, 12), reason, code, v.PID, v.Comm)
+		return true
+	case "running":
+		kill := r.Last.Wall
+		if kill == nil || c.ObservedAt == nil || c.ObservedAt.Sub(*kill) < apiSettleTime {
+			return false // too early to tell: the kubelet may not have noticed yet
+		}
+		d.MainProcessKilled = ptr(false)
+		d.Outcome = OutcomeChildKilled
+		d.OutcomeExplanation = fmt.Sprintf("The API shows container instance %s still running %s after the kill, so pid %d (%s) was a child process: the container kept running and Kubernetes shows no OOMKilled.", short(c.ID, 12), c.ObservedAt.Sub(*kill).Round(time.Second), v.PID, v.Comm)
+		return true
+	}
+	return false
 }
 
 // composition explains the limiting cgroup's (or node's) memory.
@@ -792,7 +841,11 @@ func summary(d *Diagnosis, r *Report, v *oomparse.Victim) string {
 	}
 	switch d.Outcome {
 	case OutcomeContainerRestarts:
-		b.WriteString("; main process — container restarts")
+		if d.MainProcessKilled != nil && !*d.MainProcessKilled {
+			b.WriteString("; child process, then the main process exited — container restarts")
+		} else {
+			b.WriteString("; main process — container restarts")
+		}
 	case OutcomeChildKilled:
 		b.WriteString("; child process — container keeps running")
 	case OutcomeSandboxKilled:

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
@@ -349,6 +350,65 @@ func TestDiagnose(t *testing.T) {
 			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
 			wantSummary: `container 3f9a7c2d1e8b (docker): process 3 "redis" killed by the CONTAINER limit 64Mi; main process — container restarts`,
 		},
+		{
+			// The task table says child (pid 4100 is lower), the API says
+			// the instance terminated OOMKilled: the API wins.
+			name: "API: instance terminated OOMKilled",
+			report: func(t *testing.T) *oomparse.Report {
+				return memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4200, "worker", 900))
+			},
+			pod:       &Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: QoSBurstable},
+			ctr:       &Container{Name: "app", ID: fixtureCID, State: "terminated", Termination: &Termination{Reason: "OOMKilled", ExitCode: 137}},
+			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4200 "worker" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; main process — container restarts`,
+			check: func(t *testing.T, d *Diagnosis) {
+				if !strings.Contains(d.OutcomeExplanation, "terminated with reason OOMKilled (exit code 137)") {
+					t.Errorf("outcome explanation %q", d.OutcomeExplanation)
+				}
+			},
+		},
+		{
+			name: "API: instance terminated with another reason",
+			report: func(t *testing.T) *oomparse.Report {
+				return memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4200, "worker", 900))
+			},
+			pod:       &Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: QoSBurstable},
+			ctr:       &Container{Name: "app", ID: fixtureCID, State: "terminated", Termination: &Termination{Reason: "Error", ExitCode: 1}},
+			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(false),
+			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4200 "worker" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; child process, then the main process exited — container restarts`,
+		},
+		{
+			// Table says main (4100 is the lowest), but the API saw the
+			// same instance running 30 s after the kill.
+			name: "API: instance still running well after the kill",
+			report: func(t *testing.T) *oomparse.Report {
+				r := memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4100, "app", 900))
+				r.Last.Wall = &killTime
+				return r
+			},
+			pod:       &Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: QoSBurstable},
+			ctr:       &Container{Name: "app", ID: fixtureCID, State: "running", ObservedAt: ptr(killTime.Add(30 * time.Second))},
+			wantScope: ScopeContainer, wantOutcome: OutcomeChildKilled, wantMain: ptr(false),
+			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4100 "app" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; child process — container keeps running`,
+			check: func(t *testing.T, d *Diagnosis) {
+				if !strings.Contains(d.OutcomeExplanation, "still running 30s after the kill") {
+					t.Errorf("outcome explanation %q", d.OutcomeExplanation)
+				}
+			},
+		},
+		{
+			// Observed 2 s after the kill: too early, the task table decides.
+			name: "API: running but observed too early",
+			report: func(t *testing.T) *oomparse.Report {
+				r := memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4100, "app", 900))
+				r.Last.Wall = &killTime
+				return r
+			},
+			pod:       &Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: QoSBurstable},
+			ctr:       &Container{Name: "app", ID: fixtureCID, State: "running", ObservedAt: ptr(killTime.Add(2 * time.Second))},
+			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4100 "app" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; main process — container restarts`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -377,6 +437,9 @@ func TestDiagnose(t *testing.T) {
 		})
 	}
 }
+
+// killTime is the wall time of the API test cases' kill.
+var killTime = time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC)
 
 func fmtBool(b *bool) string {
 	if b == nil {

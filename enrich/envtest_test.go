@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -210,9 +211,13 @@ func TestPodCacheEnvtest(t *testing.T) {
 	wantApp := &Container{
 		Name: "app", ID: cidApp, Runtime: RuntimeContainerd, Image: "example.com/web:3", Kind: ContainerKindApp,
 		MemoryRequestBytes: i64(64 * mi), MemoryLimitBytes: i64(128 * mi), RestartCount: i32(2),
+		State: "running",
 	}
+	// The previous instance (lastState) is the one the OOM killed.
 	wantAppPrev := *wantApp
 	wantAppPrev.ID = cidAppPrev
+	wantAppPrev.State = "terminated"
+	wantAppPrev.Termination = &Termination{Reason: "OOMKilled", ExitCode: 137}
 	check := func(t *testing.T, uid, cid string, wantPod *Pod, wantCtr *Container) {
 		t.Helper()
 		pod, ctr, err := cache.Lookup(ctx, uid, cid)
@@ -222,7 +227,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 		if d := cmp.Diff(wantPod, pod); d != "" {
 			t.Errorf("Lookup(%q, %q) pod (-want +got):\n%s", uid, cid, d)
 		}
-		if d := cmp.Diff(wantCtr, ctr); d != "" {
+		if d := cmp.Diff(wantCtr, ctr, ignoreInstanceState); d != "" {
 			t.Errorf("Lookup(%q, %q) container (-want +got):\n%s", uid, cid, d)
 		}
 	}
@@ -272,6 +277,21 @@ func TestPodCacheEnvtest(t *testing.T) {
 	})
 	t.Run("by last terminated container id", func(t *testing.T) {
 		check(t, string(web.UID), cidAppPrev, wantWeb, &wantAppPrev)
+	})
+	t.Run("instance state: current running, previous terminated OOMKilled", func(t *testing.T) {
+		for _, tc := range []struct {
+			cid  string
+			want *Container
+		}{{cidApp, wantApp}, {cidAppPrev, &wantAppPrev}} {
+			_, ctr, err := cache.Lookup(ctx, string(web.UID), tc.cid)
+			if err != nil || ctr == nil {
+				t.Fatalf("Lookup(%s) = %v, %v", tc.cid, ctr, err)
+			}
+			got := clearTimes(t, ctr)
+			if got.State != tc.want.State || cmp.Diff(tc.want.Termination, got.Termination) != "" {
+				t.Errorf("Lookup(%s): state %q termination %+v; want %q %+v", tc.cid, got.State, got.Termination, tc.want.State, tc.want.Termination)
+			}
+		}
 	})
 	t.Run("init container", func(t *testing.T) {
 		check(t, string(web.UID), cidInit, wantWeb, &Container{
@@ -334,7 +354,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 		}
 		want := &Container{Name: "c", ID: cidLate, Runtime: RuntimeContainerd, Image: "example.com/late:1", Kind: ContainerKindApp,
 			MemoryRequestBytes: i64(10 * mi), MemoryLimitBytes: i64(10 * mi), RestartCount: i32(0)}
-		if d := cmp.Diff(want, r.ctr); d != "" {
+		if d := cmp.Diff(want, r.ctr, ignoreInstanceState); d != "" {
 			t.Errorf("container (-want +got):\n%s", d)
 		}
 		if r.pod.QoSClass != "Burstable" || r.pod.Name != "late" {
@@ -472,4 +492,35 @@ func TestPodCacheEnvtest(t *testing.T) {
 			}
 		}
 	})
+}
+
+// ignoreInstanceState leaves the instance's state and times out of a
+// comparison (checked on their own where the test sets them).
+var ignoreInstanceState = cmpopts.IgnoreFields(Container{}, "State", "StartedAt", "Termination", "ObservedAt")
+
+// clearTimes checks that a looked-up container carries the times the API
+// gives (when it was observed; when a running instance started, when a
+// terminated one finished) and returns a copy without them, for comparing.
+func clearTimes(t *testing.T, c *Container) *Container {
+	t.Helper()
+	if c == nil {
+		return nil
+	}
+	cp := *c
+	if cp.ObservedAt == nil || time.Since(*cp.ObservedAt) > time.Minute {
+		t.Errorf("container %s: observed_at = %v, want about now", cp.ID, cp.ObservedAt)
+	}
+	if cp.State == "running" && cp.StartedAt == nil {
+		t.Errorf("container %s: running without started_at", cp.ID)
+	}
+	if cp.Termination != nil {
+		if cp.Termination.Finished == nil {
+			t.Errorf("container %s: terminated without finished_at", cp.ID)
+		}
+		term := *cp.Termination
+		term.Finished = nil
+		cp.Termination = &term
+	}
+	cp.ObservedAt, cp.StartedAt = nil, nil
+	return &cp
 }

@@ -518,6 +518,26 @@ func buildContainer(p *corev1.Pod, st *corev1.ContainerStatus, kind string) *Con
 	ctr.ID, ctr.Runtime = id, runtime
 	rc := st.RestartCount
 	ctr.RestartCount = &rc
+	now := time.Now().UTC()
+	ctr.ObservedAt = &now
+	switch {
+	case st.State.Terminated != nil:
+		t := st.State.Terminated
+		ctr.State = "terminated"
+		ctr.Termination = &Termination{Reason: t.Reason, ExitCode: t.ExitCode}
+		if !t.FinishedAt.IsZero() {
+			f := t.FinishedAt.UTC()
+			ctr.Termination.Finished = &f
+		}
+	case st.State.Running != nil:
+		ctr.State = "running"
+		if !st.State.Running.StartedAt.IsZero() {
+			s := st.State.Running.StartedAt.UTC()
+			ctr.StartedAt = &s
+		}
+	case st.State.Waiting != nil:
+		ctr.State = "waiting"
+	}
 
 	var spec *corev1.ResourceRequirements
 	switch kind {
@@ -887,8 +907,10 @@ func containerStatusByID(p *corev1.Pod, id string) (*corev1.ContainerStatus, str
 				if rt, last := splitContainerID(t.ContainerID); last == id {
 					// Report the id that matched: copy the status with
 					// the previous instance's id as the current one.
+					// Its state is the previous instance's: terminated.
 					cp := st.DeepCopy()
 					cp.ContainerID = rt + "://" + last
+					cp.State = corev1.ContainerState{Terminated: t.DeepCopy()}
 					return cp, l.kind
 				}
 			}

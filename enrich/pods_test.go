@@ -334,7 +334,7 @@ func TestPodCacheLookupFake(t *testing.T) {
 			if d := cmp.Diff(tt.pod, pod); d != "" {
 				t.Errorf("pod (-want +got):\n%s", d)
 			}
-			if d := cmp.Diff(tt.ctr, ctr); d != "" {
+			if d := cmp.Diff(tt.ctr, ctr, ignoreInstanceState); d != "" {
 				t.Errorf("container (-want +got):\n%s", d)
 			}
 		})

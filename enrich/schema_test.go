@@ -132,11 +132,18 @@ func (stubLookup) Lookup(_ context.Context, podUID, containerID string) (*enrich
 	ctr := &enrich.Container{
 		Name: "python", ID: containerID, Runtime: enrich.RuntimeContainerd, Image: "python:3.13",
 		Kind: enrich.ContainerKindApp, MemoryRequestBytes: &req, MemoryLimitBytes: &lim, RestartCount: &restarts,
+		// Every instance field, for the schema (the cache sets started_at
+		// for running instances only).
+		State: "terminated", StartedAt: &stubTime, ObservedAt: &stubTime,
+		Termination: &enrich.Termination{Reason: "OOMKilled", ExitCode: 137, Finished: &stubTime},
 	}
 	return pod, ctr, nil
 }
 
 func u64p(v uint64) *uint64 { return &v }
+
+// stubTime is the time stubLookup's container instance times carry.
+var stubTime = time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC)
 
 // fullReport enriches the first report of fullReportInput with stubLookup,
 // then adds a hand-built snapshot (both cgroup versions' files), missed

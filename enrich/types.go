@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"context"
+	"time"
 
 	"github.com/oomscope/oomscope/oomparse"
 )
@@ -90,6 +91,26 @@ type Container struct {
 	MemoryLimitBytes   *int64 `json:"memory_limit_bytes,omitempty"`
 	// RestartCount is the container's restart count when last seen.
 	RestartCount *int32 `json:"restart_count,omitempty"`
+	// State is the state of the container instance whose id the cgroup
+	// names, as the API showed it at ObservedAt: "running", "waiting" or
+	// "terminated" (an instance that was replaced by a restart shows as
+	// terminated, from the status's lastState).
+	State string `json:"state,omitempty"`
+	// StartedAt is when that instance started, when running.
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	// Termination is how that instance ended, when terminated.
+	Termination *Termination `json:"termination,omitempty"`
+	// ObservedAt is when the API was asked.
+	ObservedAt *time.Time `json:"observed_at,omitempty"`
+}
+
+// Termination is how a container instance ended, from its status.
+type Termination struct {
+	// Reason is the kubelet's reason, "OOMKilled" when the main process
+	// was killed by the OOM killer.
+	Reason   string     `json:"reason,omitempty"`
+	ExitCode int32      `json:"exit_code"`
+	Finished *time.Time `json:"finished_at,omitempty"`
 }
 
 // PodLookup finds the pod and container of a cgroup. Implementations must
