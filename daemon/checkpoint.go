@@ -21,6 +21,25 @@ type Checkpoint struct {
 	Published uint64 `json:"published"`
 	// Lost counts kernel records lost to ring-buffer overruns in this boot.
 	Lost uint64 `json:"lost"`
+	// After lists the ids of reports published that began after Seq: a
+	// report can end while the next one is still open, and the checkpoint
+	// cannot move past the open one. After a restart these are parsed
+	// again and are not published a second time. Cleared when Seq moves
+	// (the parser is idle then, so every published report is before it).
+	After []string `json:"after,omitempty"`
+}
+
+// maxAfter bounds Checkpoint.After: reports completed while one stays open.
+const maxAfter = 1024
+
+// published reports whether id is in After.
+func (c *Checkpoint) published(id string) bool {
+	for _, a := range c.After {
+		if a == id {
+			return true
+		}
+	}
+	return false
 }
 
 // LoadCheckpoint reads the checkpoint at path. A missing file is not an

@@ -130,11 +130,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	resumed := false
 	switch {
 	case cfg.Start == StartEnd:
 		opts = append(opts, kmsg.WithStartAtEnd())
 		log.Info().Msg("reading kernel log from its end")
 	case cfg.Start == StartResume && haveCP && cp.BootID == bootID:
+		resumed = true
 		opts = append(opts, kmsg.WithResumeAfter(cp.Seq))
 		log.Info().Uint64("after_seq", cp.Seq).Msg("resuming kernel log after checkpoint")
 	default:
@@ -161,6 +163,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	r := &runner{cfg: cfg, log: log, cp: cp}
+	if resumed {
+		r.lostBase = cp.Lost // the count is per boot, across restarts
+	}
 	defer r.saveCheckpoint()
 	if cfg.OnReady != nil {
 		cfg.OnReady()
@@ -186,7 +191,7 @@ func Run(ctx context.Context, cfg Config) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			r.cp.Lost = live.Lost()
+			r.cp.Lost = r.lostBase + live.Lost()
 			r.saveCheckpointIfDirty()
 			continue
 		case <-expire.C:
@@ -224,10 +229,11 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		if p.Idle() && r.haveLast && r.lastSeq != r.cp.Seq {
 			r.cp.Seq = r.lastSeq
+			r.cp.After = nil
 			r.dirty = true
 		}
 		if len(reports) > 0 {
-			r.cp.Lost = live.Lost()
+			r.cp.Lost = r.lostBase + live.Lost()
 			r.saveCheckpointIfDirty()
 		}
 	}
@@ -251,6 +257,8 @@ type runner struct {
 	haveLast bool
 	// postponed counts expiries put off since the last record.
 	postponed int
+	// lostBase is the checkpoint's lost count when resuming in the same boot.
+	lostBase uint64
 }
 
 // feed passes rec to the parser (blanked when user space wrote it) and
@@ -283,9 +291,19 @@ func (r *runner) publish(ctx context.Context, parsed *oomparse.Report) error {
 	// a report of their own, safe to keep.
 	rep := new(oomparse.Report)
 	*rep = *parsed
+	if r.cp.published(rep.ID) {
+		// Published before the restart, while a later report was open.
+		return nil
+	}
 	var er *enrich.Report
 	if r.cfg.Enricher != nil {
 		er = r.cfg.Enricher.Enrich(ctx, rep)
+		if err := ctx.Err(); err != nil {
+			// Stopping: the enrichment may have been cut short (a pod
+			// lookup cancelled). Not published, the checkpoint does not
+			// move, the next start reads the report again.
+			return err
+		}
 	} else {
 		er = &enrich.Report{Report: rep}
 	}
@@ -294,6 +312,9 @@ func (r *runner) publish(ctx context.Context, parsed *oomparse.Report) error {
 		err := r.cfg.Sink.Publish(ctx, er)
 		if err == nil {
 			r.cp.Published++
+			if len(r.cp.After) < maxAfter {
+				r.cp.After = append(r.cp.After, rep.ID)
+			}
 			r.dirty = true
 			ev := r.log.Info().Str("id", rep.ID).Str("kind", rep.Kind).Bool("partial", rep.Partial).Bool("incomplete", rep.Incomplete)
 			if len(rep.Victims) > 0 {

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/oomscope/oomscope/e2e/kernellock"
 	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/kmsg"
+	"github.com/oomscope/oomscope/oomparse"
 	"github.com/oomscope/oomscope/sink"
 )
 
@@ -299,4 +301,123 @@ func TestIgnoresUserspaceRecords(t *testing.T) {
 	if n := col.count(); n != 0 {
 		t.Errorf("published %d reports forged from user space, want 0", n)
 	}
+}
+
+// lockedBuf is a bytes.Buffer safe for the daemon goroutine and the test.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestNotTwiceWhileNextReportOpen stops the daemon after report A ended
+// but while report B was still open: the checkpoint cannot move past B's
+// start, so A is parsed again after the restart, and must not reach any
+// sink again — not even standard output, which remembers nothing.
+func TestNotTwiceWhileNextReportOpen(t *testing.T) {
+	kernellock.Acquire(t)
+	tag := fmt.Sprintf("oomd%06d", rand.IntN(1e6))
+	dir := t.TempDir()
+	state := filepath.Join(dir, "checkpoint.json")
+	bootID, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq0 := lastSeq(t)
+	if err := (daemon.Checkpoint{BootID: strings.TrimSpace(string(bootID)), Seq: seq0}).Save(state); err != nil {
+		t.Fatal(err)
+	}
+	col := &collector{got: map[string]*enrich.Report{}, tag: tag}
+	var out1, out2 lockedBuf
+	cfg := func(w *lockedBuf) daemon.Config {
+		return daemon.Config{
+			StatePath: state, Sink: sink.Multi{sink.NewJSONLines(w, false), col}, Host: "test-node",
+			Logger: zerolog.New(zerolog.NewTestWriter(t)), CheckpointEvery: 50 * time.Millisecond, AcceptUserspace: true,
+		}
+	}
+	a, b := reportTexts(t, tag+"a"), reportTexts(t, tag+"b")
+	d := start(t, cfg(&out1))
+	inject(t, append(append([]string{}, a...), b[:len(b)/2]...))
+	waitFor(t, "report A", func() bool { return col.count() == 1 })
+	time.Sleep(300 * time.Millisecond)
+	d.stop(t)
+	cp, _, err := daemon.LoadCheckpoint(state)
+	if err != nil || len(cp.After) != 1 || cp.After[0] != col.ids[0] {
+		t.Fatalf("checkpoint after run 1: %+v, %v; want A's id %s in after", cp, err, col.ids[0])
+	}
+
+	inject(t, b[len(b)/2:])
+	d = start(t, cfg(&out2))
+	waitFor(t, "report B", func() bool { return col.count() >= 2 })
+	time.Sleep(500 * time.Millisecond)
+	d.stop(t)
+	if n := strings.Count(out2.String(), tag+"a"); n != 0 {
+		t.Errorf("report A printed again on stdout after the restart (%d times)", n)
+	}
+	if strings.Count(out1.String(), tag+"a") == 0 || strings.Count(out2.String(), tag+"b") == 0 {
+		t.Errorf("stdout: run 1 should print A, run 2 B:\n%s\n---\n%s", out1.String(), out2.String())
+	}
+	if len(col.ids) != 2 || col.ids[0] == col.ids[1] {
+		t.Errorf("published ids %v, want A then B once each", col.ids)
+	}
+	cp, _, _ = daemon.LoadCheckpoint(state)
+	if len(cp.After) != 0 {
+		t.Errorf("checkpoint after run 2 still lists %v (the parser was idle: it should have moved)", cp.After)
+	}
+}
+
+// slowEnricher blocks like a pod lookup waiting for an informer, until
+// the daemon is stopped.
+type slowEnricher struct{ entered chan struct{} }
+
+func (s slowEnricher) Enrich(ctx context.Context, r *oomparse.Report) *enrich.Report {
+	close(s.entered)
+	<-ctx.Done()
+	return &enrich.Report{Report: r, Enrichment: enrich.Enrichment{Errors: []string{"lookup: " + ctx.Err().Error()}}}
+}
+
+// TestStopDuringEnrichment stops the daemon while a report is being
+// enriched: the half-enriched report must not be published, and the next
+// start must publish it.
+func TestStopDuringEnrichment(t *testing.T) {
+	kernellock.Acquire(t)
+	tag := fmt.Sprintf("oomc%06d", rand.IntN(1e6))
+	dir := t.TempDir()
+	state := filepath.Join(dir, "checkpoint.json")
+	bootID, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq0 := lastSeq(t)
+	if err := (daemon.Checkpoint{BootID: strings.TrimSpace(string(bootID)), Seq: seq0}).Save(state); err != nil {
+		t.Fatal(err)
+	}
+	col := &collector{got: map[string]*enrich.Report{}, tag: tag}
+	se := slowEnricher{entered: make(chan struct{})}
+	logger := zerolog.New(zerolog.NewTestWriter(t))
+	d := start(t, daemon.Config{StatePath: state, Sink: col, Enricher: se, Logger: logger, AcceptUserspace: true})
+	inject(t, reportTexts(t, tag))
+	select {
+	case <-se.entered:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the report never reached the enricher")
+	}
+	d.stop(t)
+	if n := col.count(); n != 0 {
+		t.Fatalf("published %d report(s) enriched with a cancelled context", n)
+	}
+	d = start(t, daemon.Config{StatePath: state, Sink: col, Logger: logger, AcceptUserspace: true})
+	waitFor(t, "the report after the restart", func() bool { return col.count() == 1 })
+	d.stop(t)
 }
