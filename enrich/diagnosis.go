@@ -562,13 +562,15 @@ func impliedQoS(adj int) string {
 }
 
 // BurstableOOMScoreAdj is the oom_score_adj the kubelet gives a Burstable
-// container: min(max(2, 1000 − 1000·request/capacity), 999).
+// container: min(max(3, 1000 − 1000·request/capacity), 999). The floor is
+// 1000 + the Guaranteed value −997 (pkg/kubelet/qos/policy.go); kubelets
+// from when Guaranteed was −998 used 2, which impliedQoS still accepts.
 func BurstableOOMScoreAdj(requestBytes, capacityBytes int64) int {
 	if capacityBytes <= 0 {
 		return 999
 	}
 	a := 1000 - (1000*requestBytes)/capacityBytes
-	return int(min(max(2, a), 999))
+	return int(min(max(3, a), 999))
 }
 
 func victimChoice(r *Report, v *oomparse.Victim, vrow *oomparse.Task, nodeMem uint64) *VictimChoice {
@@ -663,7 +665,7 @@ func expectedText(qos string, exp *int) string {
 		return strconv.Itoa(*exp)
 	}
 	if qos == QoSBurstable {
-		return "2..999"
+		return "3..999"
 	}
 	return "?"
 }

@@ -459,8 +459,9 @@ func TestBurstableOOMScoreAdj(t *testing.T) {
 	}{
 		{gi, 8 * gi, 875},
 		{0, 8 * gi, 999},    // 1000 is BestEffort's: capped at 999
-		{8 * gi, 8 * gi, 2}, // floor
-		{16 * gi, 8 * gi, 2},
+		{8 * gi, 8 * gi, 3}, // floor: 1000 + Guaranteed's -997
+		{16 * gi, 8 * gi, 3},
+		{gi * 998 / 1000 * 8, 8 * gi, 3}, // 1000 - 998 = 2 is below the floor
 		{gi, 0, 999},
 	}
 	for _, tt := range tests {

@@ -111,7 +111,8 @@ func NewClientset(cfg *rest.Config) (kubernetes.Interface, error) {
 // nodeName's pods (every pod when nodeName is empty) that runs until ctx is
 // done, and waits until it has synced. It returns (nil, nil) when there is
 // no API server to use (check for nil before storing the result in a
-// [PodLookup]).
+// [PodLookup]). An API server that does not answer is an error after
+// [DefaultSyncTimeout]; the informer is then stopped.
 func StartPodCache(ctx context.Context, kubeconfig, nodeName string, opts ...PodCacheOption) (*PodCache, error) {
 	cfg, err := LoadRESTConfig(kubeconfig)
 	if err != nil || cfg == nil {
@@ -125,14 +126,25 @@ func StartPodCache(ctx context.Context, kubeconfig, nodeName string, opts ...Pod
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Start(ctx); err != nil {
+	runCtx, stop := context.WithCancel(ctx)
+	if err := c.Start(runCtx); err != nil {
+		stop()
 		return nil, err
 	}
-	if !c.WaitForSync(ctx) {
-		return nil, fmt.Errorf("pod cache: list pods from %s: not synced: %w", cfg.Host, context.Cause(ctx))
+	syncCtx, cancel := context.WithTimeout(runCtx, DefaultSyncTimeout)
+	defer cancel()
+	if !c.WaitForSync(syncCtx) {
+		stop()
+		<-c.Done()
+		return nil, fmt.Errorf("pod cache: list pods from %s: not synced: %w", cfg.Host, context.Cause(syncCtx))
 	}
+	context.AfterFunc(ctx, stop) // runs until ctx is done
 	return c, nil
 }
+
+// DefaultSyncTimeout bounds how long [StartPodCache] waits for the first
+// list of pods.
+const DefaultSyncTimeout = 30 * time.Second
 
 // PodCacheOption configures a [PodCache].
 type PodCacheOption func(*podCacheConfig)
