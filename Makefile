@@ -3,6 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export GOPROXY ?= https://proxy.golang.org
 
+.DEFAULT_GOAL := help
 BIN := bin/oomscope
 PKGS := ./...
 FUZZTIME ?= 20s

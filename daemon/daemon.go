@@ -17,12 +17,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
 	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/kmsg"
@@ -126,9 +123,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Device != "" {
 		opts = append(opts, kmsg.WithDevice(cfg.Device))
 	}
-	bootID, err := readBootID()
+	bootID, err := kmsg.ReadBootID()
 	if err != nil {
-		return err
+		return fmt.Errorf("daemon: %w", err)
 	}
 	resumed := false
 	switch {
@@ -351,21 +348,12 @@ func (r *runner) saveCheckpoint() {
 	r.dirty = false
 }
 
-// readBootID returns the kernel's boot id, which names the ring buffer the
-// sequence numbers count in.
-func readBootID() (string, error) {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return "", fmt.Errorf("daemon: reading boot id: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
-// monoNow is CLOCK_MONOTONIC, the kernel log's timebase.
+// monoNow is the kernel log's clock; zero if it cannot be read (then
+// nothing expires early: deadlines are in the future).
 func monoNow() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+	d, err := kmsg.KernelClock()
+	if err != nil {
 		return 0
 	}
-	return time.Duration(ts.Nano())
+	return d
 }

@@ -548,6 +548,22 @@ const (
 
 // clockGettime reads clock id with clock_gettime(2), as time since the
 // clock's epoch.
+// KernelClock returns the clock the kernel stamps its records with
+// (CLOCK_MONOTONIC, see [Live]): the "now" to compare Record.Mono with.
+func KernelClock() (time.Duration, error) {
+	return clockGettime(clockMonotonic)
+}
+
+// ReadBootID returns the id of the running boot, which names the ring
+// buffer that sequence numbers count in.
+func ReadBootID() (string, error) {
+	b, err := os.ReadFile(bootIDPath)
+	if err != nil {
+		return "", fmt.Errorf("kmsg: reading the boot id: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
 func clockGettime(id int32) (time.Duration, error) {
 	var ts syscall.Timespec
 	if _, _, e := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, uintptr(id), uintptr(unsafe.Pointer(&ts)), 0); e != 0 {

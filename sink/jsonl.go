@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -33,6 +34,9 @@ func (j *JSONLines) Name() string { return "stdout" }
 
 // Publish implements [Sink].
 func (j *JSONLines) Publish(_ context.Context, r *enrich.Report) error {
+	if r == nil || r.Report == nil {
+		return errors.New("sink: nil report")
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if _, ok := j.seen[r.ID]; ok {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
 	"github.com/oomscope/oomscope/daemon"
 	"github.com/oomscope/oomscope/enrich"
@@ -158,14 +157,10 @@ func (c *collector) recordsBetween(first, last uint64) []kmsg.Record {
 	return out
 }
 
-// monoNow is the kernel's clock for the records' timestamps, as the daemon
-// reads it.
+// monoNow is the kernel's clock for the records' timestamps.
 func monoNow() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return 0
-	}
-	return time.Duration(ts.Nano())
+	d, _ := kmsg.KernelClock()
+	return d
 }
 
 // lastOOMKill scans the kernel ring buffer (non-blocking) for the newest
