@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -87,13 +88,15 @@ func (ct *counterTree) set(node uint64, cg int64) {
 
 func TestKillCounters(t *testing.T) {
 	type step struct {
-		node           uint64
-		cg             int64 // -1: cgroup removed
-		kills          int
-		group          bool
-		wantNode       uint64
-		wantCg         uint64
-		wantCgroupErrs bool
+		sec      int // when the report is checked (seconds from the start)
+		node     uint64
+		cg       int64 // -1: cgroup removed
+		kills    int
+		group    bool
+		replay   bool // read late: counted, not compared
+		old      bool // with replay: the kill happened before the baseline
+		wantNode uint64
+		wantCg   uint64
 	}
 	tests := []struct {
 		name    string
@@ -101,38 +104,46 @@ func TestKillCounters(t *testing.T) {
 		steps   []step
 	}{
 		{"v2 every kill reported", CgroupV2, []step{
-			{node: 5, cg: 1, kills: 1},
-			{node: 6, cg: 2, kills: 1},
-			{node: 8, cg: 4, kills: 2},
+			{sec: 0, node: 5, cg: 1, kills: 1},
+			{sec: 20, node: 6, cg: 2, kills: 1},
+			{sec: 40, node: 8, cg: 4, kills: 2},
+			{sec: 60, node: 8, cg: 4, kills: 0},
 		}},
 		{"v2 kills lost between reports", CgroupV2, []step{
-			{node: 5, cg: 1, kills: 1},                          // baseline
-			{node: 9, cg: 4, kills: 1, wantNode: 3, wantCg: 2},  // 3 node kills, 2 of this cgroup, unreported
-			{node: 10, cg: 5, kills: 1},                         // back in step
-			{node: 12, cg: 5, kills: 1, wantNode: 1},            // another cgroup's kill went missing
-			{node: 12, cg: 5, kills: 0},                         // a report of an exiting victim: nothing counted
-			{node: 14, cg: 7, kills: 1, wantNode: 1, wantCg: 1}, // one lost
+			{sec: 0, node: 5, cg: 1, kills: 1},                           // baseline
+			{sec: 5, node: 9, cg: 4, kills: 1},                           // 3 node kills, 2 of this cgroup, not reported: maybe still coming
+			{sec: 25, node: 10, cg: 5, kills: 1, wantNode: 3, wantCg: 2}, // the reading at 5 s is judged: missed
+			{sec: 30, node: 12, cg: 6, kills: 1},                         // another cgroup's kill not reported
+			{sec: 45, node: 13, cg: 7, kills: 1, wantNode: 1},            // the reading at 30 s is judged
+			{sec: 70, node: 13, cg: 7, kills: 0},                         // a report of an exiting victim: nothing counted
 		}},
 		{"v1 counters", CgroupV1, []step{
-			{node: 0, cg: 0, kills: 1}, // counted before the read: baseline
-			{node: 3, cg: 3, kills: 1, wantNode: 2, wantCg: 2},
-		}},
-		{"counted early then forgiven", CgroupV2, []step{
-			{node: 1, cg: 1, kills: 1},
-			{node: 3, cg: 3, kills: 1, wantNode: 1, wantCg: 1}, // the next kill already counted
-			{node: 3, cg: 3, kills: 1},                         // its own report: not counted twice
+			{sec: 0, node: 0, cg: 0, kills: 1},
+			{sec: 5, node: 3, cg: 3, kills: 1},
+			{sec: 30, node: 4, cg: 4, kills: 1, wantNode: 2, wantCg: 2},
 		}},
 		{"cgroup recreated resets", CgroupV2, []step{
-			{node: 1, cg: 3, kills: 1},
-			{node: 2, cg: -1, kills: 1},
-			{node: 3, cg: 1, kills: 1}, // new cgroup: baseline again
-			{node: 4, cg: 0, kills: 1}, // counter went back: reset
-			{node: 6, cg: 2, kills: 1, wantNode: 1, wantCg: 1},
+			{sec: 0, node: 1, cg: 3, kills: 1},
+			{sec: 20, node: 2, cg: -1, kills: 1},
+			{sec: 40, node: 3, cg: 1, kills: 1}, // new cgroup: baseline again
+			{sec: 60, node: 4, cg: 0, kills: 1}, // counter went back: reset
+			{sec: 80, node: 6, cg: 2, kills: 1},
+			{sec: 100, node: 7, cg: 3, kills: 1, wantNode: 1, wantCg: 1},
 		}},
-		{"oom group skips the cgroup", CgroupV2, []step{
-			{node: 1, cg: 1, kills: 1},
-			{node: 4, cg: 9, kills: 3, group: true},
-			{node: 5, cg: 10, kills: 1},
+		{"oom group resets the baselines", CgroupV2, []step{
+			{sec: 0, node: 1, cg: 1, kills: 1},
+			{sec: 20, node: 6, cg: 9, kills: 4, group: true}, // the kernel counts the chosen victim twice
+			{sec: 40, node: 7, cg: 10, kills: 1},
+			{sec: 60, node: 8, cg: 11, kills: 1},
+		}},
+		{"replayed reports count but are not compared", CgroupV2, []step{
+			{sec: 0, node: 1, cg: 1, kills: 1, replay: true, old: true}, // before any baseline: ignored
+			{sec: 20, node: 1, cg: 1, kills: 1},                         // baseline
+			{sec: 25, node: 3, cg: 3, kills: 1, replay: true},           // a backlog: counted, not compared
+			{sec: 26, node: 3, cg: 3, kills: 1, replay: true},
+			{sec: 27, node: 3, cg: 3, kills: 1, replay: true, old: true}, // from before the baseline: not counted
+			{sec: 45, node: 4, cg: 4, kills: 1},
+			{sec: 70, node: 5, cg: 5, kills: 1},
 		}},
 	}
 	const cg = "/kubepods/burstable/pod" + fixturePodUID + "/" + fixtureCID
@@ -145,14 +156,23 @@ func TestKillCounters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+			var clock time.Time
+			k.now = func() time.Time { return clock }
 			var totalNode, totalCg uint64
 			for i, s := range tt.steps {
+				clock = start.Add(time.Duration(s.sec) * time.Second)
 				ct.set(s.node, s.cg)
 				r := mkReport(s.kills)
 				if s.group {
 					r.OOMGroup = "/kubepods"
 				}
-				got, errs := k.check(r, cg)
+				w := clock
+				if s.old {
+					w = start.Add(-time.Hour)
+				}
+				r.Last.Wall = &w
+				got, errs := k.check(r, cg, !s.replay)
 				if len(errs) != 0 {
 					t.Fatalf("step %d: errors %v", i, errs)
 				}
@@ -181,6 +201,49 @@ func TestKillCounters(t *testing.T) {
 	}
 }
 
+// TestKillCountersSteadyStream is a workload that is OOM-killed every 3 s
+// for 10 minutes, each report published 3 s after its kill, so that every
+// counter reading already includes a kill whose report is still on its
+// way: nothing may be flagged. Then the same stream with two reports lost
+// must flag exactly two.
+func TestKillCountersSteadyStream(t *testing.T) {
+	for _, lost := range []map[int]bool{{}, {40: true, 120: true}} {
+		ct := newCounterTree(t, CgroupV2, "/w")
+		k, err := newKillCounters(mustFS(t, ct.cgRoot), ct.proc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+		var clock time.Time
+		k.now = func() time.Time { return clock }
+		var flagged uint64
+		for i := 1; i < 200; i++ {
+			// Kills happen at 0, 3, 6, ... s; at 3i s the report of the
+			// kill at 3(i-1) s is checked, and kill i is already counted.
+			clock = start.Add(time.Duration(3*i) * time.Second)
+			ct.set(uint64(i+1), int64(i+1))
+			if lost[i-1] {
+				continue // its report never comes
+			}
+			r := mkReport(1)
+			w := start.Add(time.Duration(3*(i-1)) * time.Second)
+			r.Last.Wall = &w
+			got, errs := k.check(r, "/w", true)
+			if len(errs) != 0 {
+				t.Fatal(errs)
+			}
+			for _, m := range got {
+				if m.Cgroup == "/w" {
+					flagged += m.Count
+				}
+			}
+		}
+		if flagged != uint64(len(lost)) {
+			t.Errorf("%d reports lost: %d kills flagged as missed", len(lost), flagged)
+		}
+	}
+}
+
 func TestKillCountersErrors(t *testing.T) {
 	ct := newCounterTree(t, CgroupV2, "/a")
 	k, err := newKillCounters(mustFS(t, ct.cgRoot), ct.proc, nil)
@@ -188,13 +251,13 @@ func TestKillCountersErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No /proc/vmstat, no counter file: errors, no findings.
-	got, errs := k.check(mkReport(1), "/a")
+	got, errs := k.check(mkReport(1), "/a", true)
 	if len(got) != 0 || len(errs) != 2 {
 		t.Fatalf("got %v, errors %v; want 2 errors", got, errs)
 	}
 	// A vmstat without oom_kill (kernel < 4.13).
 	ct.write(filepath.Join(ct.proc, "vmstat"), "pgfault 1\n")
-	if _, errs := k.check(mkReport(1), ""); len(errs) != 1 || !strings.Contains(errs[0].Error(), "no oom_kill") {
+	if _, errs := k.check(mkReport(1), "", true); len(errs) != 1 || !strings.Contains(errs[0].Error(), "no oom_kill") {
 		t.Errorf("errors %v, want one naming the missing oom_kill", errs)
 	}
 	// Registering twice on one registry fails.
@@ -213,7 +276,7 @@ func TestKillCountersEvictsOldest(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range maxTrackedCgroups + 10 {
-		k.observeCgroup(fmt.Sprintf("/c%d", i), 1, 1)
+		k.observeCgroup(fmt.Sprintf("/c%d", i), 1, 1, observation{live: true})
 	}
 	if len(k.cg) != maxTrackedCgroups || len(k.order) != maxTrackedCgroups {
 		t.Fatalf("tracked %d/%d, want %d", len(k.cg), len(k.order), maxTrackedCgroups)

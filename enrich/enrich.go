@@ -38,6 +38,7 @@ type Enricher struct {
 	procRoot   string
 	log        zerolog.Logger
 	snapshot   bool
+	liveWindow time.Duration
 	lookupWait time.Duration
 	counters   bool
 	registerer prometheus.Registerer
@@ -121,6 +122,27 @@ func WithKillCounters(reg prometheus.Registerer) Option {
 	return func(e *Enricher) error { e.counters, e.registerer = true, reg; return nil }
 }
 
+// WithLiveWindow treats a report whose last line is older than d as read
+// late (replayed from the ring buffer at start-up, or after a backlog): it
+// gets no cgroup snapshot (its cgroup may be gone or reused) and is not
+// compared with the kill counters (its kills still count). Zero (the
+// default) treats every report as live.
+func WithLiveWindow(d time.Duration) Option {
+	return func(e *Enricher) error {
+		if d < 0 {
+			return fmt.Errorf("enrich: negative live window %v", d)
+		}
+		e.liveWindow = d
+		return nil
+	}
+}
+
+// isLive reports whether r is recent enough for a snapshot and a counter
+// comparison.
+func (e *Enricher) isLive(r *oomparse.Report) bool {
+	return e.liveWindow == 0 || r.Last.Wall == nil || time.Since(*r.Last.Wall) <= e.liveWindow
+}
+
 // New returns an Enricher. Errors come from invalid options and from
 // registering metrics.
 func New(opts ...Option) (*Enricher, error) {
@@ -176,7 +198,8 @@ func (e *Enricher) Enrich(ctx context.Context, r *oomparse.Report) *Report {
 	fromPath(out)
 	// The cgroup is read first: it may be removed any moment after the
 	// kill, while the pod lookup may wait.
-	if e.snapshot {
+	live := e.isLive(r)
+	if e.snapshot && live {
 		e.takeSnapshot(out)
 	}
 	if e.kills != nil {
@@ -184,7 +207,7 @@ func (e *Enricher) Enrich(ctx context.Context, r *oomparse.Report) *Report {
 		if out.Cgroups != nil && out.Cgroups.Victim != nil {
 			victim = vic
 		}
-		missed, errs := e.kills.check(r, victim)
+		missed, errs := e.kills.check(r, victim, live)
 		out.MissedKills = missed
 		for _, err := range errs {
 			out.Enrichment.Errors = append(out.Enrichment.Errors, err.Error())

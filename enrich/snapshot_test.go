@@ -232,8 +232,10 @@ func TestKillCountersRealV1Cgroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clock := time.Now()
+	k.now = func() time.Time { return clock }
 	empty := mkReport(0)
-	if got, errs := k.check(empty, rel); len(got) != 0 || len(errs) != 0 {
+	if got, errs := k.check(empty, rel, true); len(got) != 0 || len(errs) != 0 {
 		t.Fatalf("baseline: missed %v, errors %v", got, errs)
 	}
 
@@ -256,9 +258,22 @@ func TestKillCountersRealV1Cgroup(t *testing.T) {
 	if name != "memory.oom_control:oom_kill" || v != 1 {
 		t.Fatalf("kill counter %s = %d, want memory.oom_control:oom_kill = 1", name, v)
 	}
-	// A report that shows no kill: the cgroup's kill (and the node's,
-	// unless other tests killed something meanwhile) is missed.
-	got, errs := k.check(empty, rel)
+	// Reports that show no kill: the first could still be followed by the
+	// kill's own report; at one more than confirmGrace later the cgroup's
+	// kill (and the node's, unless other tests killed something
+	// meanwhile) is missed.
+	clock = clock.Add(time.Second)
+	got, errs := k.check(empty, rel, true)
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	for _, m := range got {
+		if m.Cgroup == rel {
+			t.Fatalf("flagged at the first report after the kill: %+v", m)
+		}
+	}
+	clock = clock.Add(confirmGrace + time.Second)
+	got, errs = k.check(empty, rel, true)
 	if len(errs) != 0 {
 		t.Fatal(errs)
 	}
@@ -272,7 +287,8 @@ func TestKillCountersRealV1Cgroup(t *testing.T) {
 		t.Fatalf("missed kills = %+v, want 1 for %s", got, rel)
 	}
 	// Nothing new: nothing missed.
-	if got, _ := k.check(empty, rel); len(got) != 0 {
+	clock = clock.Add(confirmGrace + time.Second)
+	if got, _ := k.check(empty, rel, true); len(got) != 0 {
 		for _, m := range got {
 			if m.Cgroup == rel {
 				t.Errorf("second check: %+v", m)

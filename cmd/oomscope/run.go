@@ -147,25 +147,11 @@ func (a *asyncLookup) Lookup(ctx context.Context, podUID, containerID string) (*
 	return (*l).Lookup(ctx, podUID, containerID)
 }
 
-// replayAge is how old a report may be and still be enriched as live: with
-// a snapshot of its cgroup and the kernel's kill counters. Older reports
-// (read from the ring buffer at start-up) get neither: their cgroup may be
-// gone or reused, and the counters have moved on.
-const replayAge = 30 * time.Second
-
-// freshEnricher enriches recent reports with the live enricher and older
-// ones with the replay enricher.
-type freshEnricher struct {
-	live, replay *enrich.Enricher
-	maxAge       time.Duration
-}
-
-func (f freshEnricher) Enrich(ctx context.Context, r *oomparse.Report) *enrich.Report {
-	if r.Last.Wall != nil && time.Since(*r.Last.Wall) > f.maxAge {
-		return f.replay.Enrich(ctx, r)
-	}
-	return f.live.Enrich(ctx, r)
-}
+// liveWindow is how old a report may be and still be enriched as live:
+// with a snapshot of its cgroup and a comparison with the kernel's kill
+// counters. Older reports (read from the ring buffer at start-up, or after
+// a backlog) get neither: their cgroup may be gone or reused.
+const liveWindow = 30 * time.Second
 
 func defaultHost() string {
 	if n := os.Getenv("NODE_NAME"); n != "" {
@@ -207,11 +193,7 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 	if pods := startPodLookup(ctx, c, log); pods != nil {
 		base = append(base, enrich.WithPodLookup(pods))
 	}
-	live, err := enrich.New(append(base, enrich.WithSnapshot(true), enrich.WithKillCounters(reg))...)
-	if err != nil {
-		return fmt.Errorf("enrichment: %w", err)
-	}
-	replay, err := enrich.New(base...)
+	enricher, err := enrich.New(append(base, enrich.WithSnapshot(true), enrich.WithKillCounters(reg), enrich.WithLiveWindow(liveWindow))...)
 	if err != nil {
 		return fmt.Errorf("enrichment: %w", err)
 	}
@@ -231,7 +213,7 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 		StatePath:     filepath.Join(c.StateDir, "checkpoint.json"),
 		Host:          c.Host,
 		Sink:          sinks,
-		Enricher:      freshEnricher{live: live, replay: replay, maxAge: replayAge},
+		Enricher:      enricher,
 		ParserOptions: []oomparse.Option{oomparse.WithMaxTasks(c.MaxTasks)},
 		Logger:        log,
 	})
