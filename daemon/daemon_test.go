@@ -121,6 +121,22 @@ func lastSeq(t *testing.T) uint64 {
 	return 0
 }
 
+// checkpointNow writes a checkpoint at a marker record written now, so
+// that a daemon resuming from it reads only what the test writes after,
+// whatever the ring buffer held before. It returns the marker's seq.
+func checkpointNow(t *testing.T, state string) uint64 {
+	t.Helper()
+	bootID, err := kmsg.ReadBootID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := lastSeq(t)
+	if err := (daemon.Checkpoint{BootID: bootID, Seq: seq}).Save(state); err != nil {
+		t.Fatal(err)
+	}
+	return seq
+}
+
 type instance struct {
 	cancel context.CancelFunc
 	done   chan error
@@ -173,16 +189,7 @@ func TestResumeNeverTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	col := &collector{got: map[string]*enrich.Report{}, tag: tag}
-	bootID, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Begin right after a marker, so the test does not depend on what the
-	// ring buffer held before.
-	seq0 := lastSeq(t)
-	if err := (daemon.Checkpoint{BootID: strings.TrimSpace(string(bootID)), Seq: seq0}).Save(state); err != nil {
-		t.Fatal(err)
-	}
+	checkpointNow(t, state)
 	cfg := daemon.Config{
 		StatePath: state, Sink: sink.Multi{archive, col}, Host: "test-node",
 		Logger: zerolog.New(zerolog.NewTestWriter(t)), CheckpointEvery: 50 * time.Millisecond,
@@ -277,14 +284,7 @@ func TestIgnoresUserspaceRecords(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "checkpoint.json")
 	col := &collector{got: map[string]*enrich.Report{}, tag: tag}
-	bootID, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq0 := lastSeq(t)
-	if err := (daemon.Checkpoint{BootID: strings.TrimSpace(string(bootID)), Seq: seq0}).Save(state); err != nil {
-		t.Fatal(err)
-	}
+	checkpointNow(t, state)
 	ready := make(chan struct{})
 	d := start(t, daemon.Config{
 		StatePath: state, Sink: col, Logger: zerolog.New(zerolog.NewTestWriter(t)),
@@ -330,14 +330,7 @@ func TestNotTwiceWhileNextReportOpen(t *testing.T) {
 	tag := fmt.Sprintf("oomd%06d", rand.IntN(1e6))
 	dir := t.TempDir()
 	state := filepath.Join(dir, "checkpoint.json")
-	bootID, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq0 := lastSeq(t)
-	if err := (daemon.Checkpoint{BootID: strings.TrimSpace(string(bootID)), Seq: seq0}).Save(state); err != nil {
-		t.Fatal(err)
-	}
+	checkpointNow(t, state)
 	col := &collector{got: map[string]*enrich.Report{}, tag: tag}
 	var out1, out2 lockedBuf
 	cfg := func(w *lockedBuf) daemon.Config {
@@ -395,14 +388,7 @@ func TestStopDuringEnrichment(t *testing.T) {
 	tag := fmt.Sprintf("oomc%06d", rand.IntN(1e6))
 	dir := t.TempDir()
 	state := filepath.Join(dir, "checkpoint.json")
-	bootID, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq0 := lastSeq(t)
-	if err := (daemon.Checkpoint{BootID: strings.TrimSpace(string(bootID)), Seq: seq0}).Save(state); err != nil {
-		t.Fatal(err)
-	}
+	checkpointNow(t, state)
 	col := &collector{got: map[string]*enrich.Report{}, tag: tag}
 	se := slowEnricher{entered: make(chan struct{})}
 	logger := zerolog.New(zerolog.NewTestWriter(t))
