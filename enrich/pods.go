@@ -551,35 +551,9 @@ func buildContainer(p *corev1.Pod, st *corev1.ContainerStatus, kind string) *Con
 		ctr.State = "waiting"
 	}
 
-	var spec *corev1.ResourceRequirements
-	switch kind {
-	case ContainerKindApp:
-		for i := range p.Spec.Containers {
-			if p.Spec.Containers[i].Name == st.Name {
-				spec = &p.Spec.Containers[i].Resources
-				if p.Spec.Containers[i].Image != "" {
-					ctr.Image = p.Spec.Containers[i].Image
-				}
-			}
-		}
-	case ContainerKindInit:
-		for i := range p.Spec.InitContainers {
-			if p.Spec.InitContainers[i].Name == st.Name {
-				spec = &p.Spec.InitContainers[i].Resources
-				if p.Spec.InitContainers[i].Image != "" {
-					ctr.Image = p.Spec.InitContainers[i].Image
-				}
-			}
-		}
-	case ContainerKindEphemeral:
-		for i := range p.Spec.EphemeralContainers {
-			if p.Spec.EphemeralContainers[i].Name == st.Name {
-				spec = &p.Spec.EphemeralContainers[i].Resources
-				if p.Spec.EphemeralContainers[i].Image != "" {
-					ctr.Image = p.Spec.EphemeralContainers[i].Image
-				}
-			}
-		}
+	spec, image := containerSpec(p, kind, st.Name)
+	if image != "" {
+		ctr.Image = image
 	}
 	// The status' resources are what the kubelet applied (they differ from
 	// the spec during an in-place resize); fall back to the spec.
@@ -592,6 +566,30 @@ func buildContainer(p *corev1.Pod, st *corev1.ContainerStatus, kind string) *Con
 		ctr.MemoryLimitBytes = memoryOf(spec, memLimit)
 	}
 	return ctr
+}
+
+// containerSpec returns the resources and image of pod p's container of
+// that kind and name (nil, "" when there is none).
+func containerSpec(p *corev1.Pod, kind, name string) (*corev1.ResourceRequirements, string) {
+	var cs []corev1.Container
+	switch kind {
+	case ContainerKindApp:
+		cs = p.Spec.Containers
+	case ContainerKindInit:
+		cs = p.Spec.InitContainers
+	case ContainerKindEphemeral:
+		for i := range p.Spec.EphemeralContainers {
+			if c := &p.Spec.EphemeralContainers[i].EphemeralContainerCommon; c.Name == name {
+				return &c.Resources, c.Image
+			}
+		}
+	}
+	for i := range cs {
+		if cs[i].Name == name {
+			return &cs[i].Resources, cs[i].Image
+		}
+	}
+	return nil, ""
 }
 
 // changedCh returns the channel closed on the next pod event.

@@ -45,13 +45,9 @@ const fullReportInput = "../testdata/captures/host-6.18-cgroupv1-memcg-pod-limit
 
 func reportSchema(t *testing.T) *jsonschema.Validator {
 	t.Helper()
-	b, err := os.ReadFile(schemaFile)
+	v, err := jsonschema.Load(schemaFile)
 	if err != nil {
 		t.Fatal(err)
-	}
-	v, err := jsonschema.New(b)
-	if err != nil {
-		t.Fatalf("%s: %v", schemaFile, err)
 	}
 	return v
 }

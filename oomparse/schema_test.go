@@ -32,13 +32,9 @@ var schemaEnrichKeys = []string{"pod", "container", "cgroups", "snapshot", "miss
 
 func reportSchemaValidator(t *testing.T) *jsonschema.Validator {
 	t.Helper()
-	b, err := os.ReadFile(schemaFile)
+	v, err := jsonschema.Load(schemaFile)
 	if err != nil {
 		t.Fatal(err)
-	}
-	v, err := jsonschema.New(b)
-	if err != nil {
-		t.Fatalf("%s: %v", schemaFile, err)
 	}
 	return v
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -58,6 +59,19 @@ func Decode(b []byte) (any, error) {
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("decode JSON: trailing data after the value")
+	}
+	return v, nil
+}
+
+// Load reads the schema document at path and parses it with [New].
+func Load(path string) (*Validator, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("jsonschema: %w", err)
+	}
+	v, err := New(b)
+	if err != nil {
+		return nil, fmt.Errorf("jsonschema: %s: %w", path, err)
 	}
 	return v, nil
 }
