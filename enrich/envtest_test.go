@@ -21,31 +21,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/oomscope/oomscope/internal/envtestbin"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
 )
-
-// envtestAssets returns the directory holding the kube-apiserver and etcd
-// binaries built by hack/envtest-bins.sh: $KUBEBUILDER_ASSETS or
-// <repo>/.cache/envtest/bin. It fails the test when they are missing.
-func envtestAssets(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("KUBEBUILDER_ASSETS")
-	if dir == "" {
-		abs, err := filepath.Abs(filepath.Join("..", ".cache", "envtest", "bin"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = abs
-	}
-	for _, name := range []string{"kube-apiserver", "etcd"} {
-		fi, err := os.Stat(filepath.Join(dir, name))
-		if err != nil || fi.Mode()&0o111 == 0 {
-			t.Fatalf("envtest binary %s missing in %s (%v): run hack/envtest-bins.sh (it builds kube-apiserver and etcd from the Go module proxy into .cache/envtest/bin), or set KUBEBUILDER_ASSETS", name, dir, err)
-		}
-	}
-	return dir
-}
 
 // TestPodCacheEnvtest runs the pod cache against a real kube-apiserver and
 // etcd (controller-runtime's envtest; no kubelet, scheduler or controller
@@ -55,7 +34,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("envtest: not in -short mode (make unit); make test runs it")
 	}
-	dir := envtestAssets(t)
+	dir := envtestbin.Dir(t)
 	ctrllog.SetLogger(logr.Discard())
 
 	env := &envtest.Environment{
