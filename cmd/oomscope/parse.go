@@ -18,14 +18,14 @@ import (
 )
 
 // podLookupFunc starts a pod lookup from a kubeconfig file ("" for the
-// in-cluster configuration) over the pods of node ("" for every node). The
-// lookup stops when ctx ends.
-type podLookupFunc func(ctx context.Context, kubeconfig, node string) (enrich.PodLookup, error)
+// in-cluster configuration) over the pods of node ("" for every node),
+// copying the pod labels named in labels. The lookup stops when ctx ends.
+type podLookupFunc func(ctx context.Context, kubeconfig, node string, labels []string) (enrich.PodLookup, error)
 
 // kubePodLookup is the podLookupFunc of the real binary: the node-scoped
 // informer of enrich.PodCache, synced before it returns.
-func kubePodLookup(ctx context.Context, kubeconfig, node string) (enrich.PodLookup, error) {
-	c, err := enrich.StartPodCache(ctx, kubeconfig, node)
+func kubePodLookup(ctx context.Context, kubeconfig, node string, labels []string) (enrich.PodLookup, error) {
+	c, err := enrich.StartPodCache(ctx, kubeconfig, node, enrich.WithPodLabelKeys(labels...))
 	if err != nil {
 		return nil, err
 	}
@@ -48,6 +48,8 @@ type parseConfig struct {
 	Kubeconfig string
 	// PodLookup starts the pod lookup for Kubeconfig.
 	PodLookup podLookupFunc
+	// PodLabels are the pod labels copied into reports.
+	PodLabels []string
 }
 
 func newParseCmd(lookup podLookupFunc) *cobra.Command {
@@ -57,6 +59,7 @@ func newParseCmd(lookup podLookupFunc) *cobra.Command {
 		maxTasks, year int
 		host           string
 		kubeconfig     string
+		podLabels      []string
 	)
 	cmd := &cobra.Command{
 		Use:   "parse [FILE...|-]",
@@ -72,7 +75,7 @@ API. With no FILE, or when FILE is -, reads standard input.`,
 			if err != nil {
 				return usageError{err}
 			}
-			cfg.Kubeconfig, cfg.PodLookup = kubeconfig, lookup
+			cfg.Kubeconfig, cfg.PodLookup, cfg.PodLabels = kubeconfig, lookup, podLabels
 			return runParse(cmd.Context(), cmd.InOrStdin(), cmd.OutOrStdout(), cfg)
 		},
 	}
@@ -84,6 +87,7 @@ API. With no FILE, or when FILE is -, reads standard input.`,
 	f.IntVar(&year, "year", 0, "year of syslog timestamps that carry none (default: the current year)")
 	f.StringVar(&host, "host", "", "host name for records that carry none")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file: also look the pods up in the Kubernetes API")
+	f.StringSliceVar(&podLabels, "pod-labels", enrich.DefaultLabelKeys, "pod labels copied into reports (with --kubeconfig)")
 	return cmd
 }
 
@@ -116,7 +120,7 @@ func newParseEnricher(ctx context.Context, cfg parseConfig) (*enrich.Enricher, e
 	var opts []enrich.Option
 	if cfg.Kubeconfig != "" {
 		// Saved logs may come from any node: look at every pod.
-		l, err := cfg.PodLookup(ctx, cfg.Kubeconfig, "")
+		l, err := cfg.PodLookup(ctx, cfg.Kubeconfig, "", cfg.PodLabels)
 		if err != nil {
 			return nil, fmt.Errorf("--kubeconfig %s: Kubernetes pod lookup: %w", cfg.Kubeconfig, err)
 		}

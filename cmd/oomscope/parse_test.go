@@ -198,16 +198,17 @@ func (podLookupStub) Lookup(_ context.Context, uid, cid string) (*enrich.Pod, *e
 
 func TestParseKubeconfigHook(t *testing.T) {
 	var got string
-	lookup := func(_ context.Context, kubeconfig, _ string) (enrich.PodLookup, error) {
-		got = kubeconfig
+	var gotLabels []string
+	lookup := func(_ context.Context, kubeconfig, _ string, labels []string) (enrich.PodLookup, error) {
+		got, gotLabels = kubeconfig, labels
 		return podLookupStub{}, nil
 	}
-	code, out, errs := runWith(t, lookup, "", "parse", "--kubeconfig", "/etc/kube/config", capturePod)
+	code, out, errs := runWith(t, lookup, "", "parse", "--kubeconfig", "/etc/kube/config", "--pod-labels", "app,team", capturePod)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	if got != "/etc/kube/config" {
-		t.Errorf("hook got kubeconfig %q", got)
+	if got != "/etc/kube/config" || strings.Join(gotLabels, ",") != "app,team" {
+		t.Errorf("lookup got kubeconfig %q, labels %q", got, gotLabels)
 	}
 	rs := jsonLines(t, out)
 	d := rs[0]["diagnosis"].(map[string]any)

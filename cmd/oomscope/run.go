@@ -39,6 +39,7 @@ type runConfig struct {
 	LogFormat  string
 	Kubeconfig string
 	PodLookup  podLookupFunc
+	PodLabels  []string
 	CgroupRoot string
 	ProcRoot   string
 	Metrics    string
@@ -91,6 +92,7 @@ twice. Needs read access to /dev/kmsg (root or CAP_SYSLOG).`,
 	f.StringVar(&c.Host, "host", defaultHost(), "node name written into reports (default $NODE_NAME or the host name)")
 	f.IntVar(&c.MaxTasks, "max-tasks", oomparse.DefaultMaxTasks, "task-table rows kept per report (the largest by rss)")
 	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file for the pod lookup (default: the in-cluster configuration when running in a pod; \"none\" disables the lookup)")
+	f.StringSliceVar(&c.PodLabels, "pod-labels", enrich.DefaultLabelKeys, "pod labels copied into reports")
 	f.StringVar(&c.CgroupRoot, "cgroup-root", enrich.DefaultCgroupRoot, "where the host's cgroup filesystems are mounted (a DaemonSet mounts them at /host/sys/fs/cgroup)")
 	f.StringVar(&c.ProcRoot, "proc-root", enrich.DefaultProcRoot, "where the host's procfs is mounted")
 	f.StringVar(&c.Metrics, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9101); empty disables")
@@ -115,7 +117,7 @@ func startPodLookup(ctx context.Context, c runConfig, log zerolog.Logger) enrich
 	l := &asyncLookup{}
 	go func() {
 		for ctx.Err() == nil {
-			pods, err := c.PodLookup(ctx, c.Kubeconfig, c.Host)
+			pods, err := c.PodLookup(ctx, c.Kubeconfig, c.Host, c.PodLabels)
 			if err == nil {
 				l.ready.Store(&pods)
 				log.Info().Str("node", c.Host).Msg("Kubernetes pod lookup ready")
