@@ -37,6 +37,19 @@ type Report struct {
 	Enrichment Enrichment `json:"enrichment"`
 }
 
+// WithoutRaw returns r without the raw kernel lines (and their dropped
+// count), for outputs that leave them out; r itself is not changed.
+func (r *Report) WithoutRaw() *Report {
+	if r == nil || r.Report == nil || (len(r.Raw) == 0 && r.RawDropped == 0) {
+		return r
+	}
+	rep := *r.Report
+	rep.Raw, rep.RawDropped = nil, 0
+	out := *r
+	out.Report = &rep
+	return &out
+}
+
 // Cgroups is the parsed form of the report's two cgroup paths.
 type Cgroups struct {
 	// Limiting is the cgroup whose limit was hit (oom_memcg); nil for a

@@ -43,12 +43,8 @@ func (j *JSONLines) Publish(_ context.Context, r *enrich.Report) error {
 		return nil
 	}
 	out := r
-	if j.noRaw && len(r.Raw) > 0 {
-		cp := *r.Report
-		cp.Raw = nil
-		shallow := *r
-		shallow.Report = &cp
-		out = &shallow
+	if j.noRaw {
+		out = r.WithoutRaw()
 	}
 	b, err := json.Marshal(out)
 	if err != nil {

@@ -192,8 +192,8 @@ func parseInput(stdin io.Reader, name string, cfg parseConfig, opts []oomparse.O
 }
 
 func writeReport(w io.Writer, r *enrich.Report, cfg parseConfig) error {
-	if !cfg.Raw && cfg.Output != "text" && r.Report != nil {
-		r.Raw, r.RawDropped = nil, 0
+	if !cfg.Raw && cfg.Output != "text" {
+		r = r.WithoutRaw()
 	}
 	switch cfg.Output {
 	case "text":
