@@ -2,29 +2,19 @@ package enrich
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/oomscope/oomscope/kmsg"
+	"github.com/oomscope/oomscope/internal/goldens"
 	"github.com/oomscope/oomscope/oomparse"
 )
 
 // parseCapture parses a file of ../testdata/captures.
 func parseCapture(t *testing.T, name string) []oomparse.Report {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "testdata", "captures", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rs, err := oomparse.ParseAll(kmsg.NewScanner(f))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rs
+	return goldens.Parse(t, filepath.Join("..", "testdata", "captures", name))
 }
 
 // fakeLookup returns a fixed pod and container.

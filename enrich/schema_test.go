@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -14,8 +13,8 @@ import (
 	"time"
 
 	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/internal/goldens"
 	"github.com/oomscope/oomscope/internal/jsonschema"
-	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
 )
 
@@ -36,8 +35,8 @@ const (
 // enrichKeys are the top-level keys enrich.Report adds to the report's.
 var enrichKeys = []string{"pod", "container", "cgroups", "snapshot", "missed_kills", "diagnosis", "enrichment"}
 
-// goldenDirs hold the golden inputs (see oomparse/golden_test.go).
-var goldenDirs = []string{"../testdata/cases", "../testdata/captures", "../testdata/kernels", "../testdata/live"}
+// withBootID gives the parsed reports boot-id/seq ids, as the daemon's.
+var withBootID = oomparse.WithBootID("6a1f8c52-0d3e-4b7a-9c21-5e8f0a6b3d47")
 
 // fullReportInput is the capture the fully enriched report is built from:
 // a pod-limit kill whose victim cgroup is a container's.
@@ -50,45 +49,6 @@ func reportSchema(t *testing.T) *jsonschema.Validator {
 		t.Fatal(err)
 	}
 	return v
-}
-
-// goldenInputs lists every golden input (alternate formats included).
-func goldenInputs(t *testing.T) []string {
-	t.Helper()
-	var inputs []string
-	for _, dir := range goldenDirs {
-		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if !d.IsDir() && (strings.HasSuffix(path, ".log") || strings.HasSuffix(path, ".kmsg")) {
-				inputs = append(inputs, path)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("walk %s: %v", dir, err)
-		}
-	}
-	if len(inputs) == 0 {
-		t.Fatalf("no golden inputs under %v", goldenDirs)
-	}
-	return inputs
-}
-
-func parseFile(t *testing.T, path string) []oomparse.Report {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := kmsg.NewScanner(f, kmsg.WithYear(2026), kmsg.WithLocation(time.UTC))
-	reports, err := oomparse.ParseAll(sc, oomparse.WithBootID("6a1f8c52-0d3e-4b7a-9c21-5e8f0a6b3d47"))
-	if err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
-	return reports
 }
 
 // decode marshals r and decodes it for the validator.
@@ -147,7 +107,7 @@ var stubTime = time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC)
 // does not produce, so that every enrichment key is set.
 func fullReport(t *testing.T) *enrich.Report {
 	t.Helper()
-	reports := parseFile(t, fullReportInput)
+	reports := goldens.Parse(t, fullReportInput, withBootID)
 	if len(reports) == 0 {
 		t.Fatalf("no report in %s", fullReportInput)
 	}
@@ -213,9 +173,9 @@ func TestSchemaEnrichedGoldens(t *testing.T) {
 		t.Fatal(err)
 	}
 	total, withPod := 0, 0
-	for _, in := range goldenInputs(t) {
+	for _, in := range goldens.Inputs(t, true) {
 		t.Run(strings.TrimPrefix(in, "../testdata/"), func(t *testing.T) {
-			reports := parseFile(t, in)
+			reports := goldens.Parse(t, in, withBootID)
 			for i := range reports {
 				total++
 				bare, err := json.Marshal(&reports[i])
@@ -280,8 +240,8 @@ func TestSchemaEnrichedFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, in := range goldenInputs(t) {
-		reports := parseFile(t, in)
+	for _, in := range goldens.Inputs(t, true) {
+		reports := goldens.Parse(t, in, withBootID)
 		for i := range reports {
 			collectPaths(decode(t, e.Enrich(context.Background(), &reports[i])), "", used)
 		}
@@ -320,7 +280,7 @@ func conmonReport(t *testing.T) map[string]any {
 		pod = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0b7e3c1e_5a42_4c1b_9d7a_2f1f8c3e9a11.slice"
 		cid = "3f9a7c2d1e8b4a6f9c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1a2b"
 	)
-	reports := parseFile(t, fullReportInput)
+	reports := goldens.Parse(t, fullReportInput, withBootID)
 	r := reports[0]
 	r.OOMMemcg, r.TaskMemcg = pod, pod+"/crio-conmon-"+cid+".scope"
 	e, err := enrich.New(enrich.WithPodLookup(stubLookup{}))

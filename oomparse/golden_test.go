@@ -8,39 +8,23 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/oomscope/oomscope/kmsg"
+	"github.com/oomscope/oomscope/internal/goldens"
 	"github.com/oomscope/oomscope/oomparse"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-// goldenDirs hold the golden cases: <case>.log (or .kmsg) is the input,
-// <case>.golden.json the reports it must produce, and <case>.alt*.log the
-// same report in other log formats, which must produce the same reports
-// (minus what a format cannot carry: sequence numbers, raw lines).
-var goldenDirs = []string{"../testdata/cases", "../testdata/captures", "../testdata/kernels", "../testdata/live"}
-
 func TestGolden(t *testing.T) {
-	var inputs []string
-	for _, dir := range goldenDirs {
-		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && isInput(path) {
-				inputs = append(inputs, path)
-			}
-			return nil
-		})
-	}
-	if len(inputs) == 0 {
-		t.Fatal("no golden inputs found")
-	}
-	for _, in := range inputs {
+	// Every case's input must produce its golden reports, and its
+	// alternates (other log formats) the same reports, minus what a format
+	// cannot carry (sequence numbers, raw lines).
+	for _, in := range goldens.Inputs(t, false) {
 		name := strings.TrimPrefix(in, "../testdata/")
 		t.Run(name, func(t *testing.T) {
-			got := parseFile(t, in)
+			got := goldens.Parse(t, in)
 			golden := strings.TrimSuffix(strings.TrimSuffix(in, ".log"), ".kmsg") + ".golden.json"
 			if *update {
 				writeGolden(t, golden, got)
@@ -53,7 +37,7 @@ func TestGolden(t *testing.T) {
 			for _, alt := range alternates(in) {
 				alt := alt
 				t.Run(filepath.Base(alt), func(t *testing.T) {
-					a := normalize(parseFile(t, alt), true)
+					a := normalize(goldens.Parse(t, alt), true)
 					w := normalize(want, true)
 					alignFormats(w, a)
 					if diff := cmp.Diff(w, a); diff != "" {
@@ -65,34 +49,10 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func isInput(path string) bool {
-	base := filepath.Base(path)
-	if strings.Contains(base, ".alt") {
-		return false
-	}
-	return strings.HasSuffix(base, ".log") || strings.HasSuffix(base, ".kmsg")
-}
-
 func alternates(in string) []string {
 	stem := strings.TrimSuffix(strings.TrimSuffix(in, ".log"), ".kmsg")
 	m, _ := filepath.Glob(stem + ".alt*.log")
 	return m
-}
-
-// parseFile parses a file the way `oomscope parse` does (format detected).
-func parseFile(t *testing.T, path string) []oomparse.Report {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := kmsg.NewScanner(f, kmsg.WithYear(2026), kmsg.WithLocation(time.UTC))
-	reports, err := oomparse.ParseAll(sc)
-	if err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
-	return reports
 }
 
 // normalize drops what golden files do not hold (raw lines: asserted by

@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/oomscope/oomscope/internal/goldens"
 	"github.com/oomscope/oomscope/internal/jsonschema"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
@@ -39,35 +39,10 @@ func reportSchemaValidator(t *testing.T) *jsonschema.Validator {
 	return v
 }
 
-// schemaInputs lists the golden reports and the inputs (alternate formats
-// included) under goldenDirs.
-func schemaInputs(t *testing.T) (goldens, inputs []string) {
-	t.Helper()
-	for _, dir := range goldenDirs {
-		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return nil
-			}
-			switch {
-			case strings.HasSuffix(path, ".golden.json"):
-				goldens = append(goldens, path)
-			case strings.HasSuffix(path, ".log") || strings.HasSuffix(path, ".kmsg"):
-				inputs = append(inputs, path) // alternates (.alt*.log) too
-			}
-			return nil
-		})
-	}
-	if len(goldens) == 0 || len(inputs) == 0 {
-		t.Fatalf("no golden reports (%d) or inputs (%d) under %v", len(goldens), len(inputs), goldenDirs)
-	}
-	return goldens, inputs
-}
-
 // TestSchemaGoldens validates every golden report file.
 func TestSchemaGoldens(t *testing.T) {
 	v := reportSchemaValidator(t)
-	goldens, _ := schemaInputs(t)
-	for _, g := range goldens {
+	for _, g := range goldens.Goldens(t) {
 		t.Run(strings.TrimPrefix(g, "../testdata/"), func(t *testing.T) {
 			b, err := os.ReadFile(g)
 			if err != nil {
@@ -95,12 +70,11 @@ func TestSchemaGoldens(t *testing.T) {
 // id forms).
 func TestSchemaParserOutput(t *testing.T) {
 	v := reportSchemaValidator(t)
-	_, inputs := schemaInputs(t)
 	total := 0
-	for _, in := range inputs {
+	for _, in := range goldens.Inputs(t, true) {
 		t.Run(strings.TrimPrefix(in, "../testdata/"), func(t *testing.T) {
 			for _, opts := range [][]oomparse.Option{nil, {oomparse.WithBootID("6a1f8c52-0d3e-4b7a-9c21-5e8f0a6b3d47"), oomparse.WithHost("node-1")}} {
-				for i, r := range schemaParse(t, in, opts...) {
+				for i, r := range goldens.Parse(t, in, opts...) {
 					total++
 					b, err := json.Marshal(r)
 					if err != nil {
@@ -173,26 +147,11 @@ func TestSchemaParserOutputFlags(t *testing.T) {
 	}
 }
 
-func schemaParse(t *testing.T, path string, opts ...oomparse.Option) []oomparse.Report {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := kmsg.NewScanner(f, kmsg.WithYear(2026), kmsg.WithLocation(time.UTC))
-	reports, err := oomparse.ParseAll(sc, opts...)
-	if err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
-	return reports
-}
-
 // TestSchemaRejectsBrokenReports mutates a real report and checks that the
 // report schema (not just the validator) catches each mutation.
 func TestSchemaRejectsBrokenReports(t *testing.T) {
 	v := reportSchemaValidator(t)
-	reports := schemaParse(t, "../testdata/captures/qemu-debian-6.1-cgroupv2-memcg.kmsg")
+	reports := goldens.Parse(t, "../testdata/captures/qemu-debian-6.1-cgroupv2-memcg.kmsg")
 	if len(reports) == 0 {
 		t.Fatal("no report in the capture")
 	}
