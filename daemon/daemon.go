@@ -21,9 +21,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 	"github.com/oomscope/oomscope/sink"
 )
 
@@ -53,7 +53,7 @@ func ParseStart(s string) (Start, error) {
 // Enricher turns a parsed report into an enriched one; *enrich.Enricher is
 // one.
 type Enricher interface {
-	Enrich(ctx context.Context, r *oomparse.Report) *enrich.Report
+	Enrich(ctx context.Context, r *report.Report) *report.Enriched
 }
 
 // Config configures [Run].
@@ -172,7 +172,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer expire.Stop()
 	tick := time.NewTicker(cfg.CheckpointEvery)
 	defer tick.Stop()
-	var reports []oomparse.Report
+	var reports []report.Report
 
 	for {
 		if d, ok := p.Deadline(); ok {
@@ -260,7 +260,7 @@ type runner struct {
 
 // feed passes rec to the parser (blanked when user space wrote it) and
 // returns the reports it completed.
-func (r *runner) feed(p *oomparse.Parser, dst []oomparse.Report, rec kmsg.Record) []oomparse.Report {
+func (r *runner) feed(p *oomparse.Parser, dst []report.Report, rec kmsg.Record) []report.Report {
 	if rec.Facility != 0 && !r.cfg.AcceptUserspace {
 		// Not the kernel's: fed blank, so that its sequence number still
 		// counts and no gap is seen.
@@ -283,16 +283,16 @@ func (r *runner) endOfLog(live *kmsg.Live) error {
 
 // publish enriches and publishes rep, retrying with backoff until it
 // succeeds or ctx is done.
-func (r *runner) publish(ctx context.Context, parsed *oomparse.Report) error {
+func (r *runner) publish(ctx context.Context, parsed *report.Report) error {
 	// The parser's output slice is reused for the next records: sinks get
 	// a report of their own, safe to keep.
-	rep := new(oomparse.Report)
+	rep := new(report.Report)
 	*rep = *parsed
 	if r.cp.published(rep.ID) {
 		// Published before the restart, while a later report was open.
 		return nil
 	}
-	var er *enrich.Report
+	var er *report.Enriched
 	if r.cfg.Enricher != nil {
 		er = r.cfg.Enricher.Enrich(ctx, rep)
 		if err := ctx.Err(); err != nil {
@@ -302,7 +302,7 @@ func (r *runner) publish(ctx context.Context, parsed *oomparse.Report) error {
 			return err
 		}
 	} else {
-		er = &enrich.Report{Report: rep}
+		er = &report.Enriched{Report: rep}
 	}
 	backoff := 500 * time.Millisecond
 	for {

@@ -18,9 +18,8 @@ import (
 
 	"github.com/oomscope/oomscope/daemon"
 	"github.com/oomscope/oomscope/e2e/kernellock"
-	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/kmsg"
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 	"github.com/oomscope/oomscope/sink"
 )
 
@@ -28,13 +27,13 @@ import (
 type collector struct {
 	mu  sync.Mutex
 	ids []string
-	got map[string]*enrich.Report
+	got map[string]*report.Enriched
 	tag string // only reports whose victim comm carries tag are kept
 }
 
 func (c *collector) Name() string { return "collector" }
 
-func (c *collector) Publish(_ context.Context, r *enrich.Report) error {
+func (c *collector) Publish(_ context.Context, r *report.Enriched) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(r.Victims) == 0 || !strings.Contains(r.Victims[0].Comm, c.tag) {
@@ -188,7 +187,7 @@ func TestResumeNeverTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	col := &collector{got: map[string]*enrich.Report{}, tag: tag}
+	col := &collector{got: map[string]*report.Enriched{}, tag: tag}
 	checkpointNow(t, state)
 	cfg := daemon.Config{
 		StatePath: state, Sink: sink.Multi{archive, col}, Host: "test-node",
@@ -283,7 +282,7 @@ func TestIgnoresUserspaceRecords(t *testing.T) {
 	tag := fmt.Sprintf("oomf%06d", rand.IntN(1e6))
 	dir := t.TempDir()
 	state := filepath.Join(dir, "checkpoint.json")
-	col := &collector{got: map[string]*enrich.Report{}, tag: tag}
+	col := &collector{got: map[string]*report.Enriched{}, tag: tag}
 	checkpointNow(t, state)
 	ready := make(chan struct{})
 	d := start(t, daemon.Config{
@@ -331,7 +330,7 @@ func TestNotTwiceWhileNextReportOpen(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "checkpoint.json")
 	checkpointNow(t, state)
-	col := &collector{got: map[string]*enrich.Report{}, tag: tag}
+	col := &collector{got: map[string]*report.Enriched{}, tag: tag}
 	var out1, out2 lockedBuf
 	cfg := func(w *lockedBuf) daemon.Config {
 		return daemon.Config{
@@ -374,10 +373,10 @@ func TestNotTwiceWhileNextReportOpen(t *testing.T) {
 // the daemon is stopped.
 type slowEnricher struct{ entered chan struct{} }
 
-func (s slowEnricher) Enrich(ctx context.Context, r *oomparse.Report) *enrich.Report {
+func (s slowEnricher) Enrich(ctx context.Context, r *report.Report) *report.Enriched {
 	close(s.entered)
 	<-ctx.Done()
-	return &enrich.Report{Report: r, Enrichment: enrich.Enrichment{Errors: []string{"lookup: " + ctx.Err().Error()}}}
+	return &report.Enriched{Report: r, Enrichment: report.Enrichment{Errors: []string{"lookup: " + ctx.Err().Error()}}}
 }
 
 // TestStopDuringEnrichment stops the daemon while a report is being
@@ -389,7 +388,7 @@ func TestStopDuringEnrichment(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "checkpoint.json")
 	checkpointNow(t, state)
-	col := &collector{got: map[string]*enrich.Report{}, tag: tag}
+	col := &collector{got: map[string]*report.Enriched{}, tag: tag}
 	se := slowEnricher{entered: make(chan struct{})}
 	logger := zerolog.New(zerolog.NewTestWriter(t))
 	d := start(t, daemon.Config{StatePath: state, Sink: col, Enricher: se, Logger: logger, AcceptUserspace: true})

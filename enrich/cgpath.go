@@ -3,103 +3,9 @@ package enrich
 import (
 	"regexp"
 	"strings"
+
+	"github.com/oomscope/oomscope/report"
 )
-
-// Level says which layer of the cgroup hierarchy a path names.
-type Level string
-
-// Level values (see [CgroupPath.Level]).
-const (
-	// LevelContainer is one container's cgroup, or a child cgroup below it.
-	LevelContainer Level = "container"
-	// LevelPod is a Kubernetes pod's cgroup (all of its containers).
-	LevelPod Level = "pod"
-	// LevelQoS is a Kubernetes QoS class cgroup (kubepods/burstable,
-	// kubepods/besteffort); Guaranteed pods have none.
-	LevelQoS Level = "qos"
-	// LevelKubepods is the kubelet's root for all pods (node allocatable).
-	LevelKubepods Level = "kubepods"
-	// LevelSystemService is a systemd system unit, e.g. kubelet.service.
-	LevelSystemService Level = "system-service"
-	// LevelUserSession is anything below user.slice: login sessions and
-	// per-user service managers.
-	LevelUserSession Level = "user-session"
-	// LevelRoot is the root cgroup "/" (or, seen from inside a cgroup
-	// namespace, that namespace's root).
-	LevelRoot Level = "root"
-	// LevelOther is everything else: empty input, unknown layouts, garbage.
-	LevelOther Level = "other"
-)
-
-// Container runtime names (see [CgroupPath.Runtime]).
-const (
-	RuntimeContainerd = "containerd"
-	RuntimeCRIO       = "cri-o"
-	RuntimeDocker     = "docker"
-	RuntimePodman     = "podman"
-)
-
-// Cgroup driver names (see [CgroupPath.Driver]).
-const (
-	DriverCgroupfs = "cgroupfs"
-	DriverSystemd  = "systemd"
-)
-
-// Kubernetes QoS class names, spelled as in a pod's status.qosClass (see
-// [CgroupPath.QoS]).
-const (
-	QoSGuaranteed = "Guaranteed"
-	QoSBurstable  = "Burstable"
-	QoSBestEffort = "BestEffort"
-)
-
-// CgroupPath is what a cgroup path (an OOM report's oom_memcg= or
-// task_memcg=, a /proc/<pid>/cgroup line) says about Kubernetes and
-// containers. Facts the path does not tell are left empty.
-type CgroupPath struct {
-	// Path is the input, unchanged.
-	Path string `json:"path"`
-	// Level is the layer of the hierarchy the path names.
-	Level Level `json:"level"`
-	// PodUID is the pod's UID: the canonical lowercase dashed UUID
-	// (0b7e3c1e-5a42-4c1b-9d7a-2f1f8c3e9a11) whether the path spelled it
-	// with dashes (cgroupfs) or underscores (systemd), or, for a static pod,
-	// the kubelet's 32-hex config hash as is (the mirror pod carries it in
-	// its kubernetes.io/config.mirror annotation). Set for LevelPod and for
-	// LevelContainer inside a pod.
-	PodUID string `json:"pod_uid,omitempty"`
-	// ContainerID is the runtime's container id (64 hex for containerd,
-	// CRI-O, Docker and Podman), without any runtime prefix or .scope
-	// suffix. Set for LevelContainer.
-	ContainerID string `json:"container_id,omitempty"`
-	// Runtime is the container runtime that named the container cgroup:
-	// one of the Runtime constants, or empty when the name does not tell
-	// (cgroupfs containerd and Docker both use the bare id).
-	Runtime string `json:"runtime,omitempty"`
-	// Driver is the cgroup driver that named the Kubernetes or container
-	// cgroups: [DriverCgroupfs] or [DriverSystemd]; empty for other levels.
-	Driver string `json:"driver,omitempty"`
-	// QoS is the pod's QoS class when the path tells it; empty when it does
-	// not (a cgroupfs pod seen without its parent, e.g. from inside a
-	// cgroup namespace).
-	QoS string `json:"qos,omitempty"`
-	// Conmon is true for the cgroup of CRI-O's or Podman's container
-	// monitor (crio-conmon-<id>, libpod-conmon-<id>) rather than of the
-	// container itself; ContainerID is then the monitored container's.
-	Conmon bool `json:"conmon,omitempty"`
-	// Prefix is the cleaned path above the Kubernetes hierarchy, without a
-	// trailing slash: what lies before the kubepods segment (a custom
-	// --cgroup-root such as /kubelet.slice, a k3s/kind/RKE node container,
-	// a test runner's root), or before the QoS/pod segment when no kubepods
-	// segment is visible. Empty when nothing is there. For a Kubernetes
-	// node nested in a container of another cluster's pod, Prefix is that
-	// outer container's path and parses in turn.
-	Prefix string `json:"prefix,omitempty"`
-	// Unit is the systemd unit for LevelSystemService (kubelet.service,
-	// init.scope) and LevelUserSession (session-3.scope, or the unit
-	// inside user@<uid>.service); empty when the path names a slice.
-	Unit string `json:"unit,omitempty"`
-}
 
 // uidRE matches a pod UID as it appears in a cgroup name: a UUID with dashes
 // (cgroupfs) or underscores (systemd), or a static pod's 32-hex hash.
@@ -130,13 +36,13 @@ type containerForm struct {
 // containerForms is checked in order: longer prefixes that share a start
 // ("crio-conmon-", "crio-") come first.
 var containerForms = [...]containerForm{
-	{"cri-containerd-", RuntimeContainerd, false},
-	{"crio-conmon-", RuntimeCRIO, true},
-	{"crio-", RuntimeCRIO, false},
-	{"docker-", RuntimeDocker, false},
-	{"libpod-conmon-", RuntimePodman, true},
-	{"libpod-", RuntimePodman, false},
-	{"nerdctl-", RuntimeContainerd, false},
+	{"cri-containerd-", report.RuntimeContainerd, false},
+	{"crio-conmon-", report.RuntimeCRIO, true},
+	{"crio-", report.RuntimeCRIO, false},
+	{"docker-", report.RuntimeDocker, false},
+	{"libpod-conmon-", report.RuntimePodman, true},
+	{"libpod-", report.RuntimePodman, false},
+	{"nerdctl-", report.RuntimeContainerd, false},
 }
 
 // ParseCgroupPath parses a cgroup v1 or v2 path into what it says about
@@ -158,20 +64,20 @@ var containerForms = [...]containerForm{
 // segments (a path seen from inside a cgroup namespace) are dropped, and a
 // path that starts below kubepods is parsed from its first QoS or pod
 // segment; its QoS is reported only when the path still tells it.
-func ParseCgroupPath(p string) CgroupPath {
+func ParseCgroupPath(p string) report.CgroupPath {
 	c := parse(p)
 	c.Path = p
 	return c
 }
 
-func parse(p string) CgroupPath {
+func parse(p string) report.CgroupPath {
 	s := strings.TrimSpace(p)
 	segs, above := cleanSegments(s)
 	if len(segs) == 0 {
 		if strings.HasPrefix(s, "/") && !above {
-			return CgroupPath{Level: LevelRoot}
+			return report.CgroupPath{Level: report.LevelRoot}
 		}
-		return CgroupPath{Level: LevelOther}
+		return report.CgroupPath{Level: report.LevelOther}
 	}
 	// Innermost kubepods segment whose descendants parse.
 	for k := len(segs) - 1; k >= 0; k-- {
@@ -225,9 +131,9 @@ func joinPrefix(segs []string) string {
 func kubepodsDriver(seg string) string {
 	switch {
 	case seg == "kubepods":
-		return DriverCgroupfs
+		return report.DriverCgroupfs
 	case seg == "kubepods.slice", strings.HasSuffix(seg, "-kubepods.slice"):
-		return DriverSystemd
+		return report.DriverSystemd
 	}
 	return ""
 }
@@ -235,19 +141,19 @@ func kubepodsDriver(seg string) string {
 // qosSegment returns the QoS class a QoS-level segment names under driver.
 func qosSegment(seg, driver string) string {
 	switch driver {
-	case DriverCgroupfs:
+	case report.DriverCgroupfs:
 		switch seg {
 		case "burstable":
-			return QoSBurstable
+			return report.QoSBurstable
 		case "besteffort":
-			return QoSBestEffort
+			return report.QoSBestEffort
 		}
-	case DriverSystemd:
+	case report.DriverSystemd:
 		switch {
 		case strings.HasSuffix(seg, "-burstable.slice"):
-			return QoSBurstable
+			return report.QoSBurstable
 		case strings.HasSuffix(seg, "-besteffort.slice"):
-			return QoSBestEffort
+			return report.QoSBestEffort
 		}
 	}
 	return ""
@@ -258,23 +164,23 @@ func qosSegment(seg, driver string) string {
 // slice name encodes ("kubepods-pod..." is Guaranteed); for the cgroupfs
 // form it is empty.
 func podSegment(seg, driver string) (uid, qos, gotDriver string, ok bool) {
-	if driver != DriverSystemd {
+	if driver != report.DriverSystemd {
 		if m := cgroupfsPodRE.FindStringSubmatch(seg); m != nil {
-			return canonicalUID(m[1]), "", DriverCgroupfs, true
+			return canonicalUID(m[1]), "", report.DriverCgroupfs, true
 		}
 	}
-	if driver != DriverCgroupfs {
+	if driver != report.DriverCgroupfs {
 		if m := systemdPodRE.FindStringSubmatch(seg); m != nil {
 			parent := m[1]
 			switch {
 			case parent == "kubepods", strings.HasSuffix(parent, "-kubepods"):
-				qos = QoSGuaranteed
+				qos = report.QoSGuaranteed
 			case strings.HasSuffix(parent, "-burstable"):
-				qos = QoSBurstable
+				qos = report.QoSBurstable
 			case strings.HasSuffix(parent, "-besteffort"):
-				qos = QoSBestEffort
+				qos = report.QoSBestEffort
 			}
-			return canonicalUID(m[2]), qos, DriverSystemd, true
+			return canonicalUID(m[2]), qos, report.DriverSystemd, true
 		}
 	}
 	return "", "", "", false
@@ -288,28 +194,28 @@ func canonicalUID(u string) string {
 
 // parseBelowKubepods parses segs[k+1:] as the kubelet lays them out below
 // the kubepods segment segs[k].
-func parseBelowKubepods(segs []string, k int, driver string) (CgroupPath, bool) {
-	c := CgroupPath{Driver: driver, Prefix: joinPrefix(segs[:k])}
+func parseBelowKubepods(segs []string, k int, driver string) (report.CgroupPath, bool) {
+	c := report.CgroupPath{Driver: driver, Prefix: joinPrefix(segs[:k])}
 	t := segs[k+1:]
 	if len(t) == 0 {
-		c.Level = LevelKubepods
+		c.Level = report.LevelKubepods
 		return c, true
 	}
 	i := 0
 	if q := qosSegment(t[0], driver); q != "" {
 		c.QoS = q
 		if len(t) == 1 {
-			c.Level = LevelQoS
+			c.Level = report.LevelQoS
 			return c, true
 		}
 		i = 1
 	} else {
 		// A pod directly below kubepods: Guaranteed.
-		c.QoS = QoSGuaranteed
+		c.QoS = report.QoSGuaranteed
 	}
 	uid, _, _, ok := podSegment(t[i], driver)
 	if !ok {
-		return CgroupPath{}, false
+		return report.CgroupPath{}, false
 	}
 	c.PodUID = uid
 	fillBelowPod(&c, t[i+1:])
@@ -318,7 +224,7 @@ func parseBelowKubepods(segs []string, k int, driver string) (CgroupPath, bool) 
 
 // parsePodAnywhere finds the innermost pod segment in a path that shows no
 // usable kubepods segment (a path starting below kubepods).
-func parsePodAnywhere(segs []string) (CgroupPath, bool) {
+func parsePodAnywhere(segs []string) (report.CgroupPath, bool) {
 	for j := len(segs) - 1; j >= 0; j-- {
 		uid, qos, driver, ok := podSegment(segs[j], "")
 		if !ok {
@@ -333,22 +239,22 @@ func parsePodAnywhere(segs []string) (CgroupPath, bool) {
 				}
 			}
 		}
-		c := CgroupPath{PodUID: uid, QoS: qos, Driver: driver, Prefix: joinPrefix(segs[:top])}
+		c := report.CgroupPath{PodUID: uid, QoS: qos, Driver: driver, Prefix: joinPrefix(segs[:top])}
 		fillBelowPod(&c, segs[j+1:])
 		return c, true
 	}
-	return CgroupPath{}, false
+	return report.CgroupPath{}, false
 }
 
 // fillBelowPod sets the level and container fields from the segments below
 // a pod's cgroup: none is the pod itself; otherwise the first is the
 // container and any more are its child cgroups.
-func fillBelowPod(c *CgroupPath, t []string) {
+func fillBelowPod(c *report.CgroupPath, t []string) {
 	if len(t) == 0 {
-		c.Level = LevelPod
+		c.Level = report.LevelPod
 		return
 	}
-	c.Level = LevelContainer
+	c.Level = report.LevelContainer
 	seg := t[0]
 	name, _ := strings.CutSuffix(seg, ".scope")
 	for _, f := range containerForms {
@@ -372,30 +278,30 @@ func fillBelowPod(c *CgroupPath, t []string) {
 // parseBareContainer finds the innermost container cgroup outside
 // Kubernetes: Docker, Podman, CRI-O or containerd (nerdctl) names with a
 // hex id, or Docker's cgroupfs /docker/<id>.
-func parseBareContainer(segs []string) (CgroupPath, bool) {
+func parseBareContainer(segs []string) (report.CgroupPath, bool) {
 	for j := len(segs) - 1; j >= 0; j-- {
 		seg := segs[j]
 		name, scope := strings.CutSuffix(seg, ".scope")
-		driver := DriverCgroupfs
+		driver := report.DriverCgroupfs
 		if scope {
-			driver = DriverSystemd
+			driver = report.DriverSystemd
 		}
 		for _, f := range containerForms {
 			id, ok := strings.CutPrefix(name, f.prefix)
 			if !ok || !hexIDRE.MatchString(id) {
 				continue
 			}
-			if !scope && f.runtime != RuntimeCRIO && f.runtime != RuntimePodman {
+			if !scope && f.runtime != report.RuntimeCRIO && f.runtime != report.RuntimePodman {
 				// Only CRI-O and Podman use "<prefix><id>" under cgroupfs.
 				continue
 			}
-			return CgroupPath{Level: LevelContainer, ContainerID: id, Runtime: f.runtime, Conmon: f.conmon, Driver: driver}, true
+			return report.CgroupPath{Level: report.LevelContainer, ContainerID: id, Runtime: f.runtime, Conmon: f.conmon, Driver: driver}, true
 		}
 		if !scope && j > 0 && segs[j-1] == "docker" && hexIDRE.MatchString(seg) {
-			return CgroupPath{Level: LevelContainer, ContainerID: seg, Runtime: RuntimeDocker, Driver: DriverCgroupfs}, true
+			return report.CgroupPath{Level: report.LevelContainer, ContainerID: seg, Runtime: report.RuntimeDocker, Driver: report.DriverCgroupfs}, true
 		}
 	}
-	return CgroupPath{}, false
+	return report.CgroupPath{}, false
 }
 
 func isUnit(seg string) bool {
@@ -404,10 +310,10 @@ func isUnit(seg string) bool {
 
 // parseSystemd classifies what is left: user sessions, system services, the
 // rest.
-func parseSystemd(segs []string) CgroupPath {
+func parseSystemd(segs []string) report.CgroupPath {
 	switch {
 	case segs[0] == "user.slice":
-		c := CgroupPath{Level: LevelUserSession}
+		c := report.CgroupPath{Level: report.LevelUserSession}
 		for _, s := range segs[1:] {
 			if !isUnit(s) {
 				continue
@@ -420,9 +326,9 @@ func parseSystemd(segs []string) CgroupPath {
 		}
 		return c
 	case segs[0] == "init.scope":
-		return CgroupPath{Level: LevelSystemService, Unit: segs[0]}
+		return report.CgroupPath{Level: report.LevelSystemService, Unit: segs[0]}
 	case segs[0] == "system.slice":
-		c := CgroupPath{Level: LevelSystemService}
+		c := report.CgroupPath{Level: report.LevelSystemService}
 		for _, s := range segs[1:] {
 			if isUnit(s) {
 				c.Unit = s
@@ -434,8 +340,8 @@ func parseSystemd(segs []string) CgroupPath {
 	for _, s := range segs {
 		if strings.HasSuffix(s, ".service") {
 			// A service in some other slice, e.g. /runtime.slice/containerd.service.
-			return CgroupPath{Level: LevelSystemService, Unit: s}
+			return report.CgroupPath{Level: report.LevelSystemService, Unit: s}
 		}
 	}
-	return CgroupPath{Level: LevelOther}
+	return report.CgroupPath{Level: report.LevelOther}
 }

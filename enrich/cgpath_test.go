@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/oomscope/oomscope/report"
+
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -25,175 +27,175 @@ func TestParseCgroupPath(t *testing.T) {
 	tests := []struct {
 		name string
 		path string
-		want CgroupPath
+		want report.CgroupPath
 	}{
 		// cgroupfs driver.
 		{"cgroupfs guaranteed container", "/kubepods/pod" + tUID + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSGuaranteed}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSGuaranteed}},
 		{"cgroupfs burstable container", "/kubepods/burstable/pod" + tUID + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable}},
 		{"cgroupfs besteffort container", "/kubepods/besteffort/pod" + tUID + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSBestEffort}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSBestEffort}},
 		{"cgroupfs guaranteed pod", "/kubepods/pod" + tUID,
-			CgroupPath{Level: LevelPod, PodUID: tUID, Driver: DriverCgroupfs, QoS: QoSGuaranteed}},
+			report.CgroupPath{Level: report.LevelPod, PodUID: tUID, Driver: report.DriverCgroupfs, QoS: report.QoSGuaranteed}},
 		{"cgroupfs burstable pod", "/kubepods/burstable/pod" + tUID,
-			CgroupPath{Level: LevelPod, PodUID: tUID, Driver: DriverCgroupfs, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelPod, PodUID: tUID, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable}},
 		{"cgroupfs burstable qos", "/kubepods/burstable",
-			CgroupPath{Level: LevelQoS, Driver: DriverCgroupfs, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelQoS, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable}},
 		{"cgroupfs besteffort qos", "/kubepods/besteffort",
-			CgroupPath{Level: LevelQoS, Driver: DriverCgroupfs, QoS: QoSBestEffort}},
+			report.CgroupPath{Level: report.LevelQoS, Driver: report.DriverCgroupfs, QoS: report.QoSBestEffort}},
 		{"cgroupfs kubepods", "/kubepods",
-			CgroupPath{Level: LevelKubepods, Driver: DriverCgroupfs}},
+			report.CgroupPath{Level: report.LevelKubepods, Driver: report.DriverCgroupfs}},
 		{"cgroupfs cri-o container", "/kubepods/besteffort/pod" + tUID + "/crio-" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: RuntimeCRIO, Driver: DriverCgroupfs, QoS: QoSBestEffort}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: report.RuntimeCRIO, Driver: report.DriverCgroupfs, QoS: report.QoSBestEffort}},
 		{"cgroupfs cri-o conmon", "/kubepods/burstable/pod" + tUID + "/crio-conmon-" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: RuntimeCRIO, Conmon: true, Driver: DriverCgroupfs, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: report.RuntimeCRIO, Conmon: true, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable}},
 		{"cgroupfs nested child of container", "/kubepods/burstable/pod" + tUID + "/" + tCID + "/sub",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable}},
 		{"cgroupfs deeply nested child", "/kubepods/pod" + tUID + "/" + tCID + "/a/b/c",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSGuaranteed}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSGuaranteed}},
 		{"cgroupfs short non-hex container id kept", "/kubepods/burstable/pod" + tUID + "/sandbox_1",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: "sandbox_1", Driver: DriverCgroupfs, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: "sandbox_1", Driver: report.DriverCgroupfs, QoS: report.QoSBurstable}},
 		{"cgroupfs static pod hash uid", "/kubepods/burstable/pod" + tHash + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tHash, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tHash, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable}},
 		{"uppercase uid normalised", "/kubepods/pod" + strings.ToUpper(tUID),
-			CgroupPath{Level: LevelPod, PodUID: tUID, Driver: DriverCgroupfs, QoS: QoSGuaranteed}},
+			report.CgroupPath{Level: report.LevelPod, PodUID: tUID, Driver: report.DriverCgroupfs, QoS: report.QoSGuaranteed}},
 
 		// systemd driver.
 		{"systemd guaranteed containerd", "/kubepods.slice/kubepods-pod" + tUIDs + ".slice/cri-containerd-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: RuntimeContainerd, Driver: DriverSystemd, QoS: QoSGuaranteed}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: report.RuntimeContainerd, Driver: report.DriverSystemd, QoS: report.QoSGuaranteed}},
 		{"systemd burstable containerd", kpBurs + "/cri-containerd-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: RuntimeContainerd, Driver: DriverSystemd, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: report.RuntimeContainerd, Driver: report.DriverSystemd, QoS: report.QoSBurstable}},
 		{"systemd besteffort cri-o", kpBest + "/crio-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: RuntimeCRIO, Driver: DriverSystemd, QoS: QoSBestEffort}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: report.RuntimeCRIO, Driver: report.DriverSystemd, QoS: report.QoSBestEffort}},
 		{"systemd cri-o conmon", kpBurs + "/crio-conmon-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: RuntimeCRIO, Conmon: true, Driver: DriverSystemd, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: report.RuntimeCRIO, Conmon: true, Driver: report.DriverSystemd, QoS: report.QoSBurstable}},
 		{"systemd docker (cri-dockerd)", kpBest + "/docker-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: RuntimeDocker, Driver: DriverSystemd, QoS: QoSBestEffort}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: report.RuntimeDocker, Driver: report.DriverSystemd, QoS: report.QoSBestEffort}},
 		{"systemd crun container child", kpBurs + "/crio-" + tCID + ".scope/container",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: RuntimeCRIO, Driver: DriverSystemd, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: report.RuntimeCRIO, Driver: report.DriverSystemd, QoS: report.QoSBurstable}},
 		{"systemd unknown runtime prefix", kpBurs + "/kata-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverSystemd, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverSystemd, QoS: report.QoSBurstable}},
 		{"systemd guaranteed pod", "/kubepods.slice/kubepods-pod" + tUIDs + ".slice",
-			CgroupPath{Level: LevelPod, PodUID: tUID, Driver: DriverSystemd, QoS: QoSGuaranteed}},
+			report.CgroupPath{Level: report.LevelPod, PodUID: tUID, Driver: report.DriverSystemd, QoS: report.QoSGuaranteed}},
 		{"systemd besteffort pod", kpBest,
-			CgroupPath{Level: LevelPod, PodUID: tUID, Driver: DriverSystemd, QoS: QoSBestEffort}},
+			report.CgroupPath{Level: report.LevelPod, PodUID: tUID, Driver: report.DriverSystemd, QoS: report.QoSBestEffort}},
 		{"systemd besteffort qos", "/kubepods.slice/kubepods-besteffort.slice",
-			CgroupPath{Level: LevelQoS, Driver: DriverSystemd, QoS: QoSBestEffort}},
+			report.CgroupPath{Level: report.LevelQoS, Driver: report.DriverSystemd, QoS: report.QoSBestEffort}},
 		{"systemd burstable qos", "/kubepods.slice/kubepods-burstable.slice",
-			CgroupPath{Level: LevelQoS, Driver: DriverSystemd, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelQoS, Driver: report.DriverSystemd, QoS: report.QoSBurstable}},
 		{"systemd kubepods", "/kubepods.slice",
-			CgroupPath{Level: LevelKubepods, Driver: DriverSystemd}},
+			report.CgroupPath{Level: report.LevelKubepods, Driver: report.DriverSystemd}},
 		{"systemd static pod hash uid", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + tHash + ".slice/cri-containerd-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, PodUID: tHash, ContainerID: tCID, Runtime: RuntimeContainerd, Driver: DriverSystemd, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tHash, ContainerID: tCID, Runtime: report.RuntimeContainerd, Driver: report.DriverSystemd, QoS: report.QoSBurstable}},
 
 		// Containers outside Kubernetes.
 		{"docker cgroupfs", "/docker/" + tCID,
-			CgroupPath{Level: LevelContainer, ContainerID: tCID, Runtime: RuntimeDocker, Driver: DriverCgroupfs}},
+			report.CgroupPath{Level: report.LevelContainer, ContainerID: tCID, Runtime: report.RuntimeDocker, Driver: report.DriverCgroupfs}},
 		{"docker cgroupfs child", "/docker/" + tCID + "/init",
-			CgroupPath{Level: LevelContainer, ContainerID: tCID, Runtime: RuntimeDocker, Driver: DriverCgroupfs}},
+			report.CgroupPath{Level: report.LevelContainer, ContainerID: tCID, Runtime: report.RuntimeDocker, Driver: report.DriverCgroupfs}},
 		{"docker systemd", "/system.slice/docker-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, ContainerID: tCID, Runtime: RuntimeDocker, Driver: DriverSystemd}},
+			report.CgroupPath{Level: report.LevelContainer, ContainerID: tCID, Runtime: report.RuntimeDocker, Driver: report.DriverSystemd}},
 		{"docker in docker innermost", "/docker/" + tNode + "/docker/" + tCID,
-			CgroupPath{Level: LevelContainer, ContainerID: tCID, Runtime: RuntimeDocker, Driver: DriverCgroupfs}},
+			report.CgroupPath{Level: report.LevelContainer, ContainerID: tCID, Runtime: report.RuntimeDocker, Driver: report.DriverCgroupfs}},
 		{"podman bare scope", "libpod-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, ContainerID: tCID, Runtime: RuntimePodman, Driver: DriverSystemd}},
+			report.CgroupPath{Level: report.LevelContainer, ContainerID: tCID, Runtime: report.RuntimePodman, Driver: report.DriverSystemd}},
 		{"podman machine.slice", "/machine.slice/libpod-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, ContainerID: tCID, Runtime: RuntimePodman, Driver: DriverSystemd}},
+			report.CgroupPath{Level: report.LevelContainer, ContainerID: tCID, Runtime: report.RuntimePodman, Driver: report.DriverSystemd}},
 		{"podman conmon", "/machine.slice/libpod-conmon-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, ContainerID: tCID, Runtime: RuntimePodman, Conmon: true, Driver: DriverSystemd}},
+			report.CgroupPath{Level: report.LevelContainer, ContainerID: tCID, Runtime: report.RuntimePodman, Conmon: true, Driver: report.DriverSystemd}},
 		{"podman in pod slice", "/machine.slice/machine-libpod_pod_" + tCID2 + ".slice/libpod-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, ContainerID: tCID, Runtime: RuntimePodman, Driver: DriverSystemd}},
+			report.CgroupPath{Level: report.LevelContainer, ContainerID: tCID, Runtime: report.RuntimePodman, Driver: report.DriverSystemd}},
 		{"podman cgroupfs", "/libpod_parent/libpod-" + tCID,
-			CgroupPath{Level: LevelContainer, ContainerID: tCID, Runtime: RuntimePodman, Driver: DriverCgroupfs}},
+			report.CgroupPath{Level: report.LevelContainer, ContainerID: tCID, Runtime: report.RuntimePodman, Driver: report.DriverCgroupfs}},
 		{"podman rootless", "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + tCID + ".scope/container",
-			CgroupPath{Level: LevelContainer, ContainerID: tCID, Runtime: RuntimePodman, Driver: DriverSystemd}},
+			report.CgroupPath{Level: report.LevelContainer, ContainerID: tCID, Runtime: report.RuntimePodman, Driver: report.DriverSystemd}},
 		{"nerdctl", "/system.slice/nerdctl-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, ContainerID: tCID, Runtime: RuntimeContainerd, Driver: DriverSystemd}},
+			report.CgroupPath{Level: report.LevelContainer, ContainerID: tCID, Runtime: report.RuntimeContainerd, Driver: report.DriverSystemd}},
 
 		// Roots above kubepods.
 		{"systemd custom root (kind, k3s)", "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod" + tUIDs + ".slice/cri-containerd-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: RuntimeContainerd, Driver: DriverSystemd, QoS: QoSBurstable, Prefix: "/kubelet.slice"}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: report.RuntimeContainerd, Driver: report.DriverSystemd, QoS: report.QoSBurstable, Prefix: "/kubelet.slice"}},
 		{"systemd custom root guaranteed", "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod" + tUIDs + ".slice",
-			CgroupPath{Level: LevelPod, PodUID: tUID, Driver: DriverSystemd, QoS: QoSGuaranteed, Prefix: "/kubelet.slice"}},
+			report.CgroupPath{Level: report.LevelPod, PodUID: tUID, Driver: report.DriverSystemd, QoS: report.QoSGuaranteed, Prefix: "/kubelet.slice"}},
 		{"systemd custom root kubepods", "/kubelet.slice/kubelet-kubepods.slice",
-			CgroupPath{Level: LevelKubepods, Driver: DriverSystemd, Prefix: "/kubelet.slice"}},
+			report.CgroupPath{Level: report.LevelKubepods, Driver: report.DriverSystemd, Prefix: "/kubelet.slice"}},
 		{"cgroupfs custom root", "/kubelet/kubepods/burstable/pod" + tUID + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSBurstable, Prefix: "/kubelet"}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable, Prefix: "/kubelet"}},
 		{"kind node on cgroupfs docker", "/docker/" + tNode + "/kubepods/besteffort/pod" + tUID + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSBestEffort, Prefix: "/docker/" + tNode}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSBestEffort, Prefix: "/docker/" + tNode}},
 		{"kind node with kubelet root", "/docker/" + tNode + "/kubelet/kubepods/pod" + tUID,
-			CgroupPath{Level: LevelPod, PodUID: tUID, Driver: DriverCgroupfs, QoS: QoSGuaranteed, Prefix: "/docker/" + tNode + "/kubelet"}},
+			report.CgroupPath{Level: report.LevelPod, PodUID: tUID, Driver: report.DriverCgroupfs, QoS: report.QoSGuaranteed, Prefix: "/docker/" + tNode + "/kubelet"}},
 		{"kind node on systemd docker", "/system.slice/docker-" + tNode + ".scope/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + tUIDs + ".slice/cri-containerd-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: RuntimeContainerd, Driver: DriverSystemd, QoS: QoSBestEffort, Prefix: "/system.slice/docker-" + tNode + ".scope/kubelet.slice"}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: report.RuntimeContainerd, Driver: report.DriverSystemd, QoS: report.QoSBestEffort, Prefix: "/system.slice/docker-" + tNode + ".scope/kubelet.slice"}},
 		{"test runner root", "/test-runner/kubepods/burstable/pod" + tUID + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSBurstable, Prefix: "/test-runner"}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable, Prefix: "/test-runner"}},
 		{"kind node inside a pod: innermost hierarchy", "/kubepods/burstable/pod" + tUID2 + "/" + tCID2 + "/docker/" + tNode + "/kubepods/besteffort/pod" + tUID + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSBestEffort, Prefix: "/kubepods/burstable/pod" + tUID2 + "/" + tCID2 + "/docker/" + tNode}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSBestEffort, Prefix: "/kubepods/burstable/pod" + tUID2 + "/" + tCID2 + "/docker/" + tNode}},
 		{"unparseable inner kubepods falls back to outer", "/kubepods/burstable/pod" + tUID2 + "/" + tCID2 + "/kubepods/junk",
-			CgroupPath{Level: LevelContainer, PodUID: tUID2, ContainerID: tCID2, Driver: DriverCgroupfs, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID2, ContainerID: tCID2, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable}},
 
 		// Seen from inside a cgroup namespace.
 		{"namespace dotdot then kubepods", "/../../kubepods/burstable/pod" + tUID + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable}},
 		{"namespace dotdot sibling pod: qos unknown", "/../../pod" + tUID + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs}},
 		{"namespace below kubepods with qos", "/burstable/pod" + tUID + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable}},
 		{"namespace dotdot sibling container", "/../" + tCID,
-			CgroupPath{Level: LevelOther}},
+			report.CgroupPath{Level: report.LevelOther}},
 		{"namespace systemd pod slice tells qos", "/../kubepods-besteffort-pod" + tUIDs + ".slice/crio-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: RuntimeCRIO, Driver: DriverSystemd, QoS: QoSBestEffort}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Runtime: report.RuntimeCRIO, Driver: report.DriverSystemd, QoS: report.QoSBestEffort}},
 		{"namespace systemd guaranteed pod slice", "/kubepods-pod" + tUIDs + ".slice",
-			CgroupPath{Level: LevelPod, PodUID: tUID, Driver: DriverSystemd, QoS: QoSGuaranteed}},
+			report.CgroupPath{Level: report.LevelPod, PodUID: tUID, Driver: report.DriverSystemd, QoS: report.QoSGuaranteed}},
 		{"namespace container scope only", "/cri-containerd-" + tCID + ".scope",
-			CgroupPath{Level: LevelContainer, ContainerID: tCID, Runtime: RuntimeContainerd, Driver: DriverSystemd}},
+			report.CgroupPath{Level: report.LevelContainer, ContainerID: tCID, Runtime: report.RuntimeContainerd, Driver: report.DriverSystemd}},
 		{"relative path", "kubepods/burstable/pod" + tUID + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable}},
 		{"unknown layer between kubepods and pod", "/kubepods/weird/pod" + tUID + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, Prefix: "/kubepods/weird"}},
-		{"above namespace root", "/..", CgroupPath{Level: LevelOther}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, Prefix: "/kubepods/weird"}},
+		{"above namespace root", "/..", report.CgroupPath{Level: report.LevelOther}},
 
 		// systemd units.
 		{"kubelet service", "/system.slice/kubelet.service",
-			CgroupPath{Level: LevelSystemService, Unit: "kubelet.service"}},
+			report.CgroupPath{Level: report.LevelSystemService, Unit: "kubelet.service"}},
 		{"containerd service", "/system.slice/containerd.service",
-			CgroupPath{Level: LevelSystemService, Unit: "containerd.service"}},
+			report.CgroupPath{Level: report.LevelSystemService, Unit: "containerd.service"}},
 		{"service child cgroup", "/system.slice/containerd.service/sub",
-			CgroupPath{Level: LevelSystemService, Unit: "containerd.service"}},
+			report.CgroupPath{Level: report.LevelSystemService, Unit: "containerd.service"}},
 		{"templated service in sub-slice", "/system.slice/system-getty.slice/getty@tty1.service",
-			CgroupPath{Level: LevelSystemService, Unit: "getty@tty1.service"}},
-		{"system slice", "/system.slice", CgroupPath{Level: LevelSystemService}},
+			report.CgroupPath{Level: report.LevelSystemService, Unit: "getty@tty1.service"}},
+		{"system slice", "/system.slice", report.CgroupPath{Level: report.LevelSystemService}},
 		{"docker service is not a container", "/system.slice/docker.service",
-			CgroupPath{Level: LevelSystemService, Unit: "docker.service"}},
-		{"init scope", "/init.scope", CgroupPath{Level: LevelSystemService, Unit: "init.scope"}},
+			report.CgroupPath{Level: report.LevelSystemService, Unit: "docker.service"}},
+		{"init scope", "/init.scope", report.CgroupPath{Level: report.LevelSystemService, Unit: "init.scope"}},
 		{"service in another slice", "/runtime.slice/containerd.service",
-			CgroupPath{Level: LevelSystemService, Unit: "containerd.service"}},
+			report.CgroupPath{Level: report.LevelSystemService, Unit: "containerd.service"}},
 		{"user session", "/user.slice/user-1000.slice/session-3.scope",
-			CgroupPath{Level: LevelUserSession, Unit: "session-3.scope"}},
+			report.CgroupPath{Level: report.LevelUserSession, Unit: "session-3.scope"}},
 		{"user manager", "/user.slice/user-1000.slice/user@1000.service/init.scope",
-			CgroupPath{Level: LevelUserSession, Unit: "init.scope"}},
+			report.CgroupPath{Level: report.LevelUserSession, Unit: "init.scope"}},
 		{"user manager only", "/user.slice/user-1000.slice/user@1000.service",
-			CgroupPath{Level: LevelUserSession, Unit: "user@1000.service"}},
-		{"user slice", "/user.slice", CgroupPath{Level: LevelUserSession}},
+			report.CgroupPath{Level: report.LevelUserSession, Unit: "user@1000.service"}},
+		{"user slice", "/user.slice", report.CgroupPath{Level: report.LevelUserSession}},
 
 		// Root, empty, garbage.
-		{"root", "/", CgroupPath{Level: LevelRoot}},
-		{"root with dots", "//./", CgroupPath{Level: LevelRoot}},
+		{"root", "/", report.CgroupPath{Level: report.LevelRoot}},
+		{"root with dots", "//./", report.CgroupPath{Level: report.LevelRoot}},
 		{"trailing newline and double slashes", "/kubepods//burstable/pod" + tUID + "/" + tCID + "/\n",
-			CgroupPath{Level: LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: DriverCgroupfs, QoS: QoSBurstable}},
-		{"empty", "", CgroupPath{Level: LevelOther}},
-		{"blank", "  ", CgroupPath{Level: LevelOther}},
-		{"dot", ".", CgroupPath{Level: LevelOther}},
-		{"garbage word", "garbage", CgroupPath{Level: LevelOther}},
-		{"garbage bytes", "\x00\xff/\xfe", CgroupPath{Level: LevelOther}},
-		{"kubepods junk", "/kubepods/nonsense", CgroupPath{Level: LevelOther}},
-		{"pod with bad uid", "/kubepods/burstable/podnotauid/" + tCID, CgroupPath{Level: LevelOther}},
-		{"systemd pod with bad uid", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podXYZ.slice", CgroupPath{Level: LevelOther}},
-		{"short uid", "/kubepods/pod0b7e3c1e-5a42-4c1b-9d7a-2f1f8c3e9a1", CgroupPath{Level: LevelOther}},
-		{"docker buildkit", "/docker/buildkit", CgroupPath{Level: LevelOther}},
-		{"docker scope without id", "/system.slice/docker-.scope", CgroupPath{Level: LevelSystemService, Unit: "docker-.scope"}},
-		{"vm scope", "/machine.slice/machine-qemu\\x2d1\\x2dvm.scope", CgroupPath{Level: LevelOther}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID, ContainerID: tCID, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable}},
+		{"empty", "", report.CgroupPath{Level: report.LevelOther}},
+		{"blank", "  ", report.CgroupPath{Level: report.LevelOther}},
+		{"dot", ".", report.CgroupPath{Level: report.LevelOther}},
+		{"garbage word", "garbage", report.CgroupPath{Level: report.LevelOther}},
+		{"garbage bytes", "\x00\xff/\xfe", report.CgroupPath{Level: report.LevelOther}},
+		{"kubepods junk", "/kubepods/nonsense", report.CgroupPath{Level: report.LevelOther}},
+		{"pod with bad uid", "/kubepods/burstable/podnotauid/" + tCID, report.CgroupPath{Level: report.LevelOther}},
+		{"systemd pod with bad uid", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podXYZ.slice", report.CgroupPath{Level: report.LevelOther}},
+		{"short uid", "/kubepods/pod0b7e3c1e-5a42-4c1b-9d7a-2f1f8c3e9a1", report.CgroupPath{Level: report.LevelOther}},
+		{"docker buildkit", "/docker/buildkit", report.CgroupPath{Level: report.LevelOther}},
+		{"docker scope without id", "/system.slice/docker-.scope", report.CgroupPath{Level: report.LevelSystemService, Unit: "docker-.scope"}},
+		{"vm scope", "/machine.slice/machine-qemu\\x2d1\\x2dvm.scope", report.CgroupPath{Level: report.LevelOther}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,12 +215,12 @@ func TestParseCgroupPathPrefixReparses(t *testing.T) {
 	tests := []struct {
 		name string
 		path string
-		want CgroupPath
+		want report.CgroupPath
 	}{
 		{"kind in pod", "/kubepods/burstable/pod" + tUID2 + "/" + tCID2 + "/docker/" + tNode + "/kubepods/besteffort/pod" + tUID + "/" + tCID,
-			CgroupPath{Level: LevelContainer, PodUID: tUID2, ContainerID: tCID2, Driver: DriverCgroupfs, QoS: QoSBurstable}},
+			report.CgroupPath{Level: report.LevelContainer, PodUID: tUID2, ContainerID: tCID2, Driver: report.DriverCgroupfs, QoS: report.QoSBurstable}},
 		{"kind on host", "/docker/" + tNode + "/kubepods/pod" + tUID,
-			CgroupPath{Level: LevelContainer, ContainerID: tNode, Runtime: RuntimeDocker, Driver: DriverCgroupfs}},
+			report.CgroupPath{Level: report.LevelContainer, ContainerID: tNode, Runtime: report.RuntimeDocker, Driver: report.DriverCgroupfs}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,33 +235,33 @@ func TestParseCgroupPathPrefixReparses(t *testing.T) {
 
 var canonicalUIDRE = regexp.MustCompile(`^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})$`)
 
-func checkInvariants(t *testing.T, c CgroupPath) {
+func checkInvariants(t *testing.T, c report.CgroupPath) {
 	t.Helper()
 	if c.PodUID != "" && !canonicalUIDRE.MatchString(c.PodUID) {
 		t.Errorf("PodUID %q is not canonical", c.PodUID)
 	}
 	switch c.Level {
-	case LevelContainer:
+	case report.LevelContainer:
 		if c.ContainerID == "" {
 			t.Errorf("container level without ContainerID: %+v", c)
 		}
-	case LevelPod, LevelQoS, LevelKubepods, LevelSystemService, LevelUserSession, LevelRoot, LevelOther:
+	case report.LevelPod, report.LevelQoS, report.LevelKubepods, report.LevelSystemService, report.LevelUserSession, report.LevelRoot, report.LevelOther:
 		if c.ContainerID != "" || c.Conmon || c.Runtime != "" {
 			t.Errorf("container fields set at level %s: %+v", c.Level, c)
 		}
 	default:
 		t.Errorf("unknown level %q", c.Level)
 	}
-	if c.PodUID == "" && (c.Level == LevelPod) {
+	if c.PodUID == "" && (c.Level == report.LevelPod) {
 		t.Errorf("pod level without PodUID: %+v", c)
 	}
 	switch c.QoS {
-	case "", QoSGuaranteed, QoSBurstable, QoSBestEffort:
+	case "", report.QoSGuaranteed, report.QoSBurstable, report.QoSBestEffort:
 	default:
 		t.Errorf("unknown QoS %q", c.QoS)
 	}
 	switch c.Driver {
-	case "", DriverCgroupfs, DriverSystemd:
+	case "", report.DriverCgroupfs, report.DriverSystemd:
 	default:
 		t.Errorf("unknown Driver %q", c.Driver)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // maxTrackedCgroups bounds the per-cgroup counter state; when full, the
@@ -170,7 +170,7 @@ func newKillCounters(fs *cgroupFS, procRoot string, reg prometheus.Registerer) (
 
 // reportedKills is the number of kills a report shows: its victims that
 // were killed (not the ones already exiting).
-func reportedKills(r *oomparse.Report) uint64 {
+func reportedKills(r *report.Report) uint64 {
 	var n uint64
 	for _, v := range r.Victims {
 		if !v.Exiting {
@@ -183,9 +183,9 @@ func reportedKills(r *oomparse.Report) uint64 {
 // check compares the counters with report r and returns the missed kills
 // found, and errors for counters it could not read. live is false for a
 // report read long after its kill (see [killCounters]).
-func (k *killCounters) check(r *oomparse.Report, victimCgroup string, live bool) ([]MissedKills, []error) {
+func (k *killCounters) check(r *report.Report, victimCgroup string, live bool) ([]report.MissedKills, []error) {
 	var (
-		out  []MissedKills
+		out  []report.MissedKills
 		errs []error
 	)
 	kills := reportedKills(r)
@@ -200,7 +200,7 @@ func (k *killCounters) check(r *oomparse.Report, victimCgroup string, live bool)
 		errs = append(errs, err)
 	} else if n := k.observeNode(nodeVal, kills, obs); n > 0 {
 		k.missed.WithLabelValues("node").Add(float64(n))
-		out = append(out, MissedKills{
+		out = append(out, report.MissedKills{
 			Counter: "/proc/vmstat:oom_kill",
 			Count:   n,
 			Explanation: fmt.Sprintf("the kernel counted %d more OOM kill(s) on this node than the reports showed, and no report came for them since (lost kernel log records, rate-limited reports or victims that were already exiting).",
@@ -221,7 +221,7 @@ func (k *killCounters) check(r *oomparse.Report, victimCgroup string, live bool)
 		default:
 			if n := k.observeCgroup(victimCgroup, v, kills, obs); n > 0 {
 				k.missed.WithLabelValues("cgroup").Add(float64(n))
-				out = append(out, MissedKills{
+				out = append(out, report.MissedKills{
 					Cgroup:  victimCgroup,
 					Counter: name,
 					Count:   n,

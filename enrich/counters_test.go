@@ -11,14 +11,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // mkReport is a memcg report with n killed victims.
-func mkReport(n int) *oomparse.Report {
-	r := &oomparse.Report{Kind: oomparse.KindMemcg}
+func mkReport(n int) *report.Report {
+	r := &report.Report{Kind: report.KindMemcg}
 	for i := range n {
-		r.Victims = append(r.Victims, oomparse.Victim{PID: 100 + i, Comm: "x"})
+		r.Victims = append(r.Victims, report.Victim{PID: 100 + i, Comm: "x"})
 	}
 	return r
 }
@@ -38,7 +38,7 @@ func newCounterTree(t *testing.T, version, cgroup string) *counterTree {
 	ct := &counterTree{t: t, cgRoot: filepath.Join(base, "cgroup"), proc: filepath.Join(base, "proc"), version: version, cgroup: cgroup}
 	mem := ct.cgRoot
 	ct.cgFile = "memory.events.local"
-	if version == CgroupV1 {
+	if version == report.CgroupV1 {
 		mem = filepath.Join(ct.cgRoot, "memory")
 		ct.cgFile = "memory.oom_control"
 	}
@@ -47,7 +47,7 @@ func newCounterTree(t *testing.T, version, cgroup string) *counterTree {
 			t.Fatal(err)
 		}
 	}
-	if version == CgroupV2 {
+	if version == report.CgroupV2 {
 		ct.write(filepath.Join(ct.cgRoot, "cgroup.controllers"), "memory\n")
 	}
 	return ct
@@ -66,7 +66,7 @@ func (ct *counterTree) set(node uint64, cg int64) {
 	ct.t.Helper()
 	ct.write(filepath.Join(ct.proc, "vmstat"), fmt.Sprintf("pgfault 12\noom_kill %d\npgmajfault 1\n", node))
 	mem := ct.cgRoot
-	if ct.version == CgroupV1 {
+	if ct.version == report.CgroupV1 {
 		mem = filepath.Join(ct.cgRoot, "memory")
 	}
 	dir := filepath.Join(mem, ct.cgroup)
@@ -79,7 +79,7 @@ func (ct *counterTree) set(node uint64, cg int64) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		ct.t.Fatal(err)
 	}
-	if ct.version == CgroupV1 {
+	if ct.version == report.CgroupV1 {
 		ct.write(filepath.Join(dir, ct.cgFile), fmt.Sprintf("oom_kill_disable 0\nunder_oom 0\noom_kill %d\n", cg))
 	} else {
 		ct.write(filepath.Join(dir, ct.cgFile), fmt.Sprintf("low 0\nhigh 0\nmax 4\noom 2\noom_kill %d\noom_group_kill 0\n", cg))
@@ -103,13 +103,13 @@ func TestKillCounters(t *testing.T) {
 		version string
 		steps   []step
 	}{
-		{"v2 every kill reported", CgroupV2, []step{
+		{"v2 every kill reported", report.CgroupV2, []step{
 			{sec: 0, node: 5, cg: 1, kills: 1},
 			{sec: 20, node: 6, cg: 2, kills: 1},
 			{sec: 40, node: 8, cg: 4, kills: 2},
 			{sec: 60, node: 8, cg: 4, kills: 0},
 		}},
-		{"v2 kills lost between reports", CgroupV2, []step{
+		{"v2 kills lost between reports", report.CgroupV2, []step{
 			{sec: 0, node: 5, cg: 1, kills: 1},                           // baseline
 			{sec: 5, node: 9, cg: 4, kills: 1},                           // 3 node kills, 2 of this cgroup, not reported: maybe still coming
 			{sec: 25, node: 10, cg: 5, kills: 1, wantNode: 3, wantCg: 2}, // the reading at 5 s is judged: missed
@@ -117,12 +117,12 @@ func TestKillCounters(t *testing.T) {
 			{sec: 45, node: 13, cg: 7, kills: 1, wantNode: 1},            // the reading at 30 s is judged
 			{sec: 70, node: 13, cg: 7, kills: 0},                         // a report of an exiting victim: nothing counted
 		}},
-		{"v1 counters", CgroupV1, []step{
+		{"v1 counters", report.CgroupV1, []step{
 			{sec: 0, node: 0, cg: 0, kills: 1},
 			{sec: 5, node: 3, cg: 3, kills: 1},
 			{sec: 30, node: 4, cg: 4, kills: 1, wantNode: 2, wantCg: 2},
 		}},
-		{"cgroup recreated resets", CgroupV2, []step{
+		{"cgroup recreated resets", report.CgroupV2, []step{
 			{sec: 0, node: 1, cg: 3, kills: 1},
 			{sec: 20, node: 2, cg: -1, kills: 1},
 			{sec: 40, node: 3, cg: 1, kills: 1}, // new cgroup: baseline again
@@ -130,13 +130,13 @@ func TestKillCounters(t *testing.T) {
 			{sec: 80, node: 6, cg: 2, kills: 1},
 			{sec: 100, node: 7, cg: 3, kills: 1, wantNode: 1, wantCg: 1},
 		}},
-		{"oom group resets the baselines", CgroupV2, []step{
+		{"oom group resets the baselines", report.CgroupV2, []step{
 			{sec: 0, node: 1, cg: 1, kills: 1},
 			{sec: 20, node: 6, cg: 9, kills: 4, group: true}, // the kernel counts the chosen victim twice
 			{sec: 40, node: 7, cg: 10, kills: 1},
 			{sec: 60, node: 8, cg: 11, kills: 1},
 		}},
-		{"replayed reports count but are not compared", CgroupV2, []step{
+		{"replayed reports count but are not compared", report.CgroupV2, []step{
 			{sec: 0, node: 1, cg: 1, kills: 1, replay: true, old: true}, // before any baseline: ignored
 			{sec: 20, node: 1, cg: 1, kills: 1},                         // baseline
 			{sec: 25, node: 3, cg: 3, kills: 1, replay: true},           // a backlog: counted, not compared
@@ -208,7 +208,7 @@ func TestKillCounters(t *testing.T) {
 // must flag exactly two.
 func TestKillCountersSteadyStream(t *testing.T) {
 	for _, lost := range []map[int]bool{{}, {40: true, 120: true}} {
-		ct := newCounterTree(t, CgroupV2, "/w")
+		ct := newCounterTree(t, report.CgroupV2, "/w")
 		k, err := newKillCounters(mustFS(t, ct.cgRoot), ct.proc, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -245,7 +245,7 @@ func TestKillCountersSteadyStream(t *testing.T) {
 }
 
 func TestKillCountersErrors(t *testing.T) {
-	ct := newCounterTree(t, CgroupV2, "/a")
+	ct := newCounterTree(t, report.CgroupV2, "/a")
 	k, err := newKillCounters(mustFS(t, ct.cgRoot), ct.proc, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -7,39 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/oomscope/oomscope/oomparse"
-)
-
-// Scope values (see [Diagnosis.Scope]).
-const (
-	ScopeContainer     = "container"
-	ScopePod           = "pod"
-	ScopeKubepods      = "kubepods"
-	ScopeNode          = "node"
-	ScopeCpuset        = "cpuset"
-	ScopeMempolicy     = "mempolicy"
-	ScopeSystemService = "system-service"
-	ScopeOther         = "other"
-)
-
-// Outcome values (see [Diagnosis.Outcome]).
-const (
-	// OutcomeContainerRestarts: the container's main process died; the
-	// container exits with reason OOMKilled and restarts per restartPolicy.
-	OutcomeContainerRestarts = "container-restarts"
-	// OutcomeChildKilled: a child process died; the container keeps
-	// running and Kubernetes shows nothing.
-	OutcomeChildKilled = "child-killed"
-	// OutcomeSandboxKilled: the pod's pause process died; the kubelet
-	// recreates the pod sandbox and every container of the pod.
-	OutcomeSandboxKilled = "sandbox-killed"
-	// OutcomeProcessKilled: the victim was not in a container.
-	OutcomeProcessKilled = "process-killed"
-	// OutcomeNothingKilled: no process was killed (none killable, or the
-	// victim was already exiting).
-	OutcomeNothingKilled = "nothing-killed"
-	// OutcomeUnknown: the report does not tell.
-	OutcomeUnknown = "unknown"
+	"github.com/oomscope/oomscope/report"
 )
 
 // Kubernetes oom_score_adj values set by the kubelet.
@@ -50,127 +18,16 @@ const (
 	adjKubelet    = -999 // kubelet, container runtime
 )
 
-// Diagnosis is the answer an on-call engineer wants from a report. Every
-// item is computed from the report's own numbers (and the pod lookup when
-// there is one) and explained in one sentence.
-type Diagnosis struct {
-	// Scope is which limit was hit: container, pod, kubepods, node,
-	// cpuset, mempolicy, system-service or other.
-	Scope string `json:"scope"`
-	// ScopeExplanation says why, in one sentence.
-	ScopeExplanation string `json:"scope_explanation"`
-	// LimitBytes is the limit that was hit, when the report printed it.
-	LimitBytes *uint64 `json:"limit_bytes,omitempty"`
-	// MainProcessKilled is true when the container's main process died
-	// (the container restarts), false when only a child died; nil when
-	// unknown.
-	MainProcessKilled *bool `json:"main_process_killed,omitempty"`
-	// Outcome is one of the Outcome* values.
-	Outcome string `json:"outcome"`
-	// OutcomeExplanation says why, in one sentence.
-	OutcomeExplanation string `json:"outcome_explanation"`
-	// Memory is what the memory was made of at the kill.
-	Memory *MemoryComposition `json:"memory,omitempty"`
-	// Victim is why this process was chosen.
-	Victim *VictimChoice `json:"victim,omitempty"`
-	// OOMGroup is set when memory.oom.group killed processes together.
-	OOMGroup *OOMGroupKill `json:"oom_group,omitempty"`
-	// Summary is the whole answer in one line.
-	Summary string `json:"summary"`
-}
-
-// MemoryComposition is the limiting cgroup's (or, for a node OOM, the
-// node's) memory at the kill.
-type MemoryComposition struct {
-	// Source is where the numbers come from (oomparse.Derived.Source).
-	Source     string  `json:"source,omitempty"`
-	UsageBytes uint64  `json:"usage_bytes"`
-	LimitBytes *uint64 `json:"limit_bytes,omitempty"`
-	// AnonBytes .. SwapBytes are the components, as the report printed
-	// them; nil when it did not.
-	AnonBytes         *uint64 `json:"anon_bytes,omitempty"`
-	ActiveFileBytes   *uint64 `json:"active_file_bytes,omitempty"`
-	InactiveFileBytes *uint64 `json:"inactive_file_bytes,omitempty"`
-	ShmemBytes        *uint64 `json:"shmem_bytes,omitempty"`
-	KernelBytes       *uint64 `json:"kernel_bytes,omitempty"`
-	SwapBytes         *uint64 `json:"swap_bytes,omitempty"`
-	// AnonShare and FileShare are anon and active+inactive file pages as
-	// fractions of the usage.
-	AnonShare *float64 `json:"anon_share,omitempty"`
-	FileShare *float64 `json:"file_share,omitempty"`
-	// WorkingSetBytes is usage − inactive_file, as the kubelet computes it.
-	WorkingSetBytes *uint64 `json:"working_set_bytes,omitempty"`
-	// ReclaimableBytes is the page cache the kernel could drop
-	// (active + inactive file).
-	ReclaimableBytes *uint64 `json:"reclaimable_bytes,omitempty"`
-	// MostlyReclaimable is true when at least half of the usage was page
-	// cache: the limit is too small for the I/O, not a leak.
-	MostlyReclaimable bool `json:"mostly_reclaimable"`
-	// Dominant names the largest component: anon, page cache, shmem, kernel
-	// or swap.
-	Dominant string `json:"dominant,omitempty"`
-	// Explanation says it in one sentence.
-	Explanation string `json:"explanation"`
-}
-
-// VictimChoice is why the oom-killer chose its victim.
-type VictimChoice struct {
-	PID  int    `json:"pid"`
-	Comm string `json:"comm"`
-	// RSSBytes is the victim's resident memory (anon + file + shmem) and
-	// Share its fraction of the usage.
-	RSSBytes *uint64  `json:"rss_bytes,omitempty"`
-	Share    *float64 `json:"share,omitempty"`
-	// BiggestConsumer is true when no task of the table used more memory
-	// (rss + swap + page tables, the kernel's badness without
-	// oom_score_adj); nil without a task table.
-	BiggestConsumer *bool `json:"biggest_consumer,omitempty"`
-	// Biggest is the largest task when it is not the victim.
-	Biggest *TaskRef `json:"biggest,omitempty"`
-	// OOMScoreAdj is the victim's oom_score_adj.
-	OOMScoreAdj *int `json:"oom_score_adj,omitempty"`
-	// ImpliedQoS is what the kubelet's oom_score_adj values say:
-	// Guaranteed, Burstable, BestEffort, pod-sandbox, node-daemon (kubelet,
-	// runtime) or not-kubernetes.
-	ImpliedQoS string `json:"implied_qos,omitempty"`
-	// ExpectedOOMScoreAdj is what the kubelet sets for the pod's QoS
-	// class (for Burstable: from the container's memory request and the
-	// node's capacity, when both are known).
-	ExpectedOOMScoreAdj *int `json:"expected_oom_score_adj,omitempty"`
-	// QoSMismatch is true when OOMScoreAdj does not fit the pod's QoS class.
-	QoSMismatch bool `json:"qos_mismatch"`
-	// Explanation says it in one sentence.
-	Explanation string `json:"explanation"`
-}
-
-// TaskRef names a task of the task table.
-type TaskRef struct {
-	PID         int    `json:"pid"`
-	Name        string `json:"name"`
-	Bytes       uint64 `json:"bytes"`
-	OOMScoreAdj int    `json:"oom_score_adj"`
-}
-
-// OOMGroupKill is a memory.oom.group kill.
-type OOMGroupKill struct {
-	// Cgroup is the cgroup whose processes were killed together.
-	Cgroup string `json:"cgroup"`
-	// Killed is how many processes the report shows killed.
-	Killed int `json:"killed"`
-	// Explanation says it in one sentence.
-	Explanation string `json:"explanation"`
-}
-
 // Diagnose computes the diagnosis of an enriched report from its own
 // numbers, its cgroup paths and, when present, its pod and container.
 // nodeMemoryBytes is the node's memory capacity (0 when unknown; the
 // report's own memory dump is used when it has one); it is needed only for
 // the Burstable oom_score_adj expectation.
-func Diagnose(r *Report, nodeMemoryBytes uint64) *Diagnosis {
-	d := &Diagnosis{}
+func Diagnose(r *report.Enriched, nodeMemoryBytes uint64) *report.Diagnosis {
+	d := &report.Diagnosis{}
 	if r == nil || r.Report == nil {
-		d.Scope, d.ScopeExplanation = ScopeOther, "There is no report to diagnose."
-		d.Outcome, d.OutcomeExplanation = OutcomeUnknown, "There is no report to diagnose."
+		d.Scope, d.ScopeExplanation = report.ScopeOther, "There is no report to diagnose."
+		d.Outcome, d.OutcomeExplanation = report.OutcomeUnknown, "There is no report to diagnose."
 		d.Summary = "no report"
 		return d
 	}
@@ -191,7 +48,7 @@ func Diagnose(r *Report, nodeMemoryBytes uint64) *Diagnosis {
 				n++
 			}
 		}
-		d.OOMGroup = &OOMGroupKill{Cgroup: rep.OOMGroup, Killed: n,
+		d.OOMGroup = &report.OOMGroupKill{Cgroup: rep.OOMGroup, Killed: n,
 			Explanation: fmt.Sprintf("memory.oom.group is set on %s, so the kernel killed all %d of its processes together instead of one.", rep.OOMGroup, n)}
 	}
 	d.Summary = summary(d, r, victim)
@@ -200,11 +57,11 @@ func Diagnose(r *Report, nodeMemoryBytes uint64) *Diagnosis {
 
 // limitOf is the limit that was hit, from the memcg counters or the derived
 // numbers.
-func limitOf(r *oomparse.Report) *uint64 {
+func limitOf(r *report.Report) *uint64 {
 	if r.Memory != nil && !r.Memory.Unlimited && r.Memory.LimitBytes > 0 {
 		return ptr(r.Memory.LimitBytes)
 	}
-	if r.Kind == oomparse.KindMemcg && r.Derived != nil && r.Derived.LimitBytes != nil {
+	if r.Kind == report.KindMemcg && r.Derived != nil && r.Derived.LimitBytes != nil {
 		return ptr(*r.Derived.LimitBytes)
 	}
 	return nil
@@ -217,30 +74,30 @@ func limitText(l *uint64) string {
 	return " " + Quantity(*l)
 }
 
-func diagnoseScope(d *Diagnosis, r *Report) {
+func diagnoseScope(d *report.Diagnosis, r *report.Enriched) {
 	rep := r.Report
 	lim := d.LimitBytes
 	switch rep.Kind {
-	case oomparse.KindGlobal:
-		d.Scope = ScopeNode
+	case report.KindGlobal:
+		d.Scope = report.ScopeNode
 		d.ScopeExplanation = "The whole node ran out of memory (a global OOM, no cgroup limit involved), so the kernel picked a victim among all its processes."
 		return
-	case oomparse.KindCpuset:
-		d.Scope = ScopeCpuset
+	case report.KindCpuset:
+		d.Scope = report.ScopeCpuset
 		d.ScopeExplanation = fmt.Sprintf("The memory nodes the task's cpuset allows (%s) ran out while the node as a whole may still have had free memory.", orUnknown(rep.MemsAllowed))
 		return
-	case oomparse.KindMempolicy:
-		d.Scope = ScopeMempolicy
+	case report.KindMempolicy:
+		d.Scope = report.ScopeMempolicy
 		d.ScopeExplanation = fmt.Sprintf("The NUMA nodes the task's memory policy (mbind/set_mempolicy) allows (%s) ran out while other nodes may still have had free memory.", orUnknown(rep.Nodemask))
 		return
 	}
-	var limiting *CgroupPath
+	var limiting *report.CgroupPath
 	if r.Cgroups != nil {
 		limiting = r.Cgroups.Limiting
 	}
 	if limiting == nil {
-		d.Scope = ScopeOther
-		if rep.Kind == oomparse.KindMemcg {
+		d.Scope = report.ScopeOther
+		if rep.Kind == report.KindMemcg {
 			d.ScopeExplanation = "A memory cgroup limit was hit but the report does not name the cgroup."
 		} else {
 			d.ScopeExplanation = "The report lacks the lines that say which limit was hit (it was rate limited or cut short)."
@@ -248,11 +105,11 @@ func diagnoseScope(d *Diagnosis, r *Report) {
 		return
 	}
 	switch limiting.Level {
-	case LevelContainer:
-		d.Scope = ScopeContainer
+	case report.LevelContainer:
+		d.Scope = report.ScopeContainer
 		d.ScopeExplanation = fmt.Sprintf("The container's own memory limit%s was hit: the limiting cgroup is the container's cgroup.", limitText(lim))
-	case LevelPod:
-		d.Scope = ScopePod
+	case report.LevelPod:
+		d.Scope = report.ScopePod
 		own := "its own limit, if it has one"
 		if r.Container != nil && r.Container.MemoryLimitBytes != nil {
 			own = "its own limit " + Quantity(uint64(*r.Container.MemoryLimitBytes))
@@ -260,21 +117,21 @@ func diagnoseScope(d *Diagnosis, r *Report) {
 			own = "its own limit (it has none)"
 		}
 		d.ScopeExplanation = fmt.Sprintf("The pod-level limit%s was hit while the victim's container was still below %s: the pod's containers together used it up.", limitText(lim), own)
-	case LevelQoS:
-		d.Scope = ScopeKubepods
+	case report.LevelQoS:
+		d.Scope = report.ScopeKubepods
 		d.ScopeExplanation = fmt.Sprintf("The %s QoS cgroup's limit%s (kubelet --qos-reserved) was hit by all %s pods together, not by one pod's own limit.", limiting.QoS, limitText(lim), limiting.QoS)
-	case LevelKubepods:
-		d.Scope = ScopeKubepods
+	case report.LevelKubepods:
+		d.Scope = report.ScopeKubepods
 		d.ScopeExplanation = fmt.Sprintf("The kubepods cgroup's limit%s (node allocatable: capacity minus kube and system reserved) was hit by all pods together before the kubelet evicted any.", limitText(lim))
-	case LevelSystemService:
-		d.Scope = ScopeSystemService
+	case report.LevelSystemService:
+		d.Scope = report.ScopeSystemService
 		unit := limiting.Unit
 		if unit == "" {
 			unit = rep.OOMMemcg
 		}
 		d.ScopeExplanation = fmt.Sprintf("The memory limit%s of the systemd unit %s (MemoryMax/MemoryLimit) was hit; no container is involved.", limitText(lim), unit)
 	default:
-		d.Scope = ScopeOther
+		d.Scope = report.ScopeOther
 		d.ScopeExplanation = fmt.Sprintf("The memory limit%s of the cgroup %s was hit; it is not a Kubernetes container, pod or node-allocatable cgroup.", limitText(lim), rep.OOMMemcg)
 	}
 }
@@ -288,8 +145,8 @@ func orUnknown(s string) string {
 
 // firstVictim is the first victim that was killed (or, when all were
 // exiting, the first one), with its task-table row when the table has it.
-func firstVictim(r *oomparse.Report) (*oomparse.Victim, *oomparse.Task) {
-	var v *oomparse.Victim
+func firstVictim(r *report.Report) (*report.Victim, *report.Task) {
+	var v *report.Victim
 	for i := range r.Victims {
 		if !r.Victims[i].Exiting {
 			v = &r.Victims[i]
@@ -300,7 +157,7 @@ func firstVictim(r *oomparse.Report) (*oomparse.Victim, *oomparse.Task) {
 		v = &r.Victims[0]
 	}
 	if v == nil && r.SummaryVictim != nil {
-		v = &oomparse.Victim{PID: r.SummaryVictim.PID, Comm: r.SummaryVictim.Comm, UID: r.SummaryVictim.UID}
+		v = &report.Victim{PID: r.SummaryVictim.PID, Comm: r.SummaryVictim.Comm, UID: r.SummaryVictim.UID}
 	}
 	if v == nil {
 		return nil, nil
@@ -313,28 +170,28 @@ func firstVictim(r *oomparse.Report) (*oomparse.Victim, *oomparse.Task) {
 	return v, nil
 }
 
-func isPause(t oomparse.Task) bool {
+func isPause(t report.Task) bool {
 	return t.Name == "pause" || t.OOMScoreAdj == adjSandbox
 }
 
-func diagnoseOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, vrow *oomparse.Task) {
+func diagnoseOutcome(d *report.Diagnosis, r *report.Enriched, v *report.Victim, vrow *report.Task) {
 	rep := r.Report
 	if v == nil {
-		d.Outcome = OutcomeNothingKilled
+		d.Outcome = report.OutcomeNothingKilled
 		if rep.NoKillable {
 			d.OutcomeExplanation = "No process was killed: the kernel found no killable process (all unkillable or oom_score_adj -1000)."
 		} else {
-			d.Outcome = OutcomeUnknown
+			d.Outcome = report.OutcomeUnknown
 			d.OutcomeExplanation = "The report shows no victim line, so what was killed is not known."
 		}
 		return
 	}
 	if v.Exiting {
-		d.Outcome = OutcomeNothingKilled
+		d.Outcome = report.OutcomeNothingKilled
 		d.OutcomeExplanation = fmt.Sprintf("Nothing new was killed: the chosen process %d (%s) was already exiting, so the kernel let it finish.", v.PID, v.Comm)
 		return
 	}
-	var victimCg *CgroupPath
+	var victimCg *report.CgroupPath
 	if r.Cgroups != nil {
 		victimCg = r.Cgroups.Victim
 	}
@@ -342,20 +199,20 @@ func diagnoseOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, vrow *oomparse
 	if r.Container != nil && r.Container.RestartCount != nil {
 		restart = fmt.Sprintf(" (the API shows restartCount %d)", *r.Container.RestartCount)
 	}
-	inContainer := victimCg != nil && victimCg.Level == LevelContainer
-	if v.Comm == "pause" || (vrow != nil && vrow.OOMScoreAdj == adjSandbox) || (victimCg != nil && victimCg.Level == LevelPod && v.OOMScoreAdj != nil && *v.OOMScoreAdj == adjSandbox) {
+	inContainer := victimCg != nil && victimCg.Level == report.LevelContainer
+	if v.Comm == "pause" || (vrow != nil && vrow.OOMScoreAdj == adjSandbox) || (victimCg != nil && victimCg.Level == report.LevelPod && v.OOMScoreAdj != nil && *v.OOMScoreAdj == adjSandbox) {
 		d.MainProcessKilled = ptr(true)
-		d.Outcome = OutcomeSandboxKilled
+		d.Outcome = report.OutcomeSandboxKilled
 		d.OutcomeExplanation = fmt.Sprintf("The pod's pause process %d was killed: the kubelet recreates the pod sandbox and restarts all of its containers%s.", v.PID, restart)
 		return
 	}
 	if !inContainer {
 		if victimCg == nil {
-			d.Outcome = OutcomeUnknown
+			d.Outcome = report.OutcomeUnknown
 			d.OutcomeExplanation = fmt.Sprintf("Process %d (%s) was killed; the report does not say which cgroup it was in.", v.PID, v.Comm)
 			return
 		}
-		d.Outcome = OutcomeProcessKilled
+		d.Outcome = report.OutcomeProcessKilled
 		d.OutcomeExplanation = fmt.Sprintf("Process %d (%s) in %s was killed; it was not in a container.", v.PID, v.Comm, victimCg.Path)
 		return
 	}
@@ -365,20 +222,20 @@ func diagnoseOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, vrow *oomparse
 	// Which task table rows share the victim's container? The table lists
 	// the tasks of the limiting cgroup's subtree (memcg OOM) or of the
 	// whole node (global OOM).
-	var limiting *CgroupPath
+	var limiting *report.CgroupPath
 	if r.Cgroups != nil {
 		limiting = r.Cgroups.Limiting
 	}
 	if len(rep.Tasks) == 0 {
-		d.Outcome = OutcomeUnknown
+		d.Outcome = report.OutcomeUnknown
 		d.OutcomeExplanation = fmt.Sprintf("The report has no task table (vm.oom_dump_tasks=0 or a rate-limited report), so whether pid %d was the container's main process is not known%s.", v.PID, restart)
 		return
 	}
-	sameContainer := limiting != nil && limiting.Level == LevelContainer &&
+	sameContainer := limiting != nil && limiting.Level == report.LevelContainer &&
 		limiting.ContainerID == victimCg.ContainerID && limiting.PodUID == victimCg.PodUID
-	podTable := limiting != nil && limiting.Level == LevelPod && limiting.PodUID != "" && limiting.PodUID == victimCg.PodUID
+	podTable := limiting != nil && limiting.Level == report.LevelPod && limiting.PodUID != "" && limiting.PodUID == victimCg.PodUID
 	if !sameContainer && !podTable {
-		d.Outcome = OutcomeUnknown
+		d.Outcome = report.OutcomeUnknown
 		d.OutcomeExplanation = fmt.Sprintf("The task table covers more than the pod (the %s scope), so it does not tell whether pid %d was the container's main process%s.", d.Scope, v.PID, restart)
 		return
 	}
@@ -386,7 +243,7 @@ func diagnoseOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, vrow *oomparse
 	if vrow != nil && vrow.TGID != 0 {
 		tgid = vrow.TGID
 	}
-	var low *oomparse.Task
+	var low *report.Task
 	for i := range rep.Tasks {
 		t := rep.Tasks[i]
 		if isPause(t) {
@@ -397,7 +254,7 @@ func diagnoseOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, vrow *oomparse
 			id = t.PID
 		}
 		if low == nil || id < low.TGID {
-			low = &oomparse.Task{PID: t.PID, TGID: id, Name: t.Name}
+			low = &report.Task{PID: t.PID, TGID: id, Name: t.Name}
 		}
 	}
 	where := "the container's cgroup"
@@ -408,12 +265,12 @@ func diagnoseOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, vrow *oomparse
 	}
 	if low == nil || low.TGID == tgid {
 		d.MainProcessKilled = ptr(true)
-		d.Outcome = OutcomeContainerRestarts
+		d.Outcome = report.OutcomeContainerRestarts
 		d.OutcomeExplanation = fmt.Sprintf("Pid %d (%s) has the lowest pid in %s, so it was %sthe container's main process: the container exits with reason OOMKilled and restarts per its restartPolicy%s.", tgid, v.Comm, where, hedge, restart)
 		return
 	}
 	d.MainProcessKilled = ptr(false)
-	d.Outcome = OutcomeChildKilled
+	d.Outcome = report.OutcomeChildKilled
 	d.OutcomeExplanation = fmt.Sprintf("Pid %d (%s) has a lower pid than the victim in %s, so pid %d (%s) was %sa child process: the container keeps running and Kubernetes shows no OOMKilled%s.", low.TGID, low.Name, where, tgid, v.Comm, hedge, restart)
 }
 
@@ -426,7 +283,7 @@ const apiSettleTime = 10 * time.Second
 // instance the victim's cgroup names, when that status is conclusive: the
 // instance terminated (read at any time), or it was still running well
 // after the kill. It reports whether it decided.
-func apiOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, victimCg *CgroupPath) bool {
+func apiOutcome(d *report.Diagnosis, r *report.Enriched, v *report.Victim, victimCg *report.CgroupPath) bool {
 	c := r.Container
 	if c == nil || c.ID == "" || victimCg.ContainerID == "" || !strings.EqualFold(c.ID, victimCg.ContainerID) {
 		return false
@@ -440,7 +297,7 @@ func apiOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, victimCg *CgroupPat
 				reason = c.Termination.Reason
 			}
 		}
-		d.Outcome = OutcomeContainerRestarts
+		d.Outcome = report.OutcomeContainerRestarts
 		if reason == "OOMKilled" {
 			d.MainProcessKilled = ptr(true)
 			d.OutcomeExplanation = fmt.Sprintf("The API shows container instance %s terminated with reason OOMKilled (exit code %d): pid %d (%s) was its main process, and the container restarts per its restartPolicy.", short(c.ID, 12), code, v.PID, v.Comm)
@@ -455,7 +312,7 @@ func apiOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, victimCg *CgroupPat
 			return false // too early to tell: the kubelet may not have noticed yet
 		}
 		d.MainProcessKilled = ptr(false)
-		d.Outcome = OutcomeChildKilled
+		d.Outcome = report.OutcomeChildKilled
 		d.OutcomeExplanation = fmt.Sprintf("The API shows container instance %s still running %s after the kill, so pid %d (%s) was a child process: the container kept running and Kubernetes shows no OOMKilled.", short(c.ID, 12), c.ObservedAt.Sub(*kill).Round(time.Second), v.PID, v.Comm)
 		return true
 	}
@@ -463,12 +320,12 @@ func apiOutcome(d *Diagnosis, r *Report, v *oomparse.Victim, victimCg *CgroupPat
 }
 
 // composition explains the limiting cgroup's (or node's) memory.
-func composition(r *oomparse.Report) *MemoryComposition {
+func composition(r *report.Report) *report.MemoryComposition {
 	dv := r.Derived
 	if dv == nil || dv.UsageBytes == nil {
 		return nil
 	}
-	m := &MemoryComposition{
+	m := &report.MemoryComposition{
 		Source: dv.Source, UsageBytes: *dv.UsageBytes, LimitBytes: dv.LimitBytes,
 		AnonBytes: dv.AnonBytes, ActiveFileBytes: dv.ActiveFileBytes, InactiveFileBytes: dv.InactiveFileBytes,
 		ShmemBytes: dv.ShmemBytes, KernelBytes: dv.KernelBytes, SwapBytes: dv.SwapBytes,
@@ -536,7 +393,7 @@ func composition(r *oomparse.Report) *MemoryComposition {
 
 // taskBytes is a task-table row's memory as the kernel's badness counts it
 // (rss + swap entries + page tables), in bytes.
-func taskBytes(t oomparse.Task, page uint64) uint64 {
+func taskBytes(t report.Task, page uint64) uint64 {
 	b := (t.RSSPages + t.SwapEnts) * page
 	if t.PgtablesBytes != nil {
 		b += *t.PgtablesBytes
@@ -548,11 +405,11 @@ func taskBytes(t oomparse.Task, page uint64) uint64 {
 func impliedQoS(adj int) string {
 	switch {
 	case adj == adjGuaranteed:
-		return QoSGuaranteed
+		return report.QoSGuaranteed
 	case adj == adjBestEffort:
-		return QoSBestEffort
+		return report.QoSBestEffort
 	case adj >= 2 && adj <= 999:
-		return QoSBurstable
+		return report.QoSBurstable
 	case adj == adjSandbox:
 		return "pod-sandbox"
 	case adj == adjKubelet:
@@ -573,12 +430,12 @@ func BurstableOOMScoreAdj(requestBytes, capacityBytes int64) int {
 	return int(min(max(3, a), 999))
 }
 
-func victimChoice(r *Report, v *oomparse.Victim, vrow *oomparse.Task, nodeMem uint64) *VictimChoice {
+func victimChoice(r *report.Enriched, v *report.Victim, vrow *report.Task, nodeMem uint64) *report.VictimChoice {
 	if v == nil {
 		return nil
 	}
 	rep := r.Report
-	vc := &VictimChoice{PID: v.PID, Comm: v.Comm, OOMScoreAdj: v.OOMScoreAdj}
+	vc := &report.VictimChoice{PID: v.PID, Comm: v.Comm, OOMScoreAdj: v.OOMScoreAdj}
 	if vc.OOMScoreAdj == nil && vrow != nil {
 		vc.OOMScoreAdj = ptr(vrow.OOMScoreAdj)
 	}
@@ -598,7 +455,7 @@ func victimChoice(r *Report, v *oomparse.Victim, vrow *oomparse.Task, nodeMem ui
 		if rep.Derived != nil && rep.Derived.PageSizeBytes > 0 {
 			page = rep.Derived.PageSizeBytes
 		}
-		var big *oomparse.Task
+		var big *report.Task
 		for i := range rep.Tasks {
 			if big == nil || taskBytes(rep.Tasks[i], page) > taskBytes(*big, page) {
 				big = &rep.Tasks[i]
@@ -610,7 +467,7 @@ func victimChoice(r *Report, v *oomparse.Victim, vrow *oomparse.Task, nodeMem ui
 		if isBig {
 			sentences = append(sentences, fmt.Sprintf("Pid %d (%s) was the biggest consumer of the %d tasks listed (%s rss+swap+page tables).", v.PID, v.Comm, rep.TasksTotal, Quantity(vb)))
 		} else {
-			vc.Biggest = &TaskRef{PID: big.PID, Name: big.Name, Bytes: taskBytes(*big, page), OOMScoreAdj: big.OOMScoreAdj}
+			vc.Biggest = &report.TaskRef{PID: big.PID, Name: big.Name, Bytes: taskBytes(*big, page), OOMScoreAdj: big.OOMScoreAdj}
 			why := "its oom_score_adj or the kernel's rounding favoured it"
 			if vc.OOMScoreAdj != nil && *vc.OOMScoreAdj > big.OOMScoreAdj {
 				why = fmt.Sprintf("its oom_score_adj %d outweighs the bigger task's %d", *vc.OOMScoreAdj, big.OOMScoreAdj)
@@ -631,14 +488,14 @@ func victimChoice(r *Report, v *oomparse.Victim, vrow *oomparse.Task, nodeMem ui
 		inPod := r.Cgroups != nil && r.Cgroups.Victim != nil && r.Cgroups.Victim.PodUID != ""
 		if inPod && podQoS != "" {
 			switch podQoS {
-			case QoSGuaranteed:
+			case report.QoSGuaranteed:
 				vc.ExpectedOOMScoreAdj = ptr(adjGuaranteed)
 				vc.QoSMismatch = adj != adjGuaranteed
-			case QoSBestEffort:
+			case report.QoSBestEffort:
 				vc.ExpectedOOMScoreAdj = ptr(adjBestEffort)
 				vc.QoSMismatch = adj != adjBestEffort
-			case QoSBurstable:
-				vc.QoSMismatch = vc.ImpliedQoS != QoSBurstable
+			case report.QoSBurstable:
+				vc.QoSMismatch = vc.ImpliedQoS != report.QoSBurstable
 				if r.Container != nil && r.Container.MemoryRequestBytes != nil && nodeMem > 0 {
 					vc.ExpectedOOMScoreAdj = ptr(BurstableOOMScoreAdj(*r.Container.MemoryRequestBytes, int64(nodeMem)))
 				}
@@ -664,7 +521,7 @@ func expectedText(qos string, exp *int) string {
 	if exp != nil {
 		return strconv.Itoa(*exp)
 	}
-	if qos == QoSBurstable {
+	if qos == report.QoSBurstable {
 		return "3..999"
 	}
 	return "?"
@@ -672,11 +529,11 @@ func expectedText(qos string, exp *int) string {
 
 func adjMeaning(adj int) string {
 	switch impliedQoS(adj) {
-	case QoSGuaranteed:
+	case report.QoSGuaranteed:
 		return "a Guaranteed pod's container (or a node-critical pod), the last the kernel picks"
-	case QoSBestEffort:
+	case report.QoSBestEffort:
 		return "a BestEffort pod's container, the first the kernel picks"
-	case QoSBurstable:
+	case report.QoSBurstable:
 		return "a Burstable pod's container, ranked by its memory request"
 	case "pod-sandbox":
 		return "a pod's pause process"
@@ -690,7 +547,7 @@ func adjMeaning(adj int) string {
 }
 
 // nodeMemoryFromReport is the node's RAM from a node-wide memory dump.
-func nodeMemoryFromReport(r *oomparse.Report) uint64 {
+func nodeMemoryFromReport(r *report.Report) uint64 {
 	if r.MemInfo == nil || r.MemInfo.Totals == nil {
 		return 0
 	}
@@ -702,8 +559,8 @@ func nodeMemoryFromReport(r *oomparse.Report) uint64 {
 }
 
 // subject names who was hit, for the summary.
-func subject(r *Report) string {
-	var vc *CgroupPath
+func subject(r *report.Enriched) string {
+	var vc *report.CgroupPath
 	if r.Cgroups != nil {
 		vc = r.Cgroups.Victim
 	}
@@ -741,7 +598,7 @@ func subject(r *Report) string {
 	}
 	if vc != nil {
 		switch vc.Level {
-		case LevelSystemService, LevelUserSession:
+		case report.LevelSystemService, report.LevelUserSession:
 			if vc.Unit != "" {
 				return "unit " + vc.Unit
 			}
@@ -760,25 +617,25 @@ func short(s string, n int) string {
 	return s
 }
 
-func limitPhrase(d *Diagnosis, r *Report) string {
+func limitPhrase(d *report.Diagnosis, r *report.Enriched) string {
 	l := limitText(d.LimitBytes)
 	switch d.Scope {
-	case ScopeContainer:
+	case report.ScopeContainer:
 		return "the CONTAINER limit" + l
-	case ScopePod:
+	case report.ScopePod:
 		return "the POD limit" + l
-	case ScopeKubepods:
-		if r.Cgroups != nil && r.Cgroups.Limiting != nil && r.Cgroups.Limiting.Level == LevelQoS {
+	case report.ScopeKubepods:
+		if r.Cgroups != nil && r.Cgroups.Limiting != nil && r.Cgroups.Limiting.Level == report.LevelQoS {
 			return "the " + strings.ToUpper(r.Cgroups.Limiting.QoS) + " QoS limit" + l
 		}
 		return "the KUBEPODS (node allocatable) limit" + l
-	case ScopeNode:
+	case report.ScopeNode:
 		return "NODE memory (global OOM)"
-	case ScopeCpuset:
+	case report.ScopeCpuset:
 		return "its CPUSET's memory nodes"
-	case ScopeMempolicy:
+	case report.ScopeMempolicy:
 		return "its MEMPOLICY's memory nodes"
-	case ScopeSystemService:
+	case report.ScopeSystemService:
 		u := ""
 		if r.Cgroups != nil && r.Cgroups.Limiting != nil {
 			u = r.Cgroups.Limiting.Unit
@@ -794,13 +651,13 @@ func limitPhrase(d *Diagnosis, r *Report) string {
 	if d.LimitBytes != nil {
 		return "a cgroup limit" + l
 	}
-	if r.Kind == oomparse.KindMemcg {
+	if r.Kind == report.KindMemcg {
 		return "an unknown memory cgroup limit"
 	}
 	return "an unknown limit"
 }
 
-func summary(d *Diagnosis, r *Report, v *oomparse.Victim) string {
+func summary(d *report.Diagnosis, r *report.Enriched, v *report.Victim) string {
 	var b strings.Builder
 	if s := subject(r); s != "" {
 		b.WriteString(s)
@@ -842,17 +699,17 @@ func summary(d *Diagnosis, r *Report, v *oomparse.Victim) string {
 		}
 	}
 	switch d.Outcome {
-	case OutcomeContainerRestarts:
+	case report.OutcomeContainerRestarts:
 		if d.MainProcessKilled != nil && !*d.MainProcessKilled {
 			b.WriteString("; child process, then the main process exited — container restarts")
 		} else {
 			b.WriteString("; main process — container restarts")
 		}
-	case OutcomeChildKilled:
+	case report.OutcomeChildKilled:
 		b.WriteString("; child process — container keeps running")
-	case OutcomeSandboxKilled:
+	case report.OutcomeSandboxKilled:
 		b.WriteString("; pause process — pod sandbox restarts")
-	case OutcomeUnknown:
+	case report.OutcomeUnknown:
 		if r.Container != nil {
 			b.WriteString("; main or child process unknown")
 		}

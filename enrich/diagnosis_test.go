@@ -8,28 +8,28 @@ import (
 	"time"
 
 	"github.com/oomscope/oomscope/internal/goldens"
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // parseCapture parses a file of ../testdata/captures.
-func parseCapture(t *testing.T, name string) []oomparse.Report {
+func parseCapture(t *testing.T, name string) []report.Report {
 	t.Helper()
 	return goldens.Parse(t, filepath.Join("..", "testdata", "captures", name))
 }
 
 // fakeLookup returns a fixed pod and container.
 type fakeLookup struct {
-	pod *Pod
-	ctr *Container
+	pod *report.Pod
+	ctr *report.Container
 }
 
-func (f fakeLookup) Lookup(context.Context, string, string) (*Pod, *Container, error) {
+func (f fakeLookup) Lookup(context.Context, string, string) (*report.Pod, *report.Container, error) {
 	return f.pod, f.ctr, nil
 }
 
 // enrichWith enriches r from its cgroup paths and, when pod is set, a
 // lookup returning pod and ctr.
-func enrichWith(t *testing.T, r *oomparse.Report, pod *Pod, ctr *Container) *Report {
+func enrichWith(t *testing.T, r *report.Report, pod *report.Pod, ctr *report.Container) *report.Enriched {
 	t.Helper()
 	var opts []Option
 	if pod != nil {
@@ -45,9 +45,9 @@ func enrichWith(t *testing.T, r *oomparse.Report, pod *Pod, ctr *Container) *Rep
 func u64(v uint64) *uint64 { return &v }
 
 // derived is a Derived with usage, limit and a composition in MiB.
-func derived(usage, limit, anon, activeFile, inactiveFile, shmem, kernel uint64) *oomparse.Derived {
+func derived(usage, limit, anon, activeFile, inactiveFile, shmem, kernel uint64) *report.Derived {
 	const mi = 1 << 20
-	return &oomparse.Derived{
+	return &report.Derived{
 		PageSizeBytes: 4096, Source: "memcg-v2-stats",
 		UsageBytes: u64(usage * mi), LimitBytes: u64(limit * mi),
 		AnonBytes: u64(anon * mi), ActiveFileBytes: u64(activeFile * mi), InactiveFileBytes: u64(inactiveFile * mi),
@@ -56,8 +56,8 @@ func derived(usage, limit, anon, activeFile, inactiveFile, shmem, kernel uint64)
 	}
 }
 
-func task(pid int, name string, rssPages uint64, adj int) oomparse.Task {
-	return oomparse.Task{PID: pid, TGID: pid, RSSPages: rssPages, OOMScoreAdj: adj, Name: name}
+func task(pid int, name string, rssPages uint64, adj int) report.Task {
+	return report.Task{PID: pid, TGID: pid, RSSPages: rssPages, OOMScoreAdj: adj, Name: name}
 }
 
 const (
@@ -69,39 +69,39 @@ const (
 	beCtr = bePod + "/crio-" + fixtureCID + ".scope"
 )
 
-func memcg(lim, victim string, limitMi uint64, d *oomparse.Derived, tasks []oomparse.Task, victims ...oomparse.Victim) *oomparse.Report {
-	return &oomparse.Report{
-		Kind: oomparse.KindMemcg, Constraint: "CONSTRAINT_MEMCG", OOMMemcg: lim, TaskMemcg: victim,
-		Memory:  &oomparse.Counter{UsageBytes: limitMi << 20, LimitBytes: limitMi << 20},
+func memcg(lim, victim string, limitMi uint64, d *report.Derived, tasks []report.Task, victims ...report.Victim) *report.Report {
+	return &report.Report{
+		Kind: report.KindMemcg, Constraint: "CONSTRAINT_MEMCG", OOMMemcg: lim, TaskMemcg: victim,
+		Memory:  &report.Counter{UsageBytes: limitMi << 20, LimitBytes: limitMi << 20},
 		Derived: d, Tasks: tasks, TasksTotal: len(tasks), Victims: victims,
 	}
 }
 
-func victim(pid int, comm string, adj int) oomparse.Victim {
-	return oomparse.Victim{PID: pid, Comm: comm, OOMScoreAdj: &adj, AnonRSSBytes: 100 << 20}
+func victim(pid int, comm string, adj int) report.Victim {
+	return report.Victim{PID: pid, Comm: comm, OOMScoreAdj: &adj, AnonRSSBytes: 100 << 20}
 }
 
 func TestDiagnose(t *testing.T) {
-	appTasks := []oomparse.Task{task(4100, "app", 60000, 900), task(4200, "worker", 2000, 900)}
+	appTasks := []report.Task{task(4100, "app", 60000, 900), task(4200, "worker", 2000, 900)}
 	tests := []struct {
 		name        string
-		report      func(t *testing.T) *oomparse.Report
-		pod         *Pod
-		ctr         *Container
+		report      func(t *testing.T) *report.Report
+		pod         *report.Pod
+		ctr         *report.Container
 		wantScope   string
 		wantOutcome string
 		wantMain    *bool
 		wantSummary string
-		check       func(t *testing.T, d *Diagnosis)
+		check       func(t *testing.T, d *report.Diagnosis)
 	}{
 		{
 			name: "capture v1 pod limit, child killed",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return &parseCapture(t, "host-6.18-cgroupv1-memcg-pod-limit-3-kills.kmsg")[0]
 			},
-			wantScope: ScopePod, wantOutcome: OutcomeChildKilled, wantMain: ptr(false),
+			wantScope: report.ScopePod, wantOutcome: report.OutcomeChildKilled, wantMain: ptr(false),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 15901 "python3" killed by the POD limit 96Mi; usage 96Mi = 99% anon; child process — container keeps running`,
-			check: func(t *testing.T, d *Diagnosis) {
+			check: func(t *testing.T, d *report.Diagnosis) {
 				if d.Victim == nil || d.Victim.BiggestConsumer == nil || !*d.Victim.BiggestConsumer {
 					t.Errorf("victim = %+v, want the biggest consumer", d.Victim)
 				}
@@ -116,34 +116,34 @@ func TestDiagnose(t *testing.T) {
 		},
 		{
 			name: "capture v1 pod limit, third kill",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return &parseCapture(t, "host-6.18-cgroupv1-memcg-pod-limit-3-kills.kmsg")[2]
 			},
-			wantScope: ScopePod, wantOutcome: OutcomeChildKilled, wantMain: ptr(false),
+			wantScope: report.ScopePod, wantOutcome: report.OutcomeChildKilled, wantMain: ptr(false),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 16068 "python3" killed by the POD limit 96Mi; usage 96Mi = 100% anon; child process — container keeps running`,
 		},
 		{
 			name: "capture v2 not a kubernetes cgroup",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return &parseCapture(t, "qemu-debian-6.1-cgroupv2-memcg.kmsg")[0]
 			},
-			wantScope: ScopeOther, wantOutcome: OutcomeProcessKilled,
+			wantScope: report.ScopeOther, wantOutcome: report.OutcomeProcessKilled,
 			wantSummary: `cgroup /kubepods.slice/pod1: process 85 "dd" killed by its cgroup's limit 32Mi; usage 32Mi = 100% anon`,
 		},
 		{
 			name: "container limit, main process, with the API",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4100, "app", 900))
 			},
-			pod:       &Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: QoSBurstable},
-			ctr:       &Container{Name: "app", MemoryRequestBytes: ptr(int64(128 << 20)), MemoryLimitBytes: ptr(int64(256 << 20)), RestartCount: ptr(int32(3))},
-			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: report.QoSBurstable},
+			ctr:       &report.Container{Name: "app", MemoryRequestBytes: ptr(int64(128 << 20)), MemoryLimitBytes: ptr(int64(256 << 20)), RestartCount: ptr(int32(3))},
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
 			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4100 "app" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; main process — container restarts`,
-			check: func(t *testing.T, d *Diagnosis) {
+			check: func(t *testing.T, d *report.Diagnosis) {
 				if !strings.Contains(d.OutcomeExplanation, "restartCount 3") {
 					t.Errorf("outcome explanation %q lacks the restart count", d.OutcomeExplanation)
 				}
-				if d.Victim.QoSMismatch || d.Victim.ImpliedQoS != QoSBurstable {
+				if d.Victim.QoSMismatch || d.Victim.ImpliedQoS != report.QoSBurstable {
 					t.Errorf("victim = %+v, want Burstable without mismatch", d.Victim)
 				}
 				if d.Memory.WorkingSetBytes == nil || *d.Memory.WorkingSetBytes != 250<<20 || d.Memory.MostlyReclaimable {
@@ -153,13 +153,13 @@ func TestDiagnose(t *testing.T) {
 		},
 		{
 			name: "container limit, child process, guaranteed cgroupfs",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return memcg(gCtr, gCtr, 512, derived(512, 512, 500, 0, 0, 0, 12),
-					[]oomparse.Task{task(4100, "sh", 300, -997), task(4150, "java", 120000, -997)}, victim(4150, "java", -997))
+					[]report.Task{task(4100, "sh", 300, -997), task(4150, "java", 120000, -997)}, victim(4150, "java", -997))
 			},
-			wantScope: ScopeContainer, wantOutcome: OutcomeChildKilled, wantMain: ptr(false),
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeChildKilled, wantMain: ptr(false),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Guaranteed): process 4150 "java" killed by the CONTAINER limit 512Mi; usage 512Mi = 98% anon; child process — container keeps running`,
-			check: func(t *testing.T, d *Diagnosis) {
+			check: func(t *testing.T, d *report.Diagnosis) {
 				if d.Victim.QoSMismatch || d.Victim.ExpectedOOMScoreAdj == nil || *d.Victim.ExpectedOOMScoreAdj != -997 {
 					t.Errorf("victim = %+v, want expected -997, no mismatch", d.Victim)
 				}
@@ -167,31 +167,31 @@ func TestDiagnose(t *testing.T) {
 		},
 		{
 			name: "pod limit, pause process killed",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return memcg(bePod, bePod, 64, derived(64, 64, 60, 0, 0, 0, 4),
-					[]oomparse.Task{task(900, "pause", 100, -998)}, victim(900, "pause", -998))
+					[]report.Task{task(900, "pause", 100, -998)}, victim(900, "pause", -998))
 			},
-			wantScope: ScopePod, wantOutcome: OutcomeSandboxKilled, wantMain: ptr(true),
+			wantScope: report.ScopePod, wantOutcome: report.OutcomeSandboxKilled, wantMain: ptr(true),
 			wantSummary: `pod 0b7e3c1e (BestEffort): process 900 "pause" killed by the POD limit 64Mi; usage 64Mi = 94% anon; pause process — pod sandbox restarts`,
 		},
 		{
 			name: "pod limit, main process of the only container besides pause",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return memcg(bePod, beCtr, 64, derived(64, 64, 60, 0, 0, 0, 4),
-					[]oomparse.Task{task(900, "pause", 100, -998), task(950, "nginx", 15000, 1000)}, victim(950, "nginx", 1000))
+					[]report.Task{task(900, "pause", 100, -998), task(950, "nginx", 15000, 1000)}, victim(950, "nginx", 1000))
 			},
-			wantScope: ScopePod, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			wantScope: report.ScopePod, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (BestEffort): process 950 "nginx" killed by the POD limit 64Mi; usage 64Mi = 94% anon; main process — container restarts`,
 		},
 		{
 			name: "victim not the biggest: oom_score_adj",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return memcg("/kubepods", beCtr, 7168, derived(7168, 7168, 7000, 0, 0, 0, 168),
-					[]oomparse.Task{task(300, "db", 1500000, -997), task(950, "nginx", 20000, 1000)}, victim(950, "nginx", 1000))
+					[]report.Task{task(300, "db", 1500000, -997), task(950, "nginx", 20000, 1000)}, victim(950, "nginx", 1000))
 			},
-			wantScope: ScopeKubepods, wantOutcome: OutcomeUnknown,
+			wantScope: report.ScopeKubepods, wantOutcome: report.OutcomeUnknown,
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (BestEffort): process 950 "nginx" killed by the KUBEPODS (node allocatable) limit 7Gi; usage 7Gi = 98% anon; main or child process unknown`,
-			check: func(t *testing.T, d *Diagnosis) {
+			check: func(t *testing.T, d *report.Diagnosis) {
 				v := d.Victim
 				if v.BiggestConsumer == nil || *v.BiggestConsumer || v.Biggest == nil || v.Biggest.PID != 300 {
 					t.Fatalf("victim = %+v, want not the biggest, biggest pid 300", v)
@@ -203,13 +203,13 @@ func TestDiagnose(t *testing.T) {
 		},
 		{
 			name: "qos mismatch: guaranteed pod, adj 1000",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return memcg(gCtr, gCtr, 128, derived(128, 128, 120, 0, 0, 0, 8),
-					[]oomparse.Task{task(10, "app", 30000, 1000)}, victim(10, "app", 1000))
+					[]report.Task{task(10, "app", 30000, 1000)}, victim(10, "app", 1000))
 			},
-			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Guaranteed): process 10 "app" killed by the CONTAINER limit 128Mi; usage 128Mi = 94% anon; main process — container restarts`,
-			check: func(t *testing.T, d *Diagnosis) {
+			check: func(t *testing.T, d *report.Diagnosis) {
 				if !d.Victim.QoSMismatch || !strings.Contains(d.Victim.Explanation, "does not fit the pod's Guaranteed QoS class (the kubelet sets -997)") {
 					t.Errorf("victim = %+v, want a mismatch", d.Victim)
 				}
@@ -217,13 +217,13 @@ func TestDiagnose(t *testing.T) {
 		},
 		{
 			name: "mostly reclaimable cache",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return memcg(sdCtr, sdCtr, 1024, derived(1024, 1024, 200, 300, 500, 0, 24),
-					[]oomparse.Task{task(7, "backup", 50000, 500)}, victim(7, "backup", 500))
+					[]report.Task{task(7, "backup", 50000, 500)}, victim(7, "backup", 500))
 			},
-			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 7 "backup" killed by the CONTAINER limit 1Gi; usage 1Gi = 78% page cache; main process — container restarts`,
-			check: func(t *testing.T, d *Diagnosis) {
+			check: func(t *testing.T, d *report.Diagnosis) {
 				if !d.Memory.MostlyReclaimable || *d.Memory.ReclaimableBytes != 800<<20 || !strings.Contains(d.Memory.Explanation, "mostly reclaimable page cache") {
 					t.Errorf("memory = %+v", d.Memory)
 				}
@@ -231,17 +231,17 @@ func TestDiagnose(t *testing.T) {
 		},
 		{
 			name: "memory.oom.group",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				r := memcg(sdCtr, sdCtr, 256, derived(256, 256, 250, 0, 0, 0, 6),
-					[]oomparse.Task{task(50, "nginx", 100, 900), task(51, "nginx", 30000, 900), task(52, "nginx", 30000, 900)},
+					[]report.Task{task(50, "nginx", 100, 900), task(51, "nginx", 30000, 900), task(52, "nginx", 30000, 900)},
 					victim(51, "nginx", 900), victim(50, "nginx", 900), victim(52, "nginx", 900))
 				r.Victims[1].GroupMember, r.Victims[2].GroupMember = true, true
 				r.OOMGroup = sdCtr
 				return r
 			},
-			wantScope: ScopeContainer, wantOutcome: OutcomeChildKilled, wantMain: ptr(false),
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeChildKilled, wantMain: ptr(false),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 51 "nginx" and 2 more (memory.oom.group) killed by the CONTAINER limit 256Mi; usage 256Mi = 98% anon; child process — container keeps running`,
-			check: func(t *testing.T, d *Diagnosis) {
+			check: func(t *testing.T, d *report.Diagnosis) {
 				if d.OOMGroup == nil || d.OOMGroup.Killed != 3 || d.OOMGroup.Cgroup != sdCtr {
 					t.Errorf("oom group = %+v", d.OOMGroup)
 				}
@@ -249,13 +249,13 @@ func TestDiagnose(t *testing.T) {
 		},
 		{
 			name: "global OOM",
-			report: func(t *testing.T) *oomparse.Report {
-				return &oomparse.Report{Kind: oomparse.KindGlobal, Constraint: "CONSTRAINT_NONE", OOMMemcg: "/", TaskMemcg: gCtr,
-					Derived: derived(4096, 4096, 3900, 0, 0, 0, 196), Tasks: appTasks, TasksTotal: 2, Victims: []oomparse.Victim{victim(4100, "app", -997)}}
+			report: func(t *testing.T) *report.Report {
+				return &report.Report{Kind: report.KindGlobal, Constraint: "CONSTRAINT_NONE", OOMMemcg: "/", TaskMemcg: gCtr,
+					Derived: derived(4096, 4096, 3900, 0, 0, 0, 196), Tasks: appTasks, TasksTotal: 2, Victims: []report.Victim{victim(4100, "app", -997)}}
 			},
-			wantScope: ScopeNode, wantOutcome: OutcomeUnknown,
+			wantScope: report.ScopeNode, wantOutcome: report.OutcomeUnknown,
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Guaranteed): process 4100 "app" killed by NODE memory (global OOM); usage 4Gi = 95% anon; main or child process unknown`,
-			check: func(t *testing.T, d *Diagnosis) {
+			check: func(t *testing.T, d *report.Diagnosis) {
 				if d.LimitBytes != nil {
 					t.Errorf("limit = %d, want none for a global OOM", *d.LimitBytes)
 				}
@@ -263,31 +263,31 @@ func TestDiagnose(t *testing.T) {
 		},
 		{
 			name: "cpuset",
-			report: func(t *testing.T) *oomparse.Report {
-				return &oomparse.Report{Kind: oomparse.KindCpuset, Constraint: "CONSTRAINT_CPUSET", MemsAllowed: "1", TaskMemcg: "/system.slice/etcd.service",
-					Victims: []oomparse.Victim{victim(77, "etcd", 0)}}
+			report: func(t *testing.T) *report.Report {
+				return &report.Report{Kind: report.KindCpuset, Constraint: "CONSTRAINT_CPUSET", MemsAllowed: "1", TaskMemcg: "/system.slice/etcd.service",
+					Victims: []report.Victim{victim(77, "etcd", 0)}}
 			},
-			wantScope: ScopeCpuset, wantOutcome: OutcomeProcessKilled,
+			wantScope: report.ScopeCpuset, wantOutcome: report.OutcomeProcessKilled,
 			wantSummary: `unit etcd.service: process 77 "etcd" killed by its CPUSET's memory nodes`,
 		},
 		{
 			name: "mempolicy",
-			report: func(t *testing.T) *oomparse.Report {
-				return &oomparse.Report{Kind: oomparse.KindMempolicy, Constraint: "CONSTRAINT_MEMORY_POLICY", Nodemask: "0",
-					Victims: []oomparse.Victim{victim(78, "numa", 0)}}
+			report: func(t *testing.T) *report.Report {
+				return &report.Report{Kind: report.KindMempolicy, Constraint: "CONSTRAINT_MEMORY_POLICY", Nodemask: "0",
+					Victims: []report.Victim{victim(78, "numa", 0)}}
 			},
-			wantScope: ScopeMempolicy, wantOutcome: OutcomeUnknown,
+			wantScope: report.ScopeMempolicy, wantOutcome: report.OutcomeUnknown,
 			wantSummary: `process 78 "numa" killed by its MEMPOLICY's memory nodes`,
 		},
 		{
 			name: "system service limit",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return memcg("/system.slice/kubelet.service", "/system.slice/kubelet.service", 1024, nil,
 					nil, victim(800, "kubelet", -999))
 			},
-			wantScope: ScopeSystemService, wantOutcome: OutcomeProcessKilled,
+			wantScope: report.ScopeSystemService, wantOutcome: report.OutcomeProcessKilled,
 			wantSummary: `unit kubelet.service: process 800 "kubelet" killed by the limit 1Gi of SERVICE kubelet.service`,
-			check: func(t *testing.T, d *Diagnosis) {
+			check: func(t *testing.T, d *report.Diagnosis) {
 				if d.Victim.ImpliedQoS != "node-daemon" {
 					t.Errorf("implied qos %q", d.Victim.ImpliedQoS)
 				}
@@ -295,63 +295,63 @@ func TestDiagnose(t *testing.T) {
 		},
 		{
 			name: "no task table",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return memcg(sdCtr, sdCtr, 256, nil, nil, victim(4100, "app", 900))
 			},
-			wantScope: ScopeContainer, wantOutcome: OutcomeUnknown,
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeUnknown,
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 4100 "app" killed by the CONTAINER limit 256Mi; main or child process unknown`,
 		},
 		{
 			name: "no killable process",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				r := memcg(sdPod, "", 256, nil, nil)
 				r.NoKillable = true
 				return r
 			},
-			wantScope: ScopePod, wantOutcome: OutcomeNothingKilled,
+			wantScope: report.ScopePod, wantOutcome: report.OutcomeNothingKilled,
 			wantSummary: `pod 0b7e3c1e (Burstable): nothing killable, hit by the POD limit 256Mi`,
 		},
 		{
 			name: "victim already exiting",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				v := victim(4100, "app", 900)
 				v.Exiting = true
 				return memcg(sdCtr, sdCtr, 256, nil, nil, v)
 			},
-			wantScope: ScopeContainer, wantOutcome: OutcomeNothingKilled,
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeNothingKilled,
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 4100 "app" already exiting, nothing killed, hit by the CONTAINER limit 256Mi`,
 		},
 		{
 			name: "old kernel: limiting cgroup from the stats block",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				r := memcg("", gCtr, 128, nil, nil, victim(5, "x", -997))
-				r.MemcgStats = []oomparse.MemcgStats{{Path: gPod}, {Path: gCtr}}
+				r.MemcgStats = []report.MemcgStats{{Path: gPod}, {Path: gCtr}}
 				return r
 			},
-			wantScope: ScopePod, wantOutcome: OutcomeUnknown,
+			wantScope: report.ScopePod, wantOutcome: report.OutcomeUnknown,
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Guaranteed): process 5 "x" killed by the POD limit 128Mi; main or child process unknown`,
 		},
 		{
 			name: "docker container outside kubernetes",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				p := "/system.slice/docker-" + fixtureCID + ".scope"
-				return memcg(p, p, 64, nil, []oomparse.Task{task(3, "redis", 16000, 0)}, victim(3, "redis", 0))
+				return memcg(p, p, 64, nil, []report.Task{task(3, "redis", 16000, 0)}, victim(3, "redis", 0))
 			},
-			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
 			wantSummary: `container 3f9a7c2d1e8b (docker): process 3 "redis" killed by the CONTAINER limit 64Mi; main process — container restarts`,
 		},
 		{
 			// The task table says child (pid 4100 is lower), the API says
 			// the instance terminated OOMKilled: the API wins.
 			name: "API: instance terminated OOMKilled",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4200, "worker", 900))
 			},
-			pod:       &Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: QoSBurstable},
-			ctr:       &Container{Name: "app", ID: fixtureCID, State: "terminated", Termination: &Termination{Reason: "OOMKilled", ExitCode: 137}},
-			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: report.QoSBurstable},
+			ctr:       &report.Container{Name: "app", ID: fixtureCID, State: "terminated", Termination: &report.Termination{Reason: "OOMKilled", ExitCode: 137}},
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
 			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4200 "worker" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; main process — container restarts`,
-			check: func(t *testing.T, d *Diagnosis) {
+			check: func(t *testing.T, d *report.Diagnosis) {
 				if !strings.Contains(d.OutcomeExplanation, "terminated with reason OOMKilled (exit code 137)") {
 					t.Errorf("outcome explanation %q", d.OutcomeExplanation)
 				}
@@ -359,28 +359,28 @@ func TestDiagnose(t *testing.T) {
 		},
 		{
 			name: "API: instance terminated with another reason",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				return memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4200, "worker", 900))
 			},
-			pod:       &Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: QoSBurstable},
-			ctr:       &Container{Name: "app", ID: fixtureCID, State: "terminated", Termination: &Termination{Reason: "Error", ExitCode: 1}},
-			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(false),
+			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: report.QoSBurstable},
+			ctr:       &report.Container{Name: "app", ID: fixtureCID, State: "terminated", Termination: &report.Termination{Reason: "Error", ExitCode: 1}},
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(false),
 			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4200 "worker" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; child process, then the main process exited — container restarts`,
 		},
 		{
 			// Table says main (4100 is the lowest), but the API saw the
 			// same instance running 30 s after the kill.
 			name: "API: instance still running well after the kill",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				r := memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4100, "app", 900))
 				r.Last.Wall = &killTime
 				return r
 			},
-			pod:       &Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: QoSBurstable},
-			ctr:       &Container{Name: "app", ID: fixtureCID, State: "running", ObservedAt: ptr(killTime.Add(30 * time.Second))},
-			wantScope: ScopeContainer, wantOutcome: OutcomeChildKilled, wantMain: ptr(false),
+			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: report.QoSBurstable},
+			ctr:       &report.Container{Name: "app", ID: fixtureCID, State: "running", ObservedAt: ptr(killTime.Add(30 * time.Second))},
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeChildKilled, wantMain: ptr(false),
 			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4100 "app" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; child process — container keeps running`,
-			check: func(t *testing.T, d *Diagnosis) {
+			check: func(t *testing.T, d *report.Diagnosis) {
 				if !strings.Contains(d.OutcomeExplanation, "still running 30s after the kill") {
 					t.Errorf("outcome explanation %q", d.OutcomeExplanation)
 				}
@@ -389,14 +389,14 @@ func TestDiagnose(t *testing.T) {
 		{
 			// Observed 2 s after the kill: too early, the task table decides.
 			name: "API: running but observed too early",
-			report: func(t *testing.T) *oomparse.Report {
+			report: func(t *testing.T) *report.Report {
 				r := memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4100, "app", 900))
 				r.Last.Wall = &killTime
 				return r
 			},
-			pod:       &Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: QoSBurstable},
-			ctr:       &Container{Name: "app", ID: fixtureCID, State: "running", ObservedAt: ptr(killTime.Add(2 * time.Second))},
-			wantScope: ScopeContainer, wantOutcome: OutcomeContainerRestarts, wantMain: ptr(true),
+			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: report.QoSBurstable},
+			ctr:       &report.Container{Name: "app", ID: fixtureCID, State: "running", ObservedAt: ptr(killTime.Add(2 * time.Second))},
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
 			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4100 "app" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; main process — container restarts`,
 		},
 	}
@@ -462,8 +462,8 @@ func TestBurstableOOMScoreAdj(t *testing.T) {
 }
 
 func TestDiagnoseBurstableExpectation(t *testing.T) {
-	r := memcg(sdCtr, sdCtr, 256, nil, []oomparse.Task{task(1, "app", 100, 600)}, victim(1, "app", 600))
-	er := enrichWith(t, r, &Pod{UID: fixturePodUID, QoSClass: QoSBurstable}, &Container{Name: "app", MemoryRequestBytes: ptr(int64(1 << 30))})
+	r := memcg(sdCtr, sdCtr, 256, nil, []report.Task{task(1, "app", 100, 600)}, victim(1, "app", 600))
+	er := enrichWith(t, r, &report.Pod{UID: fixturePodUID, QoSClass: report.QoSBurstable}, &report.Container{Name: "app", MemoryRequestBytes: ptr(int64(1 << 30))})
 	d := Diagnose(er, 8<<30)
 	if d.Victim.ExpectedOOMScoreAdj == nil || *d.Victim.ExpectedOOMScoreAdj != 875 {
 		t.Errorf("expected adj = %v, want 875", d.Victim.ExpectedOOMScoreAdj)
@@ -482,7 +482,7 @@ func TestQuantity(t *testing.T) {
 }
 
 func TestDiagnoseNil(t *testing.T) {
-	if d := Diagnose(nil, 0); d.Scope != ScopeOther || d.Summary == "" {
+	if d := Diagnose(nil, 0); d.Scope != report.ScopeOther || d.Summary == "" {
 		t.Errorf("Diagnose(nil) = %+v", d)
 	}
 }

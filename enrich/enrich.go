@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // Enrichment sources (see [Enrichment.Sources]).
@@ -139,7 +139,7 @@ func WithLiveWindow(d time.Duration) Option {
 
 // isLive reports whether r is recent enough for a snapshot and a counter
 // comparison.
-func (e *Enricher) isLive(r *oomparse.Report) bool {
+func (e *Enricher) isLive(r *report.Report) bool {
 	return e.liveWindow == 0 || r.Last.Wall == nil || time.Since(*r.Last.Wall) <= e.liveWindow
 }
 
@@ -176,14 +176,14 @@ func New(opts ...Option) (*Enricher, error) {
 
 // Enrich enriches r. It never fails: what it cannot learn is listed in the
 // result's Enrichment.Errors. r is referenced, not copied.
-func (e *Enricher) Enrich(ctx context.Context, r *oomparse.Report) *Report {
-	out := &Report{Report: r, Enrichment: Enrichment{Sources: []string{SourceCgroupPath}}}
+func (e *Enricher) Enrich(ctx context.Context, r *report.Report) *report.Enriched {
+	out := &report.Enriched{Report: r, Enrichment: report.Enrichment{Sources: []string{SourceCgroupPath}}}
 	if r == nil {
 		out.Enrichment.Errors = append(out.Enrichment.Errors, "no report to enrich")
 		return out
 	}
 	lim, vic := cgroupPaths(r)
-	cg := &Cgroups{}
+	cg := &report.Cgroups{}
 	if lim != "" {
 		p := ParseCgroupPath(lim)
 		cg.Limiting = &p
@@ -231,9 +231,9 @@ func (e *Enricher) Enrich(ctx context.Context, r *oomparse.Report) *Report {
 // of <limiting>" (parsed into the same fields); when the limiting cgroup
 // is missing, the first "Memory cgroup stats for" block (the limiting
 // cgroup, followed by its subtree on kernels up to 5.2) names it.
-func cgroupPaths(r *oomparse.Report) (limiting, victim string) {
+func cgroupPaths(r *report.Report) (limiting, victim string) {
 	limiting, victim = r.OOMMemcg, r.TaskMemcg
-	if r.Kind != oomparse.KindMemcg && r.Kind != oomparse.KindUnknown {
+	if r.Kind != report.KindMemcg && r.Kind != report.KindUnknown {
 		// A global, cpuset or mempolicy OOM has no limiting cgroup; the
 		// oom-kill summary's oom_memcg= is then the root or absent.
 		limiting = ""
@@ -245,12 +245,12 @@ func cgroupPaths(r *oomparse.Report) (limiting, victim string) {
 
 // fromPath fills Pod and Container from the cgroup paths: the victim's
 // when it is a pod's, else the limiting cgroup's.
-func fromPath(out *Report) {
+func fromPath(out *report.Enriched) {
 	if out.Cgroups == nil {
 		return
 	}
 	src := out.Cgroups.Victim
-	if src == nil || (src.PodUID == "" && src.Level != LevelContainer) {
+	if src == nil || (src.PodUID == "" && src.Level != report.LevelContainer) {
 		if l := out.Cgroups.Limiting; l != nil && l.PodUID != "" {
 			src = l
 		}
@@ -259,16 +259,16 @@ func fromPath(out *Report) {
 		return
 	}
 	if src.PodUID != "" {
-		out.Pod = &Pod{UID: src.PodUID, QoSClass: src.QoS}
+		out.Pod = &report.Pod{UID: src.PodUID, QoSClass: src.QoS}
 	}
-	if src.Level == LevelContainer && src.ContainerID != "" {
-		out.Container = &Container{ID: src.ContainerID, Runtime: src.Runtime}
+	if src.Level == report.LevelContainer && src.ContainerID != "" {
+		out.Container = &report.Container{ID: src.ContainerID, Runtime: src.Runtime}
 	}
 }
 
 // lookupPod asks the PodLookup, retrying within the lookup wait while a
 // known pod or container is not found yet.
-func (e *Enricher) lookupPod(ctx context.Context, out *Report) {
+func (e *Enricher) lookupPod(ctx context.Context, out *report.Enriched) {
 	uid, cid := "", ""
 	if out.Pod != nil {
 		uid = out.Pod.UID
@@ -286,8 +286,8 @@ func (e *Enricher) lookupPod(ctx context.Context, out *Report) {
 	}
 	deadline := time.Now().Add(wait)
 	var (
-		pod *Pod
-		ctr *Container
+		pod *report.Pod
+		ctr *report.Container
 		err error
 	)
 	for {
@@ -329,7 +329,7 @@ func (e *Enricher) lookupPod(ctx context.Context, out *Report) {
 }
 
 // mergePod overlays the API's pod on the path's.
-func mergePod(out *Report, p *Pod) {
+func mergePod(out *report.Enriched, p *report.Pod) {
 	if out.Pod == nil {
 		cp := *p
 		out.Pod = &cp
@@ -346,7 +346,7 @@ func mergePod(out *Report, p *Pod) {
 }
 
 // mergeContainer overlays the API's container on the path's.
-func mergeContainer(out *Report, c *Container) {
+func mergeContainer(out *report.Enriched, c *report.Container) {
 	cp := *c
 	if out.Container != nil {
 		if cp.ID == "" {
@@ -359,7 +359,7 @@ func mergeContainer(out *Report, c *Container) {
 	out.Container = &cp
 }
 
-func (e *Enricher) takeSnapshot(out *Report) {
+func (e *Enricher) takeSnapshot(out *report.Enriched) {
 	if out.Cgroups == nil || out.Cgroups.Limiting == nil {
 		return
 	}

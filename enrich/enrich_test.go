@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // lateLookup finds the pod only from its n-th call on.
@@ -22,12 +22,12 @@ type lateLookup struct {
 	err   error
 }
 
-func (l *lateLookup) Lookup(ctx context.Context, uid, cid string) (*Pod, *Container, error) {
+func (l *lateLookup) Lookup(ctx context.Context, uid, cid string) (*report.Pod, *report.Container, error) {
 	if l.calls.Add(1) < l.n {
 		return nil, nil, l.err
 	}
-	return &Pod{Namespace: "shop", Name: "cart-0", UID: uid, QoSClass: QoSGuaranteed, Owner: &Owner{Kind: "StatefulSet", Name: "cart"}},
-		&Container{Name: "cart", ID: cid, Image: "cart:1", Kind: "app", RestartCount: ptr(int32(1))}, nil
+	return &report.Pod{Namespace: "shop", Name: "cart-0", UID: uid, QoSClass: report.QoSGuaranteed, Owner: &report.Owner{Kind: "StatefulSet", Name: "cart"}},
+		&report.Container{Name: "cart", ID: cid, Image: "cart:1", Kind: "app", RestartCount: ptr(int32(1))}, nil
 }
 
 func TestNewOptions(t *testing.T) {
@@ -49,13 +49,13 @@ func TestEnrichFromPathOnly(t *testing.T) {
 	}
 	r := memcg(sdPod, sdCtr, 256, nil, nil, victim(1, "app", 900))
 	er := e.Enrich(context.Background(), r)
-	if er.Pod == nil || er.Pod.UID != fixturePodUID || er.Pod.QoSClass != QoSBurstable || er.Pod.Name != "" {
+	if er.Pod == nil || er.Pod.UID != fixturePodUID || er.Pod.QoSClass != report.QoSBurstable || er.Pod.Name != "" {
 		t.Errorf("pod = %+v", er.Pod)
 	}
-	if er.Container == nil || er.Container.ID != fixtureCID || er.Container.Runtime != RuntimeContainerd {
+	if er.Container == nil || er.Container.ID != fixtureCID || er.Container.Runtime != report.RuntimeContainerd {
 		t.Errorf("container = %+v", er.Container)
 	}
-	if er.Cgroups.Limiting.Level != LevelPod || er.Cgroups.Victim.Level != LevelContainer {
+	if er.Cgroups.Limiting.Level != report.LevelPod || er.Cgroups.Victim.Level != report.LevelContainer {
 		t.Errorf("cgroups = %+v", er.Cgroups)
 	}
 	if er.Snapshot != nil || er.MissedKills != nil || len(er.Enrichment.Errors) != 0 {
@@ -111,7 +111,7 @@ func TestEnrichLookup(t *testing.T) {
 			}
 			if tt.wantName != "" {
 				// The path's facts stay; the API's are added.
-				if er.Container.Name != "cart" || er.Container.Runtime != RuntimeContainerd || er.Pod.QoSClass != QoSGuaranteed {
+				if er.Container.Name != "cart" || er.Container.Runtime != report.RuntimeContainerd || er.Pod.QoSClass != report.QoSGuaranteed {
 					t.Errorf("container %+v pod %+v", er.Container, er.Pod)
 				}
 				if !strings.HasPrefix(er.Diagnosis.Summary, `container "cart" of shop/cart-0 (Guaranteed): `) {
@@ -166,7 +166,7 @@ func TestEnrichSnapshotAndCounters(t *testing.T) {
 		t.Errorf("gone cgroup: snapshot %v errors %v", er.Snapshot, er.Enrichment.Errors)
 	}
 	// Global OOM: no limiting cgroup, no snapshot, no error.
-	er = e.Enrich(context.Background(), &oomparse.Report{Kind: oomparse.KindGlobal, OOMMemcg: "/"})
+	er = e.Enrich(context.Background(), &report.Report{Kind: report.KindGlobal, OOMMemcg: "/"})
 	if er.Snapshot != nil || len(er.Enrichment.Errors) != 0 {
 		t.Errorf("global: snapshot %v errors %v", er.Snapshot, er.Enrichment.Errors)
 	}
@@ -201,7 +201,7 @@ func TestEnrichJSON(t *testing.T) {
 		}
 	}
 	pod := m["pod"].(map[string]any)
-	if pod["uid"] != fixturePodUID || pod["qos_class"] != QoSBurstable {
+	if pod["uid"] != fixturePodUID || pod["qos_class"] != report.QoSBurstable {
 		t.Errorf("pod = %v", pod)
 	}
 	d := m["diagnosis"].(map[string]any)

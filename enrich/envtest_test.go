@@ -24,6 +24,7 @@ import (
 	"github.com/oomscope/oomscope/internal/envtestbin"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // TestPodCacheEnvtest runs the pod cache against a real kube-apiserver and
@@ -187,8 +188,8 @@ func TestPodCacheEnvtest(t *testing.T) {
 	}
 
 	wantWeb := wantWebPod(ns, "node-a", web.UID)
-	wantApp := &Container{
-		Name: "app", ID: cidApp, Runtime: RuntimeContainerd, Image: "example.com/web:3", Kind: ContainerKindApp,
+	wantApp := &report.Container{
+		Name: "app", ID: cidApp, Runtime: report.RuntimeContainerd, Image: "example.com/web:3", Kind: ContainerKindApp,
 		MemoryRequestBytes: i64(64 * mi), MemoryLimitBytes: i64(128 * mi), RestartCount: i32(2),
 		State: "running",
 	}
@@ -196,8 +197,8 @@ func TestPodCacheEnvtest(t *testing.T) {
 	wantAppPrev := *wantApp
 	wantAppPrev.ID = cidAppPrev
 	wantAppPrev.State = "terminated"
-	wantAppPrev.Termination = &Termination{Reason: "OOMKilled", ExitCode: 137}
-	check := func(t *testing.T, uid, cid string, wantPod *Pod, wantCtr *Container) {
+	wantAppPrev.Termination = &report.Termination{Reason: "OOMKilled", ExitCode: 137}
+	check := func(t *testing.T, uid, cid string, wantPod *report.Pod, wantCtr *report.Container) {
 		t.Helper()
 		pod, ctr, err := cache.Lookup(ctx, uid, cid)
 		if err != nil {
@@ -260,7 +261,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 	t.Run("instance state: current running, previous terminated OOMKilled", func(t *testing.T) {
 		for _, tc := range []struct {
 			cid  string
-			want *Container
+			want *report.Container
 		}{{cidApp, wantApp}, {cidAppPrev, &wantAppPrev}} {
 			_, ctr, err := cache.Lookup(ctx, string(web.UID), tc.cid)
 			if err != nil || ctr == nil {
@@ -273,16 +274,16 @@ func TestPodCacheEnvtest(t *testing.T) {
 		}
 	})
 	t.Run("init container", func(t *testing.T) {
-		check(t, string(web.UID), cidInit, wantWeb, &Container{
-			Name: "migrate", ID: cidInit, Runtime: RuntimeContainerd, Image: "example.com/migrate:1", Kind: ContainerKindInit,
+		check(t, string(web.UID), cidInit, wantWeb, &report.Container{
+			Name: "migrate", ID: cidInit, Runtime: report.RuntimeContainerd, Image: "example.com/migrate:1", Kind: ContainerKindInit,
 			MemoryRequestBytes: i64(100 * mi), MemoryLimitBytes: i64(200 * mi), RestartCount: i32(0),
 		})
 	})
 	t.Run("job of a cronjob", func(t *testing.T) {
-		check(t, string(jobPod.UID), cidDebug, &Pod{
+		check(t, string(jobPod.UID), cidDebug, &report.Pod{
 			Namespace: ns, Name: jobPod.Name, UID: string(jobPod.UID), QoSClass: "BestEffort", Node: "node-a",
-			Owner: &Owner{Kind: "CronJob", Name: "report"},
-		}, &Container{Name: "report", ID: cidDebug, Runtime: RuntimeCRIO, Image: "example.com/report:1", Kind: ContainerKindApp, RestartCount: i32(0)})
+			Owner: &report.Owner{Kind: "CronJob", Name: "report"},
+		}, &report.Container{Name: "report", ID: cidDebug, Runtime: report.RuntimeCRIO, Image: "example.com/report:1", Kind: ContainerKindApp, RestartCount: i32(0)})
 	})
 	t.Run("pod of another node is not seen", func(t *testing.T) {
 		sctx, scancel := context.WithTimeout(ctx, 300*time.Millisecond)
@@ -303,8 +304,8 @@ func TestPodCacheEnvtest(t *testing.T) {
 			}},
 		}, nil)
 		type result struct {
-			pod *Pod
-			ctr *Container
+			pod *report.Pod
+			ctr *report.Container
 			err error
 			el  time.Duration
 		}
@@ -331,7 +332,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 		if r.el < delay || r.el > 10*time.Second {
 			t.Errorf("Lookup returned after %v, want between %v and the 10s wait", r.el, delay)
 		}
-		want := &Container{Name: "c", ID: cidLate, Runtime: RuntimeContainerd, Image: "example.com/late:1", Kind: ContainerKindApp,
+		want := &report.Container{Name: "c", ID: cidLate, Runtime: report.RuntimeContainerd, Image: "example.com/late:1", Kind: ContainerKindApp,
 			MemoryRequestBytes: i64(10 * mi), MemoryLimitBytes: i64(10 * mi), RestartCount: i32(0)}
 		if d := cmp.Diff(want, r.ctr, ignoreInstanceState); d != "" {
 			t.Errorf("container (-want +got):\n%s", d)
@@ -408,7 +409,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 			t.Fatal(err)
 		}
 		// enrichJSON enriches r and returns the keys the issue names.
-		enrichJSON := func(r *oomparse.Report) map[string]any {
+		enrichJSON := func(r *report.Report) map[string]any {
 			t.Helper()
 			out := enricher.Enrich(ctx, r)
 			b, err := json.Marshal(out)
@@ -475,12 +476,12 @@ func TestPodCacheEnvtest(t *testing.T) {
 
 // ignoreInstanceState leaves the instance's state and times out of a
 // comparison (checked on their own where the test sets them).
-var ignoreInstanceState = cmpopts.IgnoreFields(Container{}, "State", "StartedAt", "Termination", "ObservedAt")
+var ignoreInstanceState = cmpopts.IgnoreFields(report.Container{}, "State", "StartedAt", "Termination", "ObservedAt")
 
 // clearTimes checks that a looked-up container carries the times the API
 // gives (when it was observed; when a running instance started, when a
 // terminated one finished) and returns a copy without them, for comparing.
-func clearTimes(t *testing.T, c *Container) *Container {
+func clearTimes(t *testing.T, c *report.Container) *report.Container {
 	t.Helper()
 	if c == nil {
 		return nil

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oomscope/oomscope/report"
+
 	"github.com/rs/zerolog"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -355,7 +357,7 @@ func (c *PodCache) WaitForSync(ctx context.Context) bool {
 // ("containerd://..."). A pod or container that is still unknown at the deadline is
 // (nil, nil, nil) — or only the pod when just the container is missing;
 // an error means the cache was not started or had not synced in time.
-func (c *PodCache) Lookup(ctx context.Context, podUID, containerID string) (*Pod, *Container, error) {
+func (c *PodCache) Lookup(ctx context.Context, podUID, containerID string) (*report.Pod, *report.Container, error) {
 	podUID = strings.ToLower(strings.TrimSpace(podUID))
 	_, containerID = splitContainerID(containerID)
 	if podUID == "" && containerID == "" {
@@ -493,9 +495,9 @@ func (c *PodCache) podByUID(uid string) *corev1.Pod {
 }
 
 // result turns a match into the report's Pod and Container.
-func (c *PodCache) result(ctx context.Context, m match) (*Pod, *Container, error) {
+func (c *PodCache) result(ctx context.Context, m match) (*report.Pod, *report.Container, error) {
 	p := m.pod
-	pod := &Pod{
+	pod := &report.Pod{
 		Namespace:          p.Namespace,
 		Name:               p.Name,
 		UID:                string(p.UID),
@@ -515,8 +517,8 @@ func (c *PodCache) result(ctx context.Context, m match) (*Pod, *Container, error
 
 // buildContainer describes the container of status st (found by one of
 // its ids) in pod p.
-func buildContainer(p *corev1.Pod, st *corev1.ContainerStatus, kind string) *Container {
-	ctr := &Container{
+func buildContainer(p *corev1.Pod, st *corev1.ContainerStatus, kind string) *report.Container {
+	ctr := &report.Container{
 		Name:  st.Name,
 		Image: st.Image,
 		Kind:  kind,
@@ -536,7 +538,7 @@ func buildContainer(p *corev1.Pod, st *corev1.ContainerStatus, kind string) *Con
 	case st.State.Terminated != nil:
 		t := st.State.Terminated
 		ctr.State = "terminated"
-		ctr.Termination = &Termination{Reason: t.Reason, ExitCode: t.ExitCode}
+		ctr.Termination = &report.Termination{Reason: t.Reason, ExitCode: t.ExitCode}
 		if !t.FinishedAt.IsZero() {
 			f := t.FinishedAt.UTC()
 			ctr.Termination.Finished = &f
@@ -652,7 +654,7 @@ func (c *PodCache) onDelete(obj any) {
 // intermediate object cannot be read, the direct owner is returned (a
 // ReplicaSet's Deployment is still derived from the pod-template-hash
 // label when the name tells it).
-func (c *PodCache) owner(ctx context.Context, p *corev1.Pod) *Owner {
+func (c *PodCache) owner(ctx context.Context, p *corev1.Pod) *report.Owner {
 	ref := metav1.GetControllerOfNoCopy(p)
 	if ref == nil {
 		if len(p.OwnerReferences) == 0 {
@@ -660,7 +662,7 @@ func (c *PodCache) owner(ctx context.Context, p *corev1.Pod) *Owner {
 		}
 		ref = &p.OwnerReferences[0]
 	}
-	direct := &Owner{Kind: ref.Kind, Name: ref.Name}
+	direct := &report.Owner{Kind: ref.Kind, Name: ref.Name}
 	switch {
 	case ref.Kind == "ReplicaSet" && strings.HasPrefix(ref.APIVersion, "apps/"),
 		ref.Kind == "Job" && strings.HasPrefix(ref.APIVersion, "batch/"):
@@ -669,7 +671,7 @@ func (c *PodCache) owner(ctx context.Context, p *corev1.Pod) *Owner {
 	}
 	key := ownerKey{kind: ref.Kind, namespace: p.Namespace, name: ref.Name}
 	if v, ok := c.owners.Get(key); ok {
-		if o, _ := v.(*Owner); o != nil {
+		if o, _ := v.(*report.Owner); o != nil {
 			return o
 		}
 		return fallbackOwner(p, direct)
@@ -690,7 +692,7 @@ func (c *PodCache) owner(ctx context.Context, p *corev1.Pod) *Owner {
 	}
 	switch {
 	case err == nil && parent != nil:
-		o := &Owner{Kind: parent.Kind, Name: parent.Name}
+		o := &report.Owner{Kind: parent.Kind, Name: parent.Name}
 		c.owners.Add(key, o, c.cfg.ownerTTL)
 		return o
 	case err == nil:
@@ -699,7 +701,7 @@ func (c *PodCache) owner(ctx context.Context, p *corev1.Pod) *Owner {
 		return direct
 	case apierrors.IsNotFound(err) || apierrors.IsForbidden(err):
 		c.cfg.log.Debug().Err(err).Str("kind", ref.Kind).Str("name", p.Namespace+"/"+ref.Name).Msg("owner lookup failed")
-		c.owners.Add(key, (*Owner)(nil), c.cfg.ownerMissTTL)
+		c.owners.Add(key, (*report.Owner)(nil), c.cfg.ownerMissTTL)
 	default:
 		// Transient (ctx, network): do not cache.
 		c.cfg.log.Warn().Err(err).Str("kind", ref.Kind).Str("name", p.Namespace+"/"+ref.Name).Msg("owner lookup failed")
@@ -710,15 +712,15 @@ func (c *PodCache) owner(ctx context.Context, p *corev1.Pod) *Owner {
 // fallbackOwner is the owner when the intermediate object could not be
 // read: a ReplicaSet named <deployment>-<pod-template-hash> is taken as
 // that Deployment's, anything else stays the direct owner.
-func fallbackOwner(p *corev1.Pod, direct *Owner) *Owner {
+func fallbackOwner(p *corev1.Pod, direct *report.Owner) *report.Owner {
 	if direct.Kind == "ReplicaSet" {
 		if h := p.Labels["pod-template-hash"]; h != "" {
 			if d, ok := strings.CutSuffix(direct.Name, "-"+h); ok && d != "" {
-				return &Owner{Kind: "Deployment", Name: d}
+				return &report.Owner{Kind: "Deployment", Name: d}
 			}
 		}
 	}
-	return &Owner{Kind: direct.Kind, Name: direct.Name}
+	return &report.Owner{Kind: direct.Kind, Name: direct.Name}
 }
 
 // controllerRef returns the controlling owner reference of the given kind.
@@ -940,13 +942,13 @@ func splitContainerID(s string) (runtime, id string) {
 	}
 	switch scheme {
 	case "containerd":
-		runtime = RuntimeContainerd
+		runtime = report.RuntimeContainerd
 	case "cri-o", "crio":
-		runtime = RuntimeCRIO
+		runtime = report.RuntimeCRIO
 	case "docker":
-		runtime = RuntimeDocker
+		runtime = report.RuntimeDocker
 	case "podman":
-		runtime = RuntimePodman
+		runtime = report.RuntimePodman
 	default:
 		runtime = scheme
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oomscope/oomscope/report"
+
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -125,14 +127,14 @@ func webStatus() corev1.PodStatus {
 }
 
 // wantWebPod is what Lookup reports for webPod.
-func wantWebPod(ns, node string, uid types.UID) *Pod {
-	return &Pod{
+func wantWebPod(ns, node string, uid types.UID) *report.Pod {
+	return &report.Pod{
 		Namespace: ns,
 		Name:      "web-7d9f8b6c5d-x2x4q",
 		UID:       string(uid),
 		QoSClass:  "Burstable",
 		Node:      node,
-		Owner:     &Owner{Kind: "Deployment", Name: "web"},
+		Owner:     &report.Owner{Kind: "Deployment", Name: "web"},
 		Labels:    map[string]string{"app": "web"},
 		// app 64Mi + sidecar 16Mi = 80Mi vs init 100Mi → 100Mi;
 		// limits 128+32=160Mi vs 200Mi → 200Mi.
@@ -145,13 +147,13 @@ func TestSplitContainerID(t *testing.T) {
 	tests := []struct {
 		in, runtime, id string
 	}{
-		{"containerd://" + cidApp, RuntimeContainerd, cidApp},
-		{"cri-o://" + cidApp, RuntimeCRIO, cidApp},
-		{"docker://" + cidApp, RuntimeDocker, cidApp},
-		{"podman://" + cidApp, RuntimePodman, cidApp},
+		{"containerd://" + cidApp, report.RuntimeContainerd, cidApp},
+		{"cri-o://" + cidApp, report.RuntimeCRIO, cidApp},
+		{"docker://" + cidApp, report.RuntimeDocker, cidApp},
+		{"podman://" + cidApp, report.RuntimePodman, cidApp},
 		{"katacontainers://abc", "katacontainers", "abc"},
 		{strings.ToUpper(cidApp), "", cidApp},
-		{" containerd://ABC ", RuntimeContainerd, "abc"},
+		{" containerd://ABC ", report.RuntimeContainerd, "abc"},
 		{"", "", ""},
 	}
 	for _, tt := range tests {
@@ -283,8 +285,8 @@ func TestPodCacheLookupFake(t *testing.T) {
 	c, _ := fakeCache(t, webObjects(), WithPodMaxWait(50*time.Millisecond))
 	const uid = "11111111-2222-3333-4444-555555555555"
 	web := wantWebPod("shop", "node-a", uid)
-	app := &Container{
-		Name: "app", ID: cidApp, Runtime: RuntimeContainerd, Image: "example.com/web:3", Kind: ContainerKindApp,
+	app := &report.Container{
+		Name: "app", ID: cidApp, Runtime: report.RuntimeContainerd, Image: "example.com/web:3", Kind: ContainerKindApp,
 		MemoryRequestBytes: i64(64 * mi), MemoryLimitBytes: i64(128 * mi), RestartCount: i32(2),
 	}
 	appPrev := *app
@@ -292,8 +294,8 @@ func TestPodCacheLookupFake(t *testing.T) {
 	tests := []struct {
 		name     string
 		uid, cid string
-		pod      *Pod
-		ctr      *Container
+		pod      *report.Pod
+		ctr      *report.Container
 	}{
 		{"by uid", uid, "", web, nil},
 		{"by uppercase uid", strings.ToUpper(uid), "", web, nil},
@@ -301,25 +303,25 @@ func TestPodCacheLookupFake(t *testing.T) {
 		{"by container only", "", cidApp, web, app},
 		{"by prefixed container id", "", "containerd://" + cidApp, web, app},
 		{"by last terminated container", uid, cidAppPrev, web, &appPrev},
-		{"init container", uid, cidInit, web, &Container{
-			Name: "migrate", ID: cidInit, Runtime: RuntimeContainerd, Image: "example.com/migrate:1", Kind: ContainerKindInit,
+		{"init container", uid, cidInit, web, &report.Container{
+			Name: "migrate", ID: cidInit, Runtime: report.RuntimeContainerd, Image: "example.com/migrate:1", Kind: ContainerKindInit,
 			MemoryRequestBytes: i64(100 * mi), MemoryLimitBytes: i64(200 * mi), RestartCount: i32(0),
 		}},
-		{"sidecar", uid, cidSide, web, &Container{
-			Name: "log", ID: cidSide, Runtime: RuntimeContainerd, Image: "example.com/log:2", Kind: ContainerKindInit,
+		{"sidecar", uid, cidSide, web, &report.Container{
+			Name: "log", ID: cidSide, Runtime: report.RuntimeContainerd, Image: "example.com/log:2", Kind: ContainerKindInit,
 			MemoryRequestBytes: i64(16 * mi), MemoryLimitBytes: i64(32 * mi), RestartCount: i32(0),
 		}},
-		{"ephemeral", uid, cidDebug, web, &Container{
-			Name: "debug", ID: cidDebug, Runtime: RuntimeCRIO, Image: "busybox", Kind: ContainerKindEphemeral, RestartCount: i32(0),
+		{"ephemeral", uid, cidDebug, web, &report.Container{
+			Name: "debug", ID: cidDebug, Runtime: report.RuntimeCRIO, Image: "busybox", Kind: ContainerKindEphemeral, RestartCount: i32(0),
 		}},
 		{"unknown container of a known pod", uid, cidLate, web, nil},
-		{"container of another pod", "66666666-7777-8888-9999-000000000000", cidApp, &Pod{
+		{"container of another pod", "66666666-7777-8888-9999-000000000000", cidApp, &report.Pod{
 			Namespace: "shop", Name: "report-29000000-abcde", UID: "66666666-7777-8888-9999-000000000000",
-			QoSClass: "BestEffort", Node: "node-a", Owner: &Owner{Kind: "CronJob", Name: "report"},
+			QoSClass: "BestEffort", Node: "node-a", Owner: &report.Owner{Kind: "CronJob", Name: "report"},
 		}, nil},
-		{"static pod by config hash", "0123456789ABCDEF0123456789abcdef", "", &Pod{
+		{"static pod by config hash", "0123456789ABCDEF0123456789abcdef", "", &report.Pod{
 			Namespace: "kube-system", Name: "etcd-node-a", UID: "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
-			QoSClass: "Burstable", Node: "node-a", Owner: &Owner{Kind: "Node", Name: "node-a"}, MemoryRequestBytes: i64(100 * mi),
+			QoSClass: "Burstable", Node: "node-a", Owner: &report.Owner{Kind: "Node", Name: "node-a"}, MemoryRequestBytes: i64(100 * mi),
 		}, nil},
 		{"unknown pod", "99999999-2222-3333-4444-555555555555", "", nil, nil},
 		{"unknown container only", "", cidLate, nil, nil},
@@ -364,7 +366,7 @@ func TestPodCacheOwnerCachedAndFallback(t *testing.T) {
 		if err != nil || pod == nil {
 			t.Fatalf("Lookup = %v, %v", pod, err)
 		}
-		if d := cmp.Diff(&Owner{Kind: "Deployment", Name: "web"}, pod.Owner); d != "" {
+		if d := cmp.Diff(&report.Owner{Kind: "Deployment", Name: "web"}, pod.Owner); d != "" {
 			t.Errorf("owner (-want +got):\n%s", d)
 		}
 	}
@@ -380,7 +382,7 @@ func TestPodCacheOwnerCachedAndFallback(t *testing.T) {
 	c.owners.RemoveAll(func(any) bool { return true })
 	for range 2 {
 		pod, _, _ := c.Lookup(context.Background(), "11111111-2222-3333-4444-555555555555", "")
-		if d := cmp.Diff(&Owner{Kind: "Deployment", Name: "web"}, pod.Owner); d != "" {
+		if d := cmp.Diff(&report.Owner{Kind: "Deployment", Name: "web"}, pod.Owner); d != "" {
 			t.Errorf("fallback owner (-want +got):\n%s", d)
 		}
 	}
@@ -394,7 +396,7 @@ func TestPodCacheOwnerCachedAndFallback(t *testing.T) {
 	})
 	c.owners.RemoveAll(func(any) bool { return true })
 	pod, _, _ := c.Lookup(context.Background(), "66666666-7777-8888-9999-000000000000", "")
-	if d := cmp.Diff(&Owner{Kind: "Job", Name: "report-29000000"}, pod.Owner); d != "" {
+	if d := cmp.Diff(&report.Owner{Kind: "Job", Name: "report-29000000"}, pod.Owner); d != "" {
 		t.Errorf("forbidden owner (-want +got):\n%s", d)
 	}
 }

@@ -16,13 +16,14 @@ import (
 	"github.com/oomscope/oomscope/internal/goldens"
 	"github.com/oomscope/oomscope/internal/jsonschema"
 	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
-// This file checks the enriched report's JSON (enrich.Report: the
-// embedded oomparse.Report's keys plus the enrichment keys, in one object)
+// This file checks the enriched report's JSON (report.Enriched: the
+// embedded report.Report's keys plus the enrichment keys, in one object)
 // against docs/report.schema.json, as oomparse/schema_test.go does for the
 // bare report: the enrichment of every golden input must validate, the
-// schema must describe enrich.Report's Go types exactly, every enrichment
+// schema must describe report.Enriched's Go types exactly, every enrichment
 // property must be exercised by some validated report, and every
 // enrichment key must be documented in docs/report.md's enrichment
 // section.
@@ -32,7 +33,7 @@ const (
 	schemaDocFile = "../docs/report.md"
 )
 
-// enrichKeys are the top-level keys enrich.Report adds to the report's.
+// enrichKeys are the top-level keys report.Enriched adds to the report's.
 var enrichKeys = []string{"pod", "container", "cgroups", "snapshot", "missed_kills", "diagnosis", "enrichment"}
 
 // withBootID gives the parsed reports boot-id/seq ids, as the daemon's.
@@ -52,7 +53,7 @@ func reportSchema(t *testing.T) *jsonschema.Validator {
 }
 
 // decode marshals r and decodes it for the validator.
-func decode(t *testing.T, r *enrich.Report) map[string]any {
+func decode(t *testing.T, r *report.Enriched) map[string]any {
 	t.Helper()
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -73,25 +74,25 @@ func decode(t *testing.T, r *enrich.Report) map[string]any {
 // cgroup path told.
 type stubLookup struct{}
 
-func (stubLookup) Lookup(_ context.Context, podUID, containerID string) (*enrich.Pod, *enrich.Container, error) {
+func (stubLookup) Lookup(_ context.Context, podUID, containerID string) (*report.Pod, *report.Container, error) {
 	req, lim := int64(64<<20), int64(96<<20)
 	restarts := int32(3)
-	pod := &enrich.Pod{
-		Namespace: "shop", Name: "web-7d9f8b6c5d-x2kqp", UID: podUID, QoSClass: enrich.QoSBurstable,
+	pod := &report.Pod{
+		Namespace: "shop", Name: "web-7d9f8b6c5d-x2kqp", UID: podUID, QoSClass: report.QoSBurstable,
 		Node:   "node-1",
-		Owner:  &enrich.Owner{Kind: "Deployment", Name: "web"},
+		Owner:  &report.Owner{Kind: "Deployment", Name: "web"},
 		Labels: map[string]string{"app": "web", "team": "checkout"},
 		// Both sums set: every container has a request and a limit.
 		MemoryRequestBytes: &req, MemoryLimitBytes: &lim,
 		Deleted: true,
 	}
-	ctr := &enrich.Container{
-		Name: "python", ID: containerID, Runtime: enrich.RuntimeContainerd, Image: "python:3.13",
+	ctr := &report.Container{
+		Name: "python", ID: containerID, Runtime: report.RuntimeContainerd, Image: "python:3.13",
 		Kind: enrich.ContainerKindApp, MemoryRequestBytes: &req, MemoryLimitBytes: &lim, RestartCount: &restarts,
 		// Every instance field, for the schema (the cache sets started_at
 		// for running instances only).
 		State: "terminated", StartedAt: &stubTime, ObservedAt: &stubTime,
-		Termination: &enrich.Termination{Reason: "OOMKilled", ExitCode: 137, Finished: &stubTime},
+		Termination: &report.Termination{Reason: "OOMKilled", ExitCode: 137, Finished: &stubTime},
 	}
 	return pod, ctr, nil
 }
@@ -105,7 +106,7 @@ var stubTime = time.Date(2026, 11, 26, 23, 0, 0, 0, time.UTC)
 // then adds a hand-built snapshot (both cgroup versions' files), missed
 // kills (a cgroup's and the node's), and the diagnosis parts the capture
 // does not produce, so that every enrichment key is set.
-func fullReport(t *testing.T) *enrich.Report {
+func fullReport(t *testing.T) *report.Enriched {
 	t.Helper()
 	reports := goldens.Parse(t, fullReportInput, withBootID)
 	if len(reports) == 0 {
@@ -123,17 +124,17 @@ func fullReport(t *testing.T) *enrich.Report {
 		t.Fatalf("cgroups or diagnosis missing: %+v %+v", out.Cgroups, out.Diagnosis)
 	}
 	on, procs := true, 2
-	out.Snapshot = &enrich.Snapshot{
-		Path: out.Cgroups.Limiting.Path, Version: enrich.CgroupV1,
+	out.Snapshot = &report.Snapshot{
+		Path: out.Cgroups.Limiting.Path, Version: report.CgroupV1,
 		ReadAt:     time.Date(2026, 11, 27, 0, 0, 1, 500, time.UTC),
 		LimitBytes: u64p(96 << 20), UsageBytes: 90 << 20, PeakBytes: u64p(96 << 20), SwapBytes: u64p(0),
 		Failcnt:    u64p(2797),
-		Events:     &enrich.MemoryEvents{Low: 0, High: 4, Max: 2797, OOM: 3, OOMKill: 3, OOMGroupKill: 0},
-		OOMControl: &enrich.OOMControl{OOMKillDisable: false, UnderOOM: false, OOMKill: 3},
+		Events:     &report.MemoryEvents{Low: 0, High: 4, Max: 2797, OOM: 3, OOMKill: 3, OOMGroupKill: 0},
+		OOMControl: &report.OOMControl{OOMKillDisable: false, UnderOOM: false, OOMKill: 3},
 		OOMGroup:   &on, Procs: &procs,
 		Stat: map[string]uint64{"anon": 88 << 20, "file": 1 << 20, "pgfault": 47537},
 	}
-	out.MissedKills = []enrich.MissedKills{
+	out.MissedKills = []report.MissedKills{
 		{Cgroup: out.Cgroups.Victim.Path, Counter: "memory.oom_control:oom_kill", Count: 1, Explanation: "The kernel counted 1 kill no report showed."},
 		{Counter: "/proc/vmstat:oom_kill", Count: 2, Explanation: "The node counted 2 kills no report showed."},
 	}
@@ -147,13 +148,13 @@ func fullReport(t *testing.T) *enrich.Report {
 		d.MainProcessKilled = &on
 	}
 	if d.OOMGroup == nil {
-		d.OOMGroup = &enrich.OOMGroupKill{Cgroup: out.Cgroups.Limiting.Path, Killed: 1, Explanation: "memory.oom.group killed 1 process."}
+		d.OOMGroup = &report.OOMGroupKill{Cgroup: out.Cgroups.Limiting.Path, Killed: 1, Explanation: "memory.oom.group killed 1 process."}
 	}
 	if d.Memory == nil || d.Victim == nil {
 		t.Fatalf("the diagnosis of %s has no memory or victim part: %+v", fullReportInput, d)
 	}
 	if d.Victim.Biggest == nil {
-		d.Victim.Biggest = &enrich.TaskRef{PID: 15899, Name: "python3", Bytes: 31215616, OOMScoreAdj: 0}
+		d.Victim.Biggest = &report.TaskRef{PID: 15899, Name: "python3", Bytes: 31215616, OOMScoreAdj: 0}
 	}
 	if d.Victim.ExpectedOOMScoreAdj == nil {
 		adj := 334
@@ -330,31 +331,31 @@ func TestSchemaEnrichmentValues(t *testing.T) {
 		}
 	}
 	levels := []string{}
-	for _, l := range []enrich.Level{enrich.LevelContainer, enrich.LevelPod, enrich.LevelQoS, enrich.LevelKubepods,
-		enrich.LevelSystemService, enrich.LevelUserSession, enrich.LevelRoot, enrich.LevelOther} {
+	for _, l := range []report.Level{report.LevelContainer, report.LevelPod, report.LevelQoS, report.LevelKubepods,
+		report.LevelSystemService, report.LevelUserSession, report.LevelRoot, report.LevelOther} {
 		levels = append(levels, string(l))
 	}
-	runtimes := []string{enrich.RuntimeContainerd, enrich.RuntimeCRIO, enrich.RuntimeDocker, enrich.RuntimePodman}
-	qos := []string{enrich.QoSGuaranteed, enrich.QoSBurstable, enrich.QoSBestEffort}
+	runtimes := []string{report.RuntimeContainerd, report.RuntimeCRIO, report.RuntimeDocker, report.RuntimePodman}
+	qos := []string{report.QoSGuaranteed, report.QoSBurstable, report.QoSBestEffort}
 	tests := []struct {
 		name   string
 		set    func(r map[string]any, val any)
 		values []string
 	}{
-		{"diagnosis.scope", set("diagnosis", "scope"), []string{enrich.ScopeContainer, enrich.ScopePod, enrich.ScopeKubepods,
-			enrich.ScopeNode, enrich.ScopeCpuset, enrich.ScopeMempolicy, enrich.ScopeSystemService, enrich.ScopeOther}},
-		{"diagnosis.outcome", set("diagnosis", "outcome"), []string{enrich.OutcomeContainerRestarts, enrich.OutcomeChildKilled,
-			enrich.OutcomeSandboxKilled, enrich.OutcomeProcessKilled, enrich.OutcomeNothingKilled, enrich.OutcomeUnknown}},
+		{"diagnosis.scope", set("diagnosis", "scope"), []string{report.ScopeContainer, report.ScopePod, report.ScopeKubepods,
+			report.ScopeNode, report.ScopeCpuset, report.ScopeMempolicy, report.ScopeSystemService, report.ScopeOther}},
+		{"diagnosis.outcome", set("diagnosis", "outcome"), []string{report.OutcomeContainerRestarts, report.OutcomeChildKilled,
+			report.OutcomeSandboxKilled, report.OutcomeProcessKilled, report.OutcomeNothingKilled, report.OutcomeUnknown}},
 		{"cgroups.victim.level", set("cgroups", "victim", "level"), levels},
 		{"cgroups.victim.runtime", set("cgroups", "victim", "runtime"), runtimes},
-		{"cgroups.victim.driver", set("cgroups", "victim", "driver"), []string{enrich.DriverCgroupfs, enrich.DriverSystemd}},
+		{"cgroups.victim.driver", set("cgroups", "victim", "driver"), []string{report.DriverCgroupfs, report.DriverSystemd}},
 		{"cgroups.victim.qos", set("cgroups", "victim", "qos"), qos},
 		{"pod.qos_class", set("pod", "qos_class"), qos},
 		{"container.kind", set("container", "kind"), []string{enrich.ContainerKindApp, enrich.ContainerKindInit, enrich.ContainerKindEphemeral}},
 		// The API's container id scheme is passed through when it is not
 		// a known runtime's.
 		{"container.runtime", set("container", "runtime"), append(runtimes, "kata")},
-		{"snapshot.version", set("snapshot", "version"), []string{enrich.CgroupV1, enrich.CgroupV2}},
+		{"snapshot.version", set("snapshot", "version"), []string{report.CgroupV1, report.CgroupV2}},
 		{"enrichment.sources", func(r map[string]any, val any) { set("enrichment", "sources")(r, []any{val}) },
 			[]string{enrich.SourceCgroupPath, enrich.SourceKubernetesAPI, enrich.SourceCgroupSnapshot, enrich.SourceKernelCounters}},
 	}
@@ -432,8 +433,8 @@ func TestSchemaRejectsBrokenEnrichment(t *testing.T) {
 	}
 }
 
-// TestSchemaCoversEnrichReport walks enrich.Report's Go types (the
-// embedded oomparse.Report's keys flattened into the same object): the
+// TestSchemaCoversEnrichReport walks report.Enriched's Go types (the
+// embedded report.Report's keys flattened into the same object): the
 // schema must describe every key they can emit, with matching types, and
 // nothing more.
 func TestSchemaCoversEnrichReport(t *testing.T) {
@@ -441,7 +442,7 @@ func TestSchemaCoversEnrichReport(t *testing.T) {
 	// enrichment is in every enriched report (TestSchemaEnrichedGoldens
 	// checks it) but cannot be required: the same schema describes bare
 	// oomparse reports.
-	for _, msg := range v.Cover(reflect.TypeFor[enrich.Report](), jsonschema.OptionalKeys("enrichment")) {
+	for _, msg := range v.Cover(reflect.TypeFor[report.Enriched](), jsonschema.OptionalKeys("enrichment")) {
 		t.Error(msg)
 	}
 }

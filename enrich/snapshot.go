@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oomscope/oomscope/report"
+
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
 	v1stats "github.com/containerd/cgroups/v3/cgroup1/stats"
@@ -23,12 +25,6 @@ import (
 // A DaemonSet mounts the host's at /host/sys/fs/cgroup (see [WithCgroupRoot]).
 const DefaultCgroupRoot = "/sys/fs/cgroup"
 
-// Cgroup versions (see [Snapshot.Version]).
-const (
-	CgroupV1 = "v1"
-	CgroupV2 = "v2"
-)
-
 // ErrCgroupGone is returned (wrapped) when the cgroup to read no longer
 // exists: the container or pod was removed after the kill.
 var ErrCgroupGone = errors.New("cgroup no longer exists")
@@ -37,78 +33,6 @@ var ErrCgroupGone = errors.New("cgroup no longer exists")
 // when no limit is set (PAGE_COUNTER_MAX pages, rounded to the page size;
 // 9223372036854771712 with 4 KiB pages).
 const unlimitedV1 = uint64(1) << 62
-
-// Snapshot is a cgroup as read right after a kill.
-type Snapshot struct {
-	// Path is the cgroup read, relative to the cgroup root.
-	Path string `json:"path"`
-	// Version is the cgroup version of the memory controller: "v1" or "v2".
-	Version string `json:"version"`
-	// ReadAt is when the cgroup was read.
-	ReadAt time.Time `json:"read_at"`
-	// LimitBytes is the memory limit (memory.max, memory.limit_in_bytes);
-	// nil when there is none.
-	LimitBytes *uint64 `json:"limit_bytes,omitempty"`
-	// UsageBytes is the current usage (memory.current, memory.usage_in_bytes).
-	UsageBytes uint64 `json:"usage_bytes"`
-	// PeakBytes is the high-water mark (memory.peak, memory.max_usage_in_bytes)
-	// when the kernel has one.
-	PeakBytes *uint64 `json:"peak_bytes,omitempty"`
-	// SwapBytes is swap in use (memory.swap.current; cgroup v1: memsw usage
-	// minus usage) when accounted.
-	SwapBytes *uint64 `json:"swap_bytes,omitempty"`
-	// Failcnt is how often the v1 limit was hit (memory.failcnt).
-	Failcnt *uint64 `json:"failcnt,omitempty"`
-	// Events is cgroup v2 memory.events (hierarchical: this cgroup and its
-	// descendants).
-	Events *MemoryEvents `json:"events,omitempty"`
-	// OOMControl is cgroup v1 memory.oom_control.
-	OOMControl *OOMControl `json:"oom_control,omitempty"`
-	// OOMGroup is cgroup v2 memory.oom.group: when true the kernel kills
-	// every process of the cgroup together.
-	OOMGroup *bool `json:"oom_group,omitempty"`
-	// Procs is the number of processes left in the cgroup itself (not its
-	// descendants), from cgroup.procs.
-	Procs *int `json:"procs,omitempty"`
-	// Stat is memory.stat, every key as the kernel names it; sizes in bytes.
-	Stat map[string]uint64 `json:"stat,omitempty"`
-}
-
-// MemoryEvents is cgroup v2 memory.events.
-type MemoryEvents struct {
-	Low          uint64 `json:"low"`
-	High         uint64 `json:"high"`
-	Max          uint64 `json:"max"`
-	OOM          uint64 `json:"oom"`
-	OOMKill      uint64 `json:"oom_kill"`
-	OOMGroupKill uint64 `json:"oom_group_kill"`
-}
-
-// OOMControl is cgroup v1 memory.oom_control.
-type OOMControl struct {
-	// OOMKillDisable is true when the OOM killer is disabled for the
-	// cgroup (tasks hang instead of being killed).
-	OOMKillDisable bool `json:"oom_kill_disable"`
-	// UnderOOM is true while the cgroup is out of memory.
-	UnderOOM bool `json:"under_oom"`
-	// OOMKill counts the processes of this cgroup the OOM killer killed
-	// (kernels >= 4.13).
-	OOMKill uint64 `json:"oom_kill"`
-}
-
-// MissedKills is a count of kills the kernel counted that no report showed.
-type MissedKills struct {
-	// Cgroup is the cgroup whose counter moved, or "" for the node.
-	Cgroup string `json:"cgroup,omitempty"`
-	// Counter names the kernel counter compared: "memory.events:oom_kill",
-	// "memory.events.local:oom_kill", "memory.oom_control:oom_kill" or
-	// "/proc/vmstat:oom_kill".
-	Counter string `json:"counter"`
-	// Count is how many kills went unreported.
-	Count uint64 `json:"count"`
-	// Explanation says it in one sentence.
-	Explanation string `json:"explanation"`
-}
 
 // cgroupFS reads memory cgroups below a cgroup root, v1 or v2.
 type cgroupFS struct {
@@ -136,20 +60,20 @@ func newCgroupFS(root string) (*cgroupFS, error) {
 	if filepath.Clean(root) == DefaultCgroupRoot {
 		switch cgroups.Mode() {
 		case cgroups.Unified:
-			fs.version, fs.memRoot = CgroupV2, root
+			fs.version, fs.memRoot = report.CgroupV2, root
 		case cgroups.Legacy, cgroups.Hybrid:
 			if isDir(v1Mem) {
-				fs.version, fs.memRoot = CgroupV1, v1Mem
+				fs.version, fs.memRoot = report.CgroupV1, v1Mem
 			} else if exists(filepath.Join(root, "unified", "memory.stat")) || exists(filepath.Join(root, "unified", "cgroup.controllers")) {
-				fs.version, fs.memRoot = CgroupV2, filepath.Join(root, "unified")
+				fs.version, fs.memRoot = report.CgroupV2, filepath.Join(root, "unified")
 			}
 		}
 	} else {
 		switch {
 		case exists(filepath.Join(root, "cgroup.controllers")):
-			fs.version, fs.memRoot = CgroupV2, root
+			fs.version, fs.memRoot = report.CgroupV2, root
 		case isDir(v1Mem):
-			fs.version, fs.memRoot = CgroupV1, v1Mem
+			fs.version, fs.memRoot = report.CgroupV1, v1Mem
 		}
 	}
 	if fs.version == "" {
@@ -185,7 +109,7 @@ func (fs *cgroupFS) exists(p string) (bool, error) {
 
 // Snapshot reads the cgroup p. An error wrapping [ErrCgroupGone] means the
 // cgroup was removed.
-func (fs *cgroupFS) Snapshot(p string) (*Snapshot, error) {
+func (fs *cgroupFS) Snapshot(p string) (*report.Snapshot, error) {
 	ok, err := fs.exists(p)
 	if err != nil {
 		return nil, err
@@ -194,8 +118,8 @@ func (fs *cgroupFS) Snapshot(p string) (*Snapshot, error) {
 		return nil, fmt.Errorf("%s: %w", p, ErrCgroupGone)
 	}
 	d, _ := fs.dir(p)
-	s := &Snapshot{Path: p, Version: fs.version, ReadAt: time.Now().UTC()}
-	if fs.version == CgroupV1 {
+	s := &report.Snapshot{Path: p, Version: fs.version, ReadAt: time.Now().UTC()}
+	if fs.version == report.CgroupV1 {
 		err = fs.snapshotV1(p, d, s)
 	} else {
 		err = fs.snapshotV2(p, d, s)
@@ -212,7 +136,7 @@ func (fs *cgroupFS) Snapshot(p string) (*Snapshot, error) {
 	return s, nil
 }
 
-func (fs *cgroupFS) snapshotV1(p, d string, s *Snapshot) error {
+func (fs *cgroupFS) snapshotV1(p, d string, s *report.Snapshot) error {
 	// Read only the modules the kernel has: kmem files are gone from
 	// recent kernels, memsw needs swap accounting.
 	var ignore []string
@@ -240,7 +164,7 @@ func (fs *cgroupFS) snapshotV1(p, d string, s *Snapshot) error {
 		s.SwapBytes = ptr(sw.Usage - u.Usage)
 	}
 	if oc := m.MemoryOomControl; oc != nil {
-		s.OOMControl = &OOMControl{OOMKillDisable: oc.OomKillDisable != 0, UnderOOM: oc.UnderOom != 0, OOMKill: oc.OomKill}
+		s.OOMControl = &report.OOMControl{OOMKillDisable: oc.OomKillDisable != 0, UnderOOM: oc.UnderOom != 0, OOMKill: oc.OomKill}
 	}
 	stat, err := readKVFile(filepath.Join(d, "memory.stat"))
 	if err != nil {
@@ -250,7 +174,7 @@ func (fs *cgroupFS) snapshotV1(p, d string, s *Snapshot) error {
 	return nil
 }
 
-func (fs *cgroupFS) snapshotV2(p, d string, s *Snapshot) error {
+func (fs *cgroupFS) snapshotV2(p, d string, s *report.Snapshot) error {
 	m, err := cgroup2.Load(filepath.Clean("/"+p), cgroup2.WithMountpoint(fs.memRoot))
 	if err != nil {
 		return fmt.Errorf("load v2 cgroup %s: %w", p, err)
@@ -277,7 +201,7 @@ func (fs *cgroupFS) snapshotV2(p, d string, s *Snapshot) error {
 		}
 	}
 	if ev := met.MemoryEvents; ev != nil {
-		s.Events = &MemoryEvents{Low: ev.Low, High: ev.High, Max: ev.Max, OOM: ev.Oom, OOMKill: ev.OomKill, OOMGroupKill: ev.OomGroupKill}
+		s.Events = &report.MemoryEvents{Low: ev.Low, High: ev.High, Max: ev.Max, OOM: ev.Oom, OOMKill: ev.OomKill, OOMGroupKill: ev.OomGroupKill}
 	}
 	if b, err := os.ReadFile(filepath.Join(d, "memory.oom.group")); err == nil {
 		g := strings.TrimSpace(string(b)) == "1"
@@ -303,7 +227,7 @@ func (fs *cgroupFS) killCounter(p string) (name string, v uint64, err error) {
 	}
 	var file string
 	switch fs.version {
-	case CgroupV1:
+	case report.CgroupV1:
 		name, file = "memory.oom_control:oom_kill", "memory.oom_control"
 	default:
 		name, file = "memory.events.local:oom_kill", "memory.events.local"

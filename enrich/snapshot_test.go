@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oomscope/oomscope/report"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -35,28 +37,28 @@ func TestSnapshotFixtures(t *testing.T) {
 	}
 	tests := []struct {
 		name, root, path string
-		want             func(t *testing.T) *Snapshot
+		want             func(t *testing.T) *report.Snapshot
 	}{
-		{"v1 pod", "testdata/cgroup/v1", v1PodPath, func(t *testing.T) *Snapshot {
-			return &Snapshot{Path: v1PodPath, Version: CgroupV1, LimitBytes: ptr(uint64(100663296)), UsageBytes: 99876864,
+		{"v1 pod", "testdata/cgroup/v1", v1PodPath, func(t *testing.T) *report.Snapshot {
+			return &report.Snapshot{Path: v1PodPath, Version: report.CgroupV1, LimitBytes: ptr(uint64(100663296)), UsageBytes: 99876864,
 				PeakBytes: ptr(uint64(100663296)), Failcnt: ptr(uint64(2797)),
-				OOMControl: &OOMControl{OOMKill: 3}, Procs: ptr(0), Stat: v1Stat(t)}
+				OOMControl: &report.OOMControl{OOMKill: 3}, Procs: ptr(0), Stat: v1Stat(t)}
 		}},
-		{"v1 container unlimited", "testdata/cgroup/v1", v1CtrPath, func(t *testing.T) *Snapshot {
-			return &Snapshot{Path: v1CtrPath, Version: CgroupV1, UsageBytes: 99876864,
+		{"v1 container unlimited", "testdata/cgroup/v1", v1CtrPath, func(t *testing.T) *report.Snapshot {
+			return &report.Snapshot{Path: v1CtrPath, Version: report.CgroupV1, UsageBytes: 99876864,
 				PeakBytes: ptr(uint64(100663296)), Failcnt: ptr(uint64(2797)),
-				OOMControl: &OOMControl{OOMKill: 3}, Procs: ptr(2), Stat: v1Stat(t)}
+				OOMControl: &report.OOMControl{OOMKill: 3}, Procs: ptr(2), Stat: v1Stat(t)}
 		}},
-		{"v2 pod with oom.group", "testdata/cgroup/v2", v2PodPath, func(t *testing.T) *Snapshot {
-			return &Snapshot{Path: v2PodPath, Version: CgroupV2, LimitBytes: ptr(uint64(33554432)), UsageBytes: 33554432,
+		{"v2 pod with oom.group", "testdata/cgroup/v2", v2PodPath, func(t *testing.T) *report.Snapshot {
+			return &report.Snapshot{Path: v2PodPath, Version: report.CgroupV2, LimitBytes: ptr(uint64(33554432)), UsageBytes: 33554432,
 				PeakBytes: ptr(uint64(33554432)), SwapBytes: ptr(uint64(0)),
-				Events:   &MemoryEvents{Max: 19, OOM: 1, OOMKill: 1},
+				Events:   &report.MemoryEvents{Max: 19, OOM: 1, OOMKill: 1},
 				OOMGroup: ptr(true), Procs: ptr(0)}
 		}},
-		{"v2 container max", "testdata/cgroup/v2", v2CtrPath, func(t *testing.T) *Snapshot {
-			return &Snapshot{Path: v2CtrPath, Version: CgroupV2, UsageBytes: 33554432,
+		{"v2 container max", "testdata/cgroup/v2", v2CtrPath, func(t *testing.T) *report.Snapshot {
+			return &report.Snapshot{Path: v2CtrPath, Version: report.CgroupV2, UsageBytes: 33554432,
 				PeakBytes: ptr(uint64(33554432)), SwapBytes: ptr(uint64(0)),
-				Events:   &MemoryEvents{Max: 19, OOM: 1, OOMKill: 1},
+				Events:   &report.MemoryEvents{Max: 19, OOM: 1, OOMKill: 1},
 				OOMGroup: ptr(false), Procs: ptr(1)}
 		}},
 	}
@@ -74,13 +76,13 @@ func TestSnapshotFixtures(t *testing.T) {
 				t.Error("ReadAt not set")
 			}
 			want := tt.want(t)
-			if want.Version == CgroupV2 {
+			if want.Version == report.CgroupV2 {
 				if got.Stat["anon"] != 33480704 || got.Stat["slab_unreclaimable"] != 872 {
 					t.Errorf("stat = %v, want anon 33480704, slab_unreclaimable 872", got.Stat)
 				}
 				want.Stat = got.Stat
 			}
-			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Snapshot{}, "ReadAt")); diff != "" {
+			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(report.Snapshot{}, "ReadAt")); diff != "" {
 				t.Errorf("snapshot (-want +got):\n%s", diff)
 			}
 		})
@@ -195,7 +197,7 @@ func TestSnapshotRealV1Cgroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.fs == nil || e.fs.version != CgroupV1 {
+	if e.fs == nil || e.fs.version != report.CgroupV1 {
 		t.Fatalf("cgroup fs = %+v (%v), want v1", e.fs, e.fsErr)
 	}
 	er := e.Enrich(context.Background(), memcg(rel, rel, 48, nil, nil, victim(1, "x", 0)))
@@ -203,7 +205,7 @@ func TestSnapshotRealV1Cgroup(t *testing.T) {
 	if s == nil {
 		t.Fatalf("no snapshot: %v", er.Enrichment.Errors)
 	}
-	if s.Path != rel || s.Version != CgroupV1 {
+	if s.Path != rel || s.Version != report.CgroupV1 {
 		t.Errorf("snapshot of %s (%s), want %s (v1)", s.Path, s.Version, rel)
 	}
 	if s.LimitBytes == nil || *s.LimitBytes != limit {
@@ -277,7 +279,7 @@ func TestKillCountersRealV1Cgroup(t *testing.T) {
 	if len(errs) != 0 {
 		t.Fatal(errs)
 	}
-	var cg *MissedKills
+	var cg *report.MissedKills
 	for i := range got {
 		if got[i].Cgroup == rel {
 			cg = &got[i]

@@ -7,6 +7,7 @@ import (
 
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // quietChatter is what a busy node's kernel log holds between OOMs.
@@ -78,7 +79,7 @@ func BenchmarkQuietStream(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var dst []oomparse.Report
+	var dst []report.Report
 	b.ReportAllocs()
 	b.ResetTimer()
 	m := startMeter()
@@ -101,7 +102,7 @@ func benchReport(b *testing.B, rows int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var dst []oomparse.Report
+	var dst []report.Report
 	b.ReportAllocs()
 	b.ResetTimer()
 	m := startMeter()

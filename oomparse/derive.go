@@ -1,14 +1,18 @@
 package oomparse
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/oomscope/oomscope/report"
+)
 
 // topTasks is how many of the largest tasks Derived.TopTasks lists.
 const topTasks = 5
 
 // derive computes the Derived facts of a finished report from its own
 // numbers. Nothing is computed from a number the report does not hold.
-func derive(r *Report) *Derived {
-	d := &Derived{}
+func derive(r *report.Report) *report.Derived {
+	d := &report.Derived{}
 	d.PageSizeBytes, d.PageSizeSource = pageSize(r)
 	switch {
 	case r.Memory != nil:
@@ -23,7 +27,7 @@ func derive(r *Report) *Derived {
 
 // pageSize finds the page size from a victim's Killed line (kB) and its
 // task-table row (pages); 4096 is assumed when the report cannot tell.
-func pageSize(r *Report) (uint64, string) {
+func pageSize(r *report.Report) (uint64, string) {
 	for i, v := range r.Victims {
 		for _, t := range r.Tasks {
 			if !isVictimRow(r, i, t) || t.TotalVMPages == 0 || v.TotalVMBytes == 0 {
@@ -44,7 +48,7 @@ func pageSize(r *Report) (uint64, string) {
 // The Killed line names the thread that still had an mm, which can differ
 // from the row's pid; the oom-kill: summary names the chosen process, which
 // is the first victim.
-func isVictimRow(r *Report, i int, t Task) bool {
+func isVictimRow(r *report.Report, i int, t report.Task) bool {
 	v := r.Victims[i]
 	if t.PID == v.PID || (t.TGID != 0 && t.TGID == v.PID) {
 		return true
@@ -67,7 +71,7 @@ func sub(a, b uint64) uint64 {
 
 // deriveMemcg fills the composition of a memory cgroup OOM from the stats
 // of the limiting cgroup.
-func deriveMemcg(r *Report, d *Derived) {
+func deriveMemcg(r *report.Report, d *report.Derived) {
 	usage := r.Memory.UsageBytes
 	d.UsageBytes, d.LimitBytes = ptr(usage), ptr(r.Memory.LimitBytes)
 	if r.Kmem != nil {
@@ -126,7 +130,7 @@ func deriveMemcg(r *Report, d *Derived) {
 // limitingStats returns the stats that describe the limiting cgroup as a
 // whole: the v2 keys (hierarchical), the v1 total_* keys, or the sum of the
 // per-cgroup one-line stats of kernels <= 5.2 (each is local to its cgroup).
-func limitingStats(r *Report) (map[string]uint64, string) {
+func limitingStats(r *report.Report) (map[string]uint64, string) {
 	if len(r.MemcgStats) == 0 {
 		return nil, ""
 	}
@@ -154,7 +158,7 @@ func limitingStats(r *Report) (map[string]uint64, string) {
 
 // deriveGlobal fills the composition of a node-wide OOM from the Mem-Info
 // page counters.
-func deriveGlobal(r *Report, d *Derived) {
+func deriveGlobal(r *report.Report, d *report.Derived) {
 	m := r.MemInfo
 	ps := d.PageSizeBytes
 	pages := func(keys ...string) *uint64 {
@@ -197,7 +201,7 @@ func deriveGlobal(r *Report, d *Derived) {
 // per-node and per-zone lines: the kernel prints them only for the nodes
 // the allocation was allowed to use, while the page counters and totals
 // cover the whole machine. It reports false when the lines are missing.
-func deriveNodes(m *MemInfo, d *Derived) bool {
+func deriveNodes(m *report.MemInfo, d *report.Derived) bool {
 	if len(m.Nodes) == 0 || len(m.Zones) == 0 {
 		return false
 	}
@@ -240,7 +244,7 @@ func deriveNodes(m *MemInfo, d *Derived) bool {
 }
 
 // deriveVictim computes the first victim's rss and its share of usage.
-func deriveVictim(r *Report, d *Derived) {
+func deriveVictim(r *report.Report, d *report.Derived) {
 	for _, v := range r.Victims {
 		if v.Exiting {
 			continue
@@ -258,7 +262,7 @@ func deriveVictim(r *Report, d *Derived) {
 }
 
 // deriveTop lists the largest tasks of the task table.
-func deriveTop(r *Report, d *Derived) {
+func deriveTop(r *report.Report, d *report.Derived) {
 	if len(r.Tasks) == 0 {
 		return
 	}
@@ -269,7 +273,7 @@ func deriveTop(r *Report, d *Derived) {
 	sort.SliceStable(idx, func(a, b int) bool { return r.Tasks[idx[a]].RSSPages > r.Tasks[idx[b]].RSSPages })
 	for _, i := range idx[:min(topTasks, len(idx))] {
 		t := r.Tasks[i]
-		tt := TopTask{PID: t.PID, Name: t.Name, RSSBytes: mulSat(t.RSSPages, d.PageSizeBytes)}
+		tt := report.TopTask{PID: t.PID, Name: t.Name, RSSBytes: mulSat(t.RSSPages, d.PageSizeBytes)}
 		for vi := range r.Victims {
 			if isVictimRow(r, vi, t) {
 				tt.Victim = true

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oomscope/oomscope/report"
+
 	"github.com/oomscope/oomscope/kmsg"
 )
 
@@ -132,11 +134,11 @@ func checkState(t *testing.T, p *Parser, inputLen int) {
 }
 
 // checkReports asserts that every emitted report is well formed and bounded.
-func checkReports(t *testing.T, reports []Report) {
+func checkReports(t *testing.T, reports []report.Report) {
 	t.Helper()
 	for i := range reports {
 		r := &reports[i]
-		if r.Schema != Schema {
+		if r.Schema != report.Schema {
 			t.Fatalf("report %d: schema %q", i, r.Schema)
 		}
 		if r.ID == "" {
@@ -165,7 +167,7 @@ func checkReports(t *testing.T, reports []Report) {
 }
 
 // checkBounds asserts the per-report caps.
-func checkBounds(t *testing.T, r *Report) {
+func checkBounds(t *testing.T, r *report.Report) {
 	t.Helper()
 	if len(r.Raw) > fuzzMaxLines {
 		t.Fatalf("%d raw lines, cap %d", len(r.Raw), fuzzMaxLines)

@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/oomscope/oomscope/internal/goldens"
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -57,15 +57,15 @@ func alternates(in string) []string {
 
 // normalize drops what golden files do not hold (raw lines: asserted by
 // their own tests) and, across formats, what a format cannot carry.
-func normalize(in []oomparse.Report, acrossFormats bool) []oomparse.Report {
-	out := make([]oomparse.Report, len(in))
+func normalize(in []report.Report, acrossFormats bool) []report.Report {
+	out := make([]report.Report, len(in))
 	for i, r := range in {
 		r.Raw, r.RawDropped = nil, 0
 		if acrossFormats {
 			r.First.Seq, r.Last.Seq = 0, 0
 			r.First.Wall, r.Last.Wall = nil, nil
 			r.Gap, r.LostRecords = false, 0
-			r.Victims = append([]oomparse.Victim(nil), r.Victims...)
+			r.Victims = append([]report.Victim(nil), r.Victims...)
 			for j := range r.Victims {
 				r.Victims[j].Seq = 0
 			}
@@ -80,7 +80,7 @@ func normalize(in []oomparse.Report, acrossFormats bool) []oomparse.Report {
 // alignFormats drops from want what the alternate format of got cannot
 // carry: a host name that only the syslog and journal formats have, and
 // kernel timestamps (dmesg -T, journalctl short-precise print none).
-func alignFormats(want, got []oomparse.Report) {
+func alignFormats(want, got []report.Report) {
 	for i := range got {
 		if i >= len(want) {
 			return
@@ -97,7 +97,7 @@ func alignFormats(want, got []oomparse.Report) {
 	}
 }
 
-func writeGolden(t *testing.T, path string, reports []oomparse.Report) {
+func writeGolden(t *testing.T, path string, reports []report.Report) {
 	t.Helper()
 	b, err := json.MarshalIndent(normalize(reports, false), "", "  ")
 	if err != nil {
@@ -108,13 +108,13 @@ func writeGolden(t *testing.T, path string, reports []oomparse.Report) {
 	}
 }
 
-func readGolden(t *testing.T, path string) []oomparse.Report {
+func readGolden(t *testing.T, path string) []report.Report {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("%v (run go test ./oomparse -run TestGolden -update to create it)", err)
 	}
-	var want []oomparse.Report
+	var want []report.Report
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&want); err != nil {

@@ -2,11 +2,13 @@ package oomparse
 
 import (
 	"strings"
+
+	"github.com/oomscope/oomscope/report"
 )
 
 // line dispatches one line of text. Lines that begin or end a report are
 // recognised in every state; section lines only where they can appear.
-func (p *Parser) line(dst []Report, line string) []Report {
+func (p *Parser) line(dst []report.Report, line string) []report.Report {
 	if p.state == stIdle {
 		return p.idleLine(dst, line)
 	}
@@ -34,7 +36,7 @@ func (p *Parser) line(dst []Report, line string) []Report {
 
 // idleLine handles a line while no report is open: a header starts one; a
 // victim line without a header is a rate-limited (partial) report.
-func (p *Parser) idleLine(dst []Report, line string) []Report {
+func (p *Parser) idleLine(dst []report.Report, line string) []report.Report {
 	if !mayStart(line) {
 		return dst
 	}
@@ -64,7 +66,7 @@ func (p *Parser) idleLine(dst []Report, line string) []Report {
 func (p *Parser) startHeader(h header) {
 	p.open()
 	p.use()
-	t := &Trigger{Comm: h.comm, GFPMask: h.gfpMask, Order: h.order, OOMScoreAdj: h.adj}
+	t := &report.Trigger{Comm: h.comm, GFPMask: h.gfpMask, Order: h.order, OOMScoreAdj: h.adj}
 	if h.gfpFlags != "" {
 		t.GFPFlags = strings.Split(h.gfpFlags, "|")
 	}
@@ -105,7 +107,7 @@ func (p *Parser) bareKill(line string) bool {
 // choose records the task a "Kill process ... or sacrifice child" line
 // selected, and the line's message prefix ("Memory cgroup out of memory"):
 // on kernels <= 5.0 the Killed line that follows carries none.
-func (p *Parser) choose(c Chosen, line string) {
+func (p *Parser) choose(c report.Chosen, line string) {
 	p.chosen = &c
 	p.chosenMsg = ""
 	if i := strings.Index(line, killMarker); i > 0 {
@@ -151,7 +153,7 @@ func (p *Parser) openPartial() {
 
 // victimLine handles the lines that end a report's dump: summary, Kill,
 // Killed, already exiting, oom.group, reaper, no killable, mm pinned.
-func (p *Parser) victimLine(dst []Report, line string) (bool, []Report) {
+func (p *Parser) victimLine(dst []report.Report, line string) (bool, []report.Report) {
 	switch {
 	case strings.HasPrefix(line, summaryPrefix):
 		s, ok := parseSummary(line)
@@ -224,7 +226,7 @@ func (p *Parser) victimLine(dst []Report, line string) (bool, []Report) {
 }
 
 // killedLine handles "Killed process" and "already exiting" lines.
-func (p *Parser) killedLine(dst []Report, line string) []Report {
+func (p *Parser) killedLine(dst []report.Report, line string) []report.Report {
 	v, ok := parseKilled(line)
 	if !ok {
 		if v, ok = parseExiting(line); !ok {
@@ -255,7 +257,7 @@ func (p *Parser) killedLine(dst []Report, line string) []Report {
 
 // killLine handles "Kill process ... or sacrifice child" (<= 5.0) and
 // "Kill process ... sharing same memory" (3.x).
-func (p *Parser) killLine(dst []Report, line string) []Report {
+func (p *Parser) killLine(dst []report.Report, line string) []report.Report {
 	if s, ok := parseSharing(line); ok {
 		p.use()
 		if n := len(p.r.Victims); n > 0 {
@@ -284,7 +286,7 @@ func (p *Parser) killLine(dst []Report, line string) []Report {
 }
 
 // addVictim appends v to the open report and enters the victims state.
-func (p *Parser) addVictim(v Victim) {
+func (p *Parser) addVictim(v report.Victim) {
 	if p.cur != nil && p.cur.HasSeq {
 		v.Seq = p.cur.Seq
 	}
@@ -334,7 +336,7 @@ func (p *Parser) applySummary(s summary) {
 		r.TaskMemcg = s.taskMemcg
 	}
 	if s.task != "" || s.hasPID {
-		sv := SummaryVictim{Comm: s.task, PID: s.pid}
+		sv := report.SummaryVictim{Comm: s.task, PID: s.pid}
 		if s.hasUID {
 			u := s.uid
 			sv.UID = &u
@@ -344,7 +346,7 @@ func (p *Parser) applySummary(s summary) {
 }
 
 // unknownLine handles a line no parser recognised.
-func (p *Parser) unknownLine(dst []Report, line string) []Report {
+func (p *Parser) unknownLine(dst []report.Report, line string) []report.Report {
 	switch p.state {
 	case stHeader:
 		// Stack dump: registers, "Call Trace:", frames. Opaque, kept bounded.
@@ -376,7 +378,7 @@ func (p *Parser) unknownLine(dst []Report, line string) []Report {
 
 // foreign handles a record printed by another task or CPU while a report is
 // open (known from the ",caller=" field).
-func (p *Parser) foreign(dst []Report) []Report {
+func (p *Parser) foreign(dst []report.Report) []report.Report {
 	if p.state == stVictims {
 		p.lingered++
 		if p.cfg.victimLinger == 0 || p.lingered >= p.cfg.lingerRecords {

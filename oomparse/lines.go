@@ -4,6 +4,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/oomscope/oomscope/report"
 )
 
 // This file holds one parser per kernel line shape. Each takes the line
@@ -157,7 +159,7 @@ func parseTaint(tail string) (tainted, version, rest string) {
 
 // parseCounter parses "memory: usage 98304kB, limit 98304kB, failcnt 2797"
 // for the names memory, memory+swap, kmem and swap.
-func parseCounter(line string) (name string, c Counter, ok bool) {
+func parseCounter(line string) (name string, c report.Counter, ok bool) {
 	name, rest, found := strings.Cut(line, ": usage ")
 	if !found {
 		return "", c, false
@@ -247,16 +249,16 @@ func parseStatLine(line string) (key string, val uint64, ok bool) {
 }
 
 // parseProtection is "Memory cgroup min protection NkB -- low protection NkB".
-func parseProtection(line string) (Protection, bool) {
+func parseProtection(line string) (report.Protection, bool) {
 	rest, found := strings.CutPrefix(line, "Memory cgroup min protection ")
 	if !found {
-		return Protection{}, false
+		return report.Protection{}, false
 	}
 	min, low, found := strings.Cut(rest, " -- low protection ")
 	if !found {
-		return Protection{}, false
+		return report.Protection{}, false
 	}
-	var p Protection
+	var p report.Protection
 	var ok1, ok2 bool
 	p.MinBytes, ok1 = parseKB(min)
 	p.LowBytes, ok2 = parseKB(low)
@@ -338,10 +340,10 @@ func parseSummary(line string) (summary, bool) {
 // killed is a "Killed process" line:
 // "[<msg>: ]Killed process N (comm) total-vm:NkB, anon-rss:NkB, file-rss:NkB[, shmem-rss:NkB][, UID:N pgtables:NkB oom_score_adj:N]".
 // RHEL/CentOS 6 kernels print "Killed process N, UID U, (comm) total-vm:...".
-func parseKilled(line string) (Victim, bool) {
+func parseKilled(line string) (report.Victim, bool) {
 	i := strings.Index(line, killedMarker)
 	if i < 0 {
-		return Victim{}, false
+		return report.Victim{}, false
 	}
 	s := line[i+len(killedMarker):]
 	var uid *int
@@ -350,15 +352,15 @@ func parseKilled(line string) (Victim, bool) {
 		u, after, found := strings.Cut(tail, ", (")
 		n, ok := atoiOK(u)
 		if !found || !ok {
-			return Victim{}, false
+			return report.Victim{}, false
 		}
 		uid, s = &n, num+" ("+after
 	}
 	pid, comm, rest, ok := cutPIDComm(s, ") total-vm:")
 	if !ok {
-		return Victim{}, false
+		return report.Victim{}, false
 	}
-	v := Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), UID: uid}
+	v := report.Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), UID: uid}
 	rest = "total-vm:" + rest
 	seen := 0
 	for _, f := range strings.Fields(strings.ReplaceAll(rest, ",", " ")) {
@@ -398,43 +400,43 @@ func parseKilled(line string) (Victim, bool) {
 }
 
 // parseKill is "<msg>: Kill process N (comm) score S or sacrifice child" (<= 5.0).
-func parseKill(line string) (Chosen, bool) {
+func parseKill(line string) (report.Chosen, bool) {
 	i := strings.Index(line, killMarker)
 	if i < 0 || !strings.HasSuffix(line, " or sacrifice child") {
-		return Chosen{}, false
+		return report.Chosen{}, false
 	}
 	pid, comm, rest, ok := cutPIDComm(line[i+len(killMarker):], ") score ")
 	if !ok {
-		return Chosen{}, false
+		return report.Chosen{}, false
 	}
 	score, err := strconv.ParseInt(strings.TrimSuffix(rest, " or sacrifice child"), 10, 64)
 	if err != nil {
-		return Chosen{}, false
+		return report.Chosen{}, false
 	}
-	return Chosen{PID: pid, Comm: comm, Score: score}, true
+	return report.Chosen{PID: pid, Comm: comm, Score: score}, true
 }
 
 // parseSharing is "Kill process N (comm) sharing same memory" (3.x).
-func parseSharing(line string) (PIDComm, bool) {
+func parseSharing(line string) (report.PIDComm, bool) {
 	rest, found := strings.CutPrefix(line, killMarker)
 	if !found || !strings.HasSuffix(rest, ") sharing same memory") {
-		return PIDComm{}, false
+		return report.PIDComm{}, false
 	}
 	pid, comm, _, ok := cutPIDComm(rest, ") sharing same memory")
-	return PIDComm{PID: pid, Comm: comm}, ok
+	return report.PIDComm{PID: pid, Comm: comm}, ok
 }
 
 // parseExiting is "<msg>: OOM victim N (comm) is already exiting. Skip killing the task".
-func parseExiting(line string) (Victim, bool) {
+func parseExiting(line string) (report.Victim, bool) {
 	i := strings.Index(line, "OOM victim ")
 	if i < 0 || !strings.HasSuffix(line, exitingMarker) {
-		return Victim{}, false
+		return report.Victim{}, false
 	}
 	pid, comm, _, ok := cutPIDComm(line[i+len("OOM victim "):], exitingMarker)
 	if !ok {
-		return Victim{}, false
+		return report.Victim{}, false
 	}
-	return Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), Exiting: true}, true
+	return report.Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), Exiting: true}, true
 }
 
 // parseGroup is "Tasks in <path> are going to be killed due to memory.oom.group set".
@@ -448,14 +450,14 @@ func parseGroup(line string) (string, bool) {
 
 // reaperLine is "oom_reaper: reaped process N (comm), now anon-rss:NkB, file-rss:NkB, shmem-rss:NkB"
 // or "oom_reaper: unable to reap pid:N (comm)".
-func parseReaper(line string) (pid int, r Reaper, ok bool) {
+func parseReaper(line string) (pid int, r report.Reaper, ok bool) {
 	rest, found := strings.CutPrefix(line, reaperPrefix)
 	if !found {
 		return 0, r, false
 	}
 	if s, found := strings.CutPrefix(rest, "unable to reap pid:"); found {
 		pid, _, _, ok = cutPIDComm(s+" ", ")")
-		return pid, Reaper{}, ok
+		return pid, report.Reaper{}, ok
 	}
 	s, found := strings.CutPrefix(rest, "reaped process ")
 	if !found {
@@ -481,7 +483,7 @@ func parseReaper(line string) (pid int, r Reaper, ok bool) {
 }
 
 // parsePinned is "oom killer N (comm) has mm pinned by M (comm2)".
-func parsePinned(line string) (victim, by PIDComm, ok bool) {
+func parsePinned(line string) (victim, by report.PIDComm, ok bool) {
 	rest, found := strings.CutPrefix(line, "oom killer ")
 	if !found {
 		return victim, by, false
@@ -491,7 +493,7 @@ func parsePinned(line string) (victim, by PIDComm, ok bool) {
 		return victim, by, false
 	}
 	pid2, comm2, _, ok2 := cutPIDComm(tail+" ", ")")
-	return PIDComm{pid, comm}, PIDComm{pid2, comm2}, ok2
+	return report.PIDComm{PID: pid, Comm: comm}, report.PIDComm{PID: pid2, Comm: comm2}, ok2
 }
 
 // parseSuppressed is "oom_kill_process: N callbacks suppressed".

@@ -3,6 +3,8 @@ package oomparse
 import (
 	"strconv"
 	"strings"
+
+	"github.com/oomscope/oomscope/report"
 )
 
 // This file parses the node-wide memory dump that a global (or cpuset,
@@ -14,7 +16,7 @@ var zoneNames = map[string]bool{"DMA": true, "DMA32": true, "Normal": true, "Hig
 
 // addMemInfoLine folds one line of the dump into m. It reports false for a
 // line that is not part of a memory dump.
-func addMemInfoLine(m *MemInfo, line string) bool {
+func addMemInfoLine(m *report.MemInfo, line string) bool {
 	switch {
 	case line == "":
 		return false
@@ -45,12 +47,12 @@ func addMemInfoLine(m *MemInfo, line string) bool {
 
 // isMemInfoLine reports whether addMemInfoLine would take line.
 func isMemInfoLine(line string) bool {
-	var m MemInfo
+	var m report.MemInfo
 	return addMemInfoLine(&m, line)
 }
 
 // addPages parses the "active_anon:N inactive_anon:N ..." summary (pages).
-func addPages(m *MemInfo, line string) bool {
+func addPages(m *report.MemInfo, line string) bool {
 	f := strings.Fields(line)
 	if len(f) == 0 {
 		return false
@@ -75,7 +77,7 @@ func addPages(m *MemInfo, line string) bool {
 }
 
 // addNodeLine handles every line that starts with "Node N ".
-func addNodeLine(m *MemInfo, line string) bool {
+func addNodeLine(m *report.MemInfo, line string) bool {
 	f := strings.Fields(line)
 	if len(f) < 3 {
 		return false
@@ -92,7 +94,7 @@ func addNodeLine(m *MemInfo, line string) bool {
 			m.Other = append(m.Other, clipBytes(line, maxOtherBytes)) // free areas: "Node 0 DMA: 1*4kB (U) ... = 15908kB"
 			return true
 		}
-		n := NodeInfo{Node: node, Bytes: kbPairs(f[2:])}
+		n := report.NodeInfo{Node: node, Bytes: kbPairs(f[2:])}
 		if i := strings.Index(line, "all_unreclaimable? "); i >= 0 {
 			b := strings.HasPrefix(line[i+len("all_unreclaimable? "):], "yes")
 			n.AllUnreclaimable = &b
@@ -106,11 +108,11 @@ func addNodeLine(m *MemInfo, line string) bool {
 }
 
 // addZone parses "ZONE free:NkB min:NkB ..." (f starts at the zone name).
-func addZone(m *MemInfo, node *int, f []string) bool {
+func addZone(m *report.MemInfo, node *int, f []string) bool {
 	if len(f) < 2 || !strings.HasPrefix(f[1], "free:") {
 		return false
 	}
-	m.Zones = append(m.Zones, ZoneInfo{Node: node, Zone: f[0], Bytes: kbPairs(f[1:])})
+	m.Zones = append(m.Zones, report.ZoneInfo{Node: node, Zone: f[0], Bytes: kbPairs(f[1:])})
 	return true
 }
 
@@ -137,7 +139,7 @@ func kbPairs(f []string) map[string]uint64 {
 	return out
 }
 
-func addLowmemReserve(m *MemInfo, line string) bool {
+func addLowmemReserve(m *report.MemInfo, line string) bool {
 	var vals []uint64
 	for _, s := range strings.Fields(strings.TrimPrefix(line, "lowmem_reserve[]:")) {
 		n, err := strconv.ParseUint(s, 10, 64)
@@ -167,7 +169,7 @@ var totals = []struct{ suffix, key string }{
 	{" pages in pagetable cache", "pagetable_cache_pages"},
 }
 
-func addTotal(m *MemInfo, line string) bool {
+func addTotal(m *report.MemInfo, line string) bool {
 	num, _, _ := strings.Cut(line, " ")
 	n, err := strconv.ParseUint(num, 10, 64)
 	if err != nil {
@@ -183,7 +185,7 @@ func addTotal(m *MemInfo, line string) bool {
 	return false
 }
 
-func addSwap(m *MemInfo, line string) bool {
+func addSwap(m *report.MemInfo, line string) bool {
 	k, v, ok := strings.Cut(line, "=")
 	if !ok {
 		return false
@@ -200,7 +202,7 @@ func addSwap(m *MemInfo, line string) bool {
 	return true
 }
 
-func setTotal(m *MemInfo, k string, v uint64) {
+func setTotal(m *report.MemInfo, k string, v uint64) {
 	if m.Totals == nil {
 		m.Totals = make(map[string]uint64)
 	}
@@ -208,15 +210,15 @@ func setTotal(m *MemInfo, k string, v uint64) {
 }
 
 // parseSlabRow is "%-17s %10luKB %10luKB" of "Unreclaimable slab info:".
-func parseSlabRow(line string) (SlabCache, bool) {
+func parseSlabRow(line string) (report.SlabCache, bool) {
 	f := strings.Fields(line)
 	if len(f) < 3 {
-		return SlabCache{}, false
+		return report.SlabCache{}, false
 	}
 	used, ok1 := parseKB(f[len(f)-2])
 	total, ok2 := parseKB(f[len(f)-1])
 	if !ok1 || !ok2 || !strings.HasSuffix(f[len(f)-1], "KB") {
-		return SlabCache{}, false
+		return report.SlabCache{}, false
 	}
-	return SlabCache{Name: strings.Join(f[:len(f)-2], " "), UsedBytes: used, TotalBytes: total}, true
+	return report.SlabCache{Name: strings.Join(f[:len(f)-2], " "), UsedBytes: used, TotalBytes: total}, true
 }

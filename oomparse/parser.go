@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oomscope/oomscope/report"
+
 	"github.com/oomscope/oomscope/kmsg"
 )
 
@@ -86,7 +88,7 @@ var sectionNames = [numSections]string{"Mem-Info", "memory cgroup stats", "unrec
 type Parser struct {
 	cfg   config
 	state state
-	r     *Report // the open report, nil when idle
+	r     *report.Report // the open report, nil when idle
 
 	// per-report builder state
 	hash       hash.Hash
@@ -101,8 +103,8 @@ type Parser struct {
 	lingered   int // unrelated records seen after the victim
 	recUsed    bool
 	cur        *kmsg.Record
-	chosen     *Chosen // "Kill process ... or sacrifice child" awaiting its Killed line
-	chosenMsg  string  // that line's message prefix
+	chosen     *report.Chosen // "Kill process ... or sacrifice child" awaiting its Killed line
+	chosenMsg  string         // that line's message prefix
 	last       lastStamp
 	hbuf       []byte   // reused for hashing
 	u64s       []uint64 // chunk that task-row pointer fields point into
@@ -129,7 +131,7 @@ type Parser struct {
 // about its victims: the reaper runs asynchronously (2 s later on >= 5.15)
 // and its line often comes after the next report has started.
 type heldReport struct {
-	r        *Report
+	r        *report.Report
 	hash     hash.Hash // for the id, computed on delivery
 	rawBytes int
 	now      bool          // deliver as soon as the reports before it are
@@ -161,7 +163,7 @@ func New(opts ...Option) (*Parser, error) {
 
 // Feed processes one record and appends to dst the reports it completed.
 // A record flagged as a continuation is joined to the record before it.
-func (p *Parser) Feed(dst []Report, rec kmsg.Record) []Report {
+func (p *Parser) Feed(dst []report.Report, rec kmsg.Record) []report.Report {
 	if p.hasPending {
 		if rec.Cont && rec.Caller == p.pending.Caller && p.mergeable(&rec) {
 			if !p.merged {
@@ -202,7 +204,7 @@ func (p *Parser) advance(t time.Duration) {
 // Flush ends the stream: it processes any held record and returns the open
 // report, flagged incomplete if it has no victim yet. The parser is then
 // idle and may be fed again.
-func (p *Parser) Flush(dst []Report) []Report {
+func (p *Parser) Flush(dst []report.Report) []report.Report {
 	if p.hasPending {
 		dst = p.flushPending(dst)
 	}
@@ -219,7 +221,7 @@ func (p *Parser) Flush(dst []Report) []Report {
 // the records' timebase). It returns a finished report whose linger time is
 // over, or an unfinished one that went idle for longer than the idle
 // timeout (flagged incomplete).
-func (p *Parser) Expire(dst []Report, now time.Duration) []Report {
+func (p *Parser) Expire(dst []report.Report, now time.Duration) []report.Report {
 	if p.hasPending && (!p.pending.HasMono || now >= p.pending.Mono+contGrace) {
 		dst = p.flushPending(dst)
 	}
@@ -248,7 +250,7 @@ func (p *Parser) mergeable(rec *kmsg.Record) bool {
 }
 
 // flushPending processes the held record, joined with its fragments.
-func (p *Parser) flushPending(dst []Report) []Report {
+func (p *Parser) flushPending(dst []report.Report) []report.Report {
 	if p.merged {
 		p.pending.Text, p.pending.Raw = string(p.pendText), string(p.pendRaw)
 		p.pendText, p.pendRaw, p.merged = p.pendText[:0], p.pendRaw[:0], false
@@ -315,7 +317,7 @@ func crossContext(text string) bool {
 }
 
 // process handles one (possibly multi-line) record.
-func (p *Parser) process(dst []Report, rec *kmsg.Record) []Report {
+func (p *Parser) process(dst []report.Report, rec *kmsg.Record) []report.Report {
 	var skip bool
 	if dst, skip = p.checkSeq(dst, rec); skip {
 		return dst
@@ -361,7 +363,7 @@ func (p *Parser) process(dst []Report, rec *kmsg.Record) []Report {
 
 // checkSeq tracks kernel sequence numbers: it flags gaps and drops records
 // seen before.
-func (p *Parser) checkSeq(dst []Report, rec *kmsg.Record) ([]Report, bool) {
+func (p *Parser) checkSeq(dst []report.Report, rec *kmsg.Record) ([]report.Report, bool) {
 	if !rec.HasSeq {
 		return dst, false
 	}
@@ -482,12 +484,12 @@ type lastStamp struct {
 	wall    time.Time
 }
 
-func (l lastStamp) stamp() Stamp {
+func (l lastStamp) stamp() report.Stamp {
 	return stamp(&kmsg.Record{Seq: l.seq, HasSeq: l.hasSeq, Mono: l.mono, HasMono: l.hasMono, Wall: l.wall})
 }
 
-func stamp(rec *kmsg.Record) Stamp {
-	var s Stamp
+func stamp(rec *kmsg.Record) report.Stamp {
+	var s report.Stamp
 	if rec.HasSeq {
 		s.Seq = rec.Seq
 	}
@@ -506,7 +508,7 @@ func stamp(rec *kmsg.Record) Stamp {
 
 // open starts a new report.
 func (p *Parser) open() {
-	p.r = &Report{Schema: Schema, Kind: KindUnknown, BootID: p.cfg.bootID}
+	p.r = &report.Report{Schema: report.Schema, Kind: report.KindUnknown, BootID: p.cfg.bootID}
 	p.hash = sha256.New()
 	p.tasks = taskTable{max: p.cfg.maxTasks}
 	p.cols, p.stats, p.caller, p.chosen = nil, -1, "", nil
@@ -566,7 +568,7 @@ func clip(s string) string {
 // emit finishes the open report and queues it for delivery (see
 // [heldReport]); reports that are due are appended to dst. reason says why
 // an unfinished report ended; it is used only when the report has no victim.
-func (p *Parser) emit(dst []Report, reason string) []Report {
+func (p *Parser) emit(dst []report.Report, reason string) []report.Report {
 	r := p.r
 	if r == nil {
 		return dst
@@ -581,7 +583,7 @@ func (p *Parser) emit(dst []Report, reason string) []Report {
 	r.Last = p.last.stamp()
 	r.Tasks = p.tasks.tasks()
 	if r.Victims == nil {
-		r.Victims = []Victim{}
+		r.Victims = []report.Victim{}
 	}
 	r.Kind = kindOf(r)
 	r.Derived = derive(r)
@@ -602,7 +604,7 @@ func (p *Parser) emit(dst []Report, reason string) []Report {
 }
 
 // deliverDue appends to dst the held reports that are due, in order.
-func (p *Parser) deliverDue(dst []Report) []Report {
+func (p *Parser) deliverDue(dst []report.Report) []report.Report {
 	for len(p.held) > 0 {
 		h := &p.held[0]
 		if !h.now && !(h.hasDue && p.hasNow && p.now >= h.due) {
@@ -614,7 +616,7 @@ func (p *Parser) deliverDue(dst []Report) []Report {
 }
 
 // deliverHead appends the oldest held report to dst, with its id.
-func (p *Parser) deliverHead(dst []Report) []Report {
+func (p *Parser) deliverHead(dst []report.Report) []report.Report {
 	h := p.held[0]
 	h.r.ID = p.id(h.r, h.hash)
 	dst = append(dst, *h.r)
@@ -627,7 +629,7 @@ func (p *Parser) deliverHead(dst []Report) []Report {
 // attachHeld attaches an oom_reaper outcome to the victim pid of a held
 // report, newest first, with the current record. It reports whether one
 // matched.
-func (p *Parser) attachHeld(pid int, rp Reaper) bool {
+func (p *Parser) attachHeld(pid int, rp report.Reaper) bool {
 	for i := len(p.held) - 1; i >= 0; i-- {
 		h := &p.held[i]
 		for j := range h.r.Victims {
@@ -660,7 +662,7 @@ func (p *Parser) attachHeld(pid int, rp Reaper) bool {
 	return false
 }
 
-func (p *Parser) id(r *Report, h hash.Hash) string {
+func (p *Parser) id(r *report.Report, h hash.Hash) string {
 	if p.cfg.bootID != "" && r.First.Seq != 0 {
 		return p.cfg.bootID + "/" + strconv.FormatUint(r.First.Seq, 10)
 	}
@@ -674,30 +676,30 @@ func sha256Sum(b []byte) []byte {
 }
 
 // kindOf classifies the report from what it holds.
-func kindOf(r *Report) string {
+func kindOf(r *report.Report) string {
 	switch r.Constraint {
 	case "CONSTRAINT_MEMCG":
-		return KindMemcg
+		return report.KindMemcg
 	case "CONSTRAINT_NONE":
-		return KindGlobal
+		return report.KindGlobal
 	case "CONSTRAINT_CPUSET":
-		return KindCpuset
+		return report.KindCpuset
 	case "CONSTRAINT_MEMORY_POLICY":
-		return KindMempolicy
+		return report.KindMempolicy
 	}
 	switch {
 	case r.Memory != nil || r.OOMMemcg != "" || len(r.MemcgStats) > 0:
-		return KindMemcg
+		return report.KindMemcg
 	case r.MemInfo != nil:
-		return KindGlobal
+		return report.KindGlobal
 	}
 	for _, v := range r.Victims {
 		switch {
 		case strings.HasPrefix(v.Message, "Memory cgroup out of memory"):
-			return KindMemcg
+			return report.KindMemcg
 		case strings.HasPrefix(v.Message, "Out of memory"):
-			return KindGlobal
+			return report.KindGlobal
 		}
 	}
-	return KindUnknown
+	return report.KindUnknown
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oomscope/oomscope/report"
+
 	"github.com/oomscope/oomscope/kmsg"
 )
 
@@ -49,7 +51,7 @@ var shortReport = []string{
 // of the stream, and a reaper line within the linger time is attached.
 func TestEmitWithoutNextReport(t *testing.T) {
 	p := mustNew(t, WithVictimLinger(2*time.Second))
-	var out []Report
+	var out []report.Report
 	for _, r := range records(t, shortReport...) {
 		out = p.Feed(out, r)
 	}
@@ -91,7 +93,7 @@ func TestEmitWithoutNextReport(t *testing.T) {
 // TestLingerZero: with no linger, the first foreign record ends the report.
 func TestLingerZero(t *testing.T) {
 	p := mustNew(t, WithVictimLinger(0))
-	var out []Report
+	var out []report.Report
 	recs := records(t, append(shortReport, "6,16,5006000,-;usb 1-1: new high-speed USB device number 3 using xhci_hcd",
 		"6,17,5007000,-;eth0: link up")...)
 	for i, r := range recs {
@@ -111,7 +113,7 @@ func TestUnfinishedReportEnds(t *testing.T) {
 	head := shortReport[:4]
 	t.Run("unrelated", func(t *testing.T) {
 		p := mustNew(t, WithMaxUnrelated(3))
-		var out []Report
+		var out []report.Report
 		lines := append([]string(nil), head...)
 		for i := 0; i < 3; i++ {
 			lines = append(lines, fmt.Sprintf("6,%d,%d,-;eth0: carrier lost %d", 14+i, 5004000+i*1000, i))
@@ -129,7 +131,7 @@ func TestUnfinishedReportEnds(t *testing.T) {
 	})
 	t.Run("idle", func(t *testing.T) {
 		p := mustNew(t, WithIdleTimeout(time.Second))
-		var out []Report
+		var out []report.Report
 		for _, r := range records(t, head...) {
 			out = p.Feed(out, r)
 		}
@@ -177,7 +179,7 @@ func TestRawBounds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := mustNew(t, tc.opt)
-			var out []Report
+			var out []report.Report
 			for _, r := range records(t, shortReport...) {
 				out = p.Feed(out, r)
 			}
@@ -197,7 +199,7 @@ func TestRawBounds(t *testing.T) {
 // be merged by printk), those of another caller are not.
 func TestContinuationFragments(t *testing.T) {
 	p := mustNew(t)
-	var out []Report
+	var out []report.Report
 	for _, r := range records(t,
 		"4,1,100,-,caller=T5;x invoked oom-killer: gfp_mask=0x14000c0(GFP_KERNEL), nodemask=",
 		"4,2,101,c,caller=T5;(null)",
@@ -242,7 +244,7 @@ func TestFragmentFloodBounded(t *testing.T) {
 func TestDuplicatesAndGaps(t *testing.T) {
 	var errs []error
 	p := mustNew(t, WithErrorHandler(func(e *LineError) { errs = append(errs, e) }))
-	var out []Report
+	var out []report.Report
 	recs := records(t, append([]string{"6,5,4000000,-;eth0: up"}, shortReport...)...)
 	recs = append(recs[:3], recs[2:]...) // seq 11 twice
 	for _, r := range recs {
@@ -264,7 +266,7 @@ func TestDuplicatesAndGaps(t *testing.T) {
 // their caps; what is dropped is said in Problems.
 func TestSectionBounds(t *testing.T) {
 	p := mustNew(t, WithMaxTasks(3))
-	var out []Report
+	var out []report.Report
 	feed := func(text string) {
 		out = p.Feed(out, kmsg.Record{Text: text})
 	}
@@ -328,7 +330,7 @@ func TestReaperAfterNextReport(t *testing.T) {
 		"6,18,7005000,-,caller=T51;oom_reaper: reaped process 11 (a), now anon-rss:0kB, file-rss:4kB, shmem-rss:0kB",
 		"3,19,7006000,-;Memory cgroup out of memory: Killed process 22 (b) total-vm:12000kB, anon-rss:9000kB, file-rss:100kB, shmem-rss:0kB, UID:0 pgtables:60kB oom_score_adj:0",
 	)
-	var out []Report
+	var out []report.Report
 	for _, r := range records(t, lines...) {
 		out = p.Feed(out, r)
 	}
@@ -367,7 +369,7 @@ func TestReaperAfterNextReport(t *testing.T) {
 // older ones are delivered, in order, when more finish.
 func TestHeldBounded(t *testing.T) {
 	p := mustNew(t, WithVictimLinger(time.Hour))
-	var out []Report
+	var out []report.Report
 	for i := 0; i < maxHeld+5; i++ {
 		out = p.Feed(out, kmsg.Record{Text: fmt.Sprintf("Out of memory: Killed process %d (x) total-vm:4kB, anon-rss:4kB, file-rss:0kB, shmem-rss:0kB", 100+i),
 			Mono: time.Duration(i) * time.Millisecond, HasMono: true})

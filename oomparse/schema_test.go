@@ -14,6 +14,7 @@ import (
 	"github.com/oomscope/oomscope/internal/jsonschema"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // This file checks the Report's JSON against docs/report.schema.json:
@@ -22,12 +23,12 @@ import (
 // the schema (and nothing more), so that the schema cannot drift from the
 // code. The validator and the reflect walk live in internal/jsonschema
 // (with their own tests); package enrich runs the same checks over
-// enrich.Report, whose enrichment keys this file leaves aside.
+// report.Enriched, whose enrichment keys this file leaves aside.
 
 const schemaFile = "../docs/report.schema.json"
 
 // schemaEnrichKeys are the top-level keys package enrich adds beside the
-// report's own (enrich.Report); they have no field in oomparse.Report.
+// report's own (report.Enriched); they have no field in report.Report.
 var schemaEnrichKeys = []string{"pod", "container", "cgroups", "snapshot", "missed_kills", "diagnosis", "enrichment"}
 
 func reportSchemaValidator(t *testing.T) *jsonschema.Validator {
@@ -217,14 +218,14 @@ func TestSchemaRejectsBrokenReports(t *testing.T) {
 	}
 }
 
-// TestSchemaCoversStructs walks the Go types of oomparse.Report with
+// TestSchemaCoversStructs walks the Go types of report.Report with
 // reflect: every key they can emit must be a property of the schema with a
 // matching type, every key emitted without omitempty must be required, and
 // every property of the schema must be a key of the Go type (the enrichment
-// keys at the top level excepted: they belong to enrich.Report).
+// keys at the top level excepted: they belong to report.Enriched).
 func TestSchemaCoversStructs(t *testing.T) {
 	v := reportSchemaValidator(t)
-	for _, e := range v.Cover(reflect.TypeFor[oomparse.Report](), jsonschema.ForeignKeys(schemaEnrichKeys...)) {
+	for _, e := range v.Cover(reflect.TypeFor[report.Report](), jsonschema.ForeignKeys(schemaEnrichKeys...)) {
 		t.Error(e)
 	}
 }

@@ -2,6 +2,8 @@ package oomparse
 
 import (
 	"strings"
+
+	"github.com/oomscope/oomscope/report"
 )
 
 // sectionLine handles the lines of a report's dump between the header and
@@ -18,7 +20,7 @@ func (p *Parser) sectionLine(line string) bool {
 	case line == "Mem-Info:":
 		p.use()
 		if p.r.MemInfo == nil {
-			p.r.MemInfo = &MemInfo{}
+			p.r.MemInfo = &report.MemInfo{}
 		}
 		p.state = stMemInfo
 		return true
@@ -161,7 +163,7 @@ func (p *Parser) memcgLine(line string) bool {
 		}
 		p.use()
 		p.statN++
-		ms := MemcgStats{Path: clipBytes(path, maxPathBytes), Format: "keys", Stats: map[string]uint64{}}
+		ms := report.MemcgStats{Path: clipBytes(path, maxPathBytes), Format: "keys", Stats: map[string]uint64{}}
 		if inline != "" {
 			ms.Format = "v1-inline"
 			addInlinePairs(ms.Stats, inline)

@@ -3,6 +3,8 @@ package oomparse
 import (
 	"fmt"
 
+	"github.com/oomscope/oomscope/report"
+
 	"github.com/oomscope/oomscope/kmsg"
 )
 
@@ -35,7 +37,7 @@ func NewDemux(opts ...Option) (*Demux, error) {
 }
 
 // Feed passes rec to its host's parser.
-func (d *Demux) Feed(dst []Report, rec kmsg.Record) ([]Report, error) {
+func (d *Demux) Feed(dst []report.Report, rec kmsg.Record) ([]report.Report, error) {
 	p, ok := d.parsers[rec.Host]
 	if !ok {
 		if len(d.parsers) >= maxHosts {
@@ -56,7 +58,7 @@ func (d *Demux) Feed(dst []Report, rec kmsg.Record) ([]Report, error) {
 }
 
 // Flush flushes every host's parser, hosts in order of first appearance.
-func (d *Demux) Flush(dst []Report) []Report {
+func (d *Demux) Flush(dst []report.Report) []report.Report {
 	for _, h := range d.order {
 		dst = d.parsers[h].Flush(dst)
 	}
@@ -66,12 +68,12 @@ func (d *Demux) Flush(dst []Report) []Report {
 // ParseAll reads src to the end and returns every report in it, in order
 // of completion. Reports are returned with the source's error, if any: what
 // was read before the error is not lost.
-func ParseAll(src RecordSource, opts ...Option) ([]Report, error) {
+func ParseAll(src RecordSource, opts ...Option) ([]report.Report, error) {
 	d, err := NewDemux(opts...)
 	if err != nil {
 		return nil, err
 	}
-	var out []Report
+	var out []report.Report
 	for src.Scan() {
 		if out, err = d.Feed(out, src.Record()); err != nil {
 			return d.Flush(out), err

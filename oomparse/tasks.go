@@ -4,6 +4,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/oomscope/oomscope/report"
 )
 
 // Task-table columns, mapped from the header line by name (never by
@@ -73,15 +75,15 @@ func isTaskRow(line string) bool {
 // parseTaskRow parses a row using the header's columns; the name is what
 // follows the last numeric column (after one space) and may hold spaces.
 // newU64 makes the optional columns' pointers.
-func parseTaskRow(line string, cols []column, newU64 func(uint64) *uint64) (Task, bool) {
+func parseTaskRow(line string, cols []column, newU64 func(uint64) *uint64) (report.Task, bool) {
 	end := strings.IndexByte(line, ']')
 	if end < 0 {
-		return Task{}, false
+		return report.Task{}, false
 	}
-	var t Task
+	var t report.Task
 	var ok bool
 	if t.PID, ok = atoiOK(line[1:end]); !ok {
-		return Task{}, false
+		return report.Task{}, false
 	}
 	rest := line[end+1:]
 	for _, c := range cols {
@@ -90,7 +92,7 @@ func parseTaskRow(line string, cols []column, newU64 func(uint64) *uint64) (Task
 		rest = tail
 		n, err := strconv.ParseInt(tok, 10, 64)
 		if err != nil {
-			return Task{}, false
+			return report.Task{}, false
 		}
 		setColumn(&t, c, n, newU64)
 	}
@@ -103,7 +105,7 @@ func parseTaskRow(line string, cols []column, newU64 func(uint64) *uint64) (Task
 	return t, true
 }
 
-func setColumn(t *Task, c column, n int64, newU64 func(uint64) *uint64) {
+func setColumn(t *report.Task, c column, n int64, newU64 func(uint64) *uint64) {
 	u := uint64(n)
 	if n < 0 {
 		u = 0
@@ -145,7 +147,7 @@ type taskTable struct {
 }
 
 type indexedTask struct {
-	Task
+	report.Task
 	idx int
 }
 
@@ -192,7 +194,7 @@ func (h taskHeap) down(i int) {
 }
 
 // add records a row and reports whether one row was dropped.
-func (tt *taskTable) add(t Task) (dropped bool) {
+func (tt *taskTable) add(t report.Task) (dropped bool) {
 	it := indexedTask{Task: t, idx: tt.seq}
 	tt.seq++
 	if len(tt.rows) < tt.max {
@@ -208,14 +210,14 @@ func (tt *taskTable) add(t Task) (dropped bool) {
 }
 
 // tasks returns the kept rows in table order.
-func (tt *taskTable) tasks() []Task {
+func (tt *taskTable) tasks() []report.Task {
 	if len(tt.rows) == 0 {
 		return nil
 	}
 	sorted := make([]indexedTask, len(tt.rows))
 	copy(sorted, tt.rows)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].idx < sorted[j].idx })
-	out := make([]Task, len(sorted))
+	out := make([]report.Task, len(sorted))
 	for i := range sorted {
 		out[i] = sorted[i].Task
 	}

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/internal/atomicfile"
+	"github.com/oomscope/oomscope/report"
 )
 
 // Archive is the local post-mortem archive: one pretty-printed JSON file per
@@ -40,7 +40,7 @@ func NewArchive(dir string) (*Archive, error) {
 func (a *Archive) Name() string { return "archive" }
 
 // Path returns where the archive keeps r.
-func (a *Archive) Path(r *enrich.Report) string {
+func (a *Archive) Path(r *report.Enriched) string {
 	id := ""
 	if r.Report != nil {
 		id = r.ID
@@ -77,7 +77,7 @@ func FileName(id string) string {
 }
 
 // Publish implements [Sink]. A report already in the archive is left as is.
-func (a *Archive) Publish(_ context.Context, r *enrich.Report) error {
+func (a *Archive) Publish(_ context.Context, r *report.Enriched) error {
 	if r == nil || r.Report == nil {
 		return errors.New("sink: nil report")
 	}

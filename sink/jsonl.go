@@ -8,7 +8,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/report"
 )
 
 // JSONLines writes each report as one JSON line to a writer (standard
@@ -33,7 +33,7 @@ func NewJSONLines(w io.Writer, withRaw bool) *JSONLines {
 func (j *JSONLines) Name() string { return "stdout" }
 
 // Publish implements [Sink].
-func (j *JSONLines) Publish(_ context.Context, r *enrich.Report) error {
+func (j *JSONLines) Publish(_ context.Context, r *report.Enriched) error {
 	if r == nil || r.Report == nil {
 		return errors.New("sink: nil report")
 	}

@@ -11,7 +11,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/report"
 )
 
 // Sink publishes reports.
@@ -20,7 +20,7 @@ type Sink interface {
 	Name() string
 	// Publish delivers r durably, or returns an error (the caller retries).
 	// Publishing a report whose id was already delivered is a no-op.
-	Publish(ctx context.Context, r *enrich.Report) error
+	Publish(ctx context.Context, r *report.Enriched) error
 }
 
 // Multi publishes to every sink in turn and joins their errors.
@@ -31,7 +31,7 @@ func (m Multi) Name() string { return "multi" }
 
 // Publish implements [Sink]: every sink gets the report even if an earlier
 // one failed.
-func (m Multi) Publish(ctx context.Context, r *enrich.Report) error {
+func (m Multi) Publish(ctx context.Context, r *report.Enriched) error {
 	var errs []error
 	for _, s := range m {
 		if err := s.Publish(ctx, r); err != nil {

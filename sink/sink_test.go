@@ -10,14 +10,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/oomscope/oomscope/enrich"
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
-func report(id string) *enrich.Report {
-	return &enrich.Report{Report: &oomparse.Report{
-		Schema: oomparse.Schema, ID: id, Kind: "memcg",
-		Victims: []oomparse.Victim{{PID: 42, Comm: "stress"}},
+func testReport(id string) *report.Enriched {
+	return &report.Enriched{Report: &report.Report{
+		Schema: report.Schema, ID: id, Kind: "memcg",
+		Victims: []report.Victim{{PID: 42, Comm: "stress"}},
 		Raw:     []string{"3,512,458419391,-;Memory cgroup out of memory: Killed process 42 (stress)"},
 	}}
 }
@@ -37,7 +36,7 @@ func TestArchivePathsAndIdempotence(t *testing.T) {
 		{"", "files/no-id.json"},
 	}
 	for _, c := range cases {
-		r := report(c.id)
+		r := testReport(c.id)
 		if got := a.Path(r); got != filepath.Join(dir, c.want) {
 			t.Errorf("Path(%q) = %s, want %s", c.id, got, c.want)
 		}
@@ -46,7 +45,7 @@ func TestArchivePathsAndIdempotence(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	r := report("8f5b1c2d-3e4f-4071-8293-a4b5c6d7e8f9/7")
+	r := testReport("8f5b1c2d-3e4f-4071-8293-a4b5c6d7e8f9/7")
 	if err := a.Publish(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +61,7 @@ func TestArchivePathsAndIdempotence(t *testing.T) {
 		t.Errorf("archived report: id %v raw %v", back["id"], back["raw"])
 	}
 	// A second publish of the same id writes nothing.
-	r2 := report("8f5b1c2d-3e4f-4071-8293-a4b5c6d7e8f9/7")
+	r2 := testReport("8f5b1c2d-3e4f-4071-8293-a4b5c6d7e8f9/7")
 	r2.Victims[0].Comm = "changed"
 	if err := a.Publish(ctx, r2); err != nil {
 		t.Fatal(err)
@@ -87,7 +86,7 @@ func TestArchiveErrors(t *testing.T) {
 		t.Error("NewArchive below a file succeeded")
 	}
 	a, _ := NewArchive(t.TempDir())
-	if err := a.Publish(context.Background(), &enrich.Report{}); err == nil {
+	if err := a.Publish(context.Background(), &report.Enriched{}); err == nil {
 		t.Error("publishing a nil report succeeded")
 	}
 }
@@ -96,7 +95,7 @@ func TestJSONLines(t *testing.T) {
 	var buf bytes.Buffer
 	j := NewJSONLines(&buf, false)
 	ctx := context.Background()
-	r := report("boot/1")
+	r := testReport("boot/1")
 	for range 2 {
 		if err := j.Publish(ctx, r); err != nil {
 			t.Fatal(err)
@@ -122,13 +121,13 @@ func TestJSONLines(t *testing.T) {
 
 type failing struct{}
 
-func (failing) Name() string                                  { return "failing" }
-func (failing) Publish(context.Context, *enrich.Report) error { return errors.New("down") }
+func (failing) Name() string                                    { return "failing" }
+func (failing) Publish(context.Context, *report.Enriched) error { return errors.New("down") }
 
 func TestMultiJoinsErrors(t *testing.T) {
 	var buf bytes.Buffer
 	m := Multi{failing{}, NewJSONLines(&buf, false)}
-	err := m.Publish(context.Background(), report("b/1"))
+	err := m.Publish(context.Background(), testReport("b/1"))
 	if err == nil || !strings.Contains(err.Error(), "sink failing: down") {
 		t.Errorf("err = %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // podLookupFunc starts a pod lookup from a kubeconfig file ("" for the
@@ -165,7 +166,7 @@ func runParse(ctx context.Context, stdin io.Reader, stdout io.Writer, cfg parseC
 	return w.Flush()
 }
 
-func parseInput(stdin io.Reader, name string, cfg parseConfig, opts []oomparse.Option) ([]oomparse.Report, error) {
+func parseInput(stdin io.Reader, name string, cfg parseConfig, opts []oomparse.Option) ([]report.Report, error) {
 	var r io.Reader = stdin
 	if name != "-" {
 		f, err := os.Open(name)
@@ -191,7 +192,7 @@ func parseInput(stdin io.Reader, name string, cfg parseConfig, opts []oomparse.O
 	return reports, nil
 }
 
-func writeReport(w io.Writer, r *enrich.Report, cfg parseConfig) error {
+func writeReport(w io.Writer, r *report.Enriched, cfg parseConfig) error {
 	if !cfg.Raw && cfg.Output != "text" {
 		r = r.WithoutRaw()
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/report"
 )
 
 const (
@@ -191,9 +192,9 @@ func textField(l string) (key, val string) {
 // podLookupStub resolves every pod to default/web-7d9.
 type podLookupStub struct{}
 
-func (podLookupStub) Lookup(_ context.Context, uid, cid string) (*enrich.Pod, *enrich.Container, error) {
-	return &enrich.Pod{Namespace: "default", Name: "web-7d9", UID: uid, QoSClass: "Burstable"},
-		&enrich.Container{Name: "app", ID: cid}, nil
+func (podLookupStub) Lookup(_ context.Context, uid, cid string) (*report.Pod, *report.Container, error) {
+	return &report.Pod{Namespace: "default", Name: "web-7d9", UID: uid, QoSClass: "Burstable"},
+		&report.Container{Name: "app", ID: cid}, nil
 }
 
 func TestParseKubeconfigHook(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/oomscope/oomscope/daemon"
 	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 	"github.com/oomscope/oomscope/sink"
 )
 
@@ -141,7 +142,7 @@ type asyncLookup struct {
 // errLookupNotReady tells that the pod lookup has not synced yet.
 var errLookupNotReady = errors.New("the Kubernetes pod lookup has not synced yet")
 
-func (a *asyncLookup) Lookup(ctx context.Context, podUID, containerID string) (*enrich.Pod, *enrich.Container, error) {
+func (a *asyncLookup) Lookup(ctx context.Context, podUID, containerID string) (*report.Pod, *report.Container, error) {
 	l := a.ready.Load()
 	if l == nil {
 		return nil, nil, errLookupNotReady

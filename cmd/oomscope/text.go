@@ -8,14 +8,14 @@ import (
 	"time"
 
 	"github.com/oomscope/oomscope/enrich"
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // writeText writes the post-mortem an on-call engineer reads first: the
 // one-line answer, the pod and container, which limit and what became of
 // the container, then what was killed, where, what the memory was, the top
 // processes and anything that makes the report less than whole.
-func writeText(w io.Writer, er *enrich.Report) error {
+func writeText(w io.Writer, er *report.Enriched) error {
 	r := er.Report
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	line := func(k, format string, a ...any) { fmt.Fprintf(tw, "  %s\t%s\n", k, fmt.Sprintf(format, a...)) }
@@ -50,7 +50,7 @@ func writeText(w io.Writer, er *enrich.Report) error {
 		line("limit", "%s of %s (failcnt %d)", human(r.Memory.LimitBytes), whose, r.Memory.Failcnt)
 	case r.OOMMemcg != "":
 		line("limit", "of %s", r.OOMMemcg)
-	case r.Kind != oomparse.KindMemcg && r.Kind != oomparse.KindUnknown:
+	case r.Kind != report.KindMemcg && r.Kind != report.KindUnknown:
 		line("limit", "node memory (%s)", strings.TrimPrefix(r.Constraint, "CONSTRAINT_"))
 	}
 	if d := r.Derived; d != nil && d.UsageBytes != nil {
@@ -99,7 +99,7 @@ func writeText(w io.Writer, er *enrich.Report) error {
 
 // writeEnrichment writes the enrichment's lines: the summary, the pod and
 // container, scope and outcome.
-func writeEnrichment(line func(k, format string, a ...any), er *enrich.Report) {
+func writeEnrichment(line func(k, format string, a ...any), er *report.Enriched) {
 	d := er.Diagnosis
 	if d != nil {
 		line("summary", "%s", d.Summary)
@@ -151,7 +151,7 @@ func writeEnrichment(line func(k, format string, a ...any), er *enrich.Report) {
 	}
 }
 
-func writeTop(w io.Writer, r *oomparse.Report) {
+func writeTop(w io.Writer, r *report.Report) {
 	if r.Derived == nil || len(r.Derived.TopTasks) == 0 {
 		if r.TasksTotal == 0 && !r.Partial {
 			fmt.Fprintf(w, "  tasks\tnot printed (vm.oom_dump_tasks=0?)\n")
@@ -172,7 +172,7 @@ func writeTop(w io.Writer, r *oomparse.Report) {
 	}
 }
 
-func composition(d *oomparse.Derived) string {
+func composition(d *report.Derived) string {
 	var parts []string
 	add := func(name string, v *uint64) {
 		if v == nil {
@@ -199,7 +199,7 @@ func composition(d *oomparse.Derived) string {
 	return s
 }
 
-func when(r *oomparse.Report) string {
+func when(r *report.Report) string {
 	var parts []string
 	if r.First.Wall != nil {
 		parts = append(parts, r.First.Wall.UTC().Format(time.RFC3339))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/oomscope/oomscope/e2e/cgscratch"
 	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/report"
 )
 
 func TestShapes(t *testing.T) {
@@ -24,15 +25,15 @@ func TestShapes(t *testing.T) {
 	tests := []struct {
 		name      string
 		path      string
-		level     enrich.Level
+		level     report.Level
 		driver    string
 		container string
 	}{
-		{"cgroupfs pod", cgscratch.CgroupfsPod(cgscratch.QoSBurstable, uid), enrich.LevelPod, enrich.DriverCgroupfs, ""},
-		{"cgroupfs container", cgscratch.CgroupfsContainer(cgscratch.QoSBurstable, uid, id), enrich.LevelContainer, enrich.DriverCgroupfs, id},
-		{"systemd pod", cgscratch.SystemdPod(cgscratch.QoSBurstable, uid), enrich.LevelPod, enrich.DriverSystemd, ""},
-		{"systemd container", cgscratch.SystemdContainer(cgscratch.QoSBurstable, uid, id), enrich.LevelContainer, enrich.DriverSystemd, id},
-		{"systemd guaranteed container", cgscratch.SystemdContainer(cgscratch.QoSGuaranteed, uid, id), enrich.LevelContainer, enrich.DriverSystemd, id},
+		{"cgroupfs pod", cgscratch.CgroupfsPod(cgscratch.QoSBurstable, uid), report.LevelPod, report.DriverCgroupfs, ""},
+		{"cgroupfs container", cgscratch.CgroupfsContainer(cgscratch.QoSBurstable, uid, id), report.LevelContainer, report.DriverCgroupfs, id},
+		{"systemd pod", cgscratch.SystemdPod(cgscratch.QoSBurstable, uid), report.LevelPod, report.DriverSystemd, ""},
+		{"systemd container", cgscratch.SystemdContainer(cgscratch.QoSBurstable, uid, id), report.LevelContainer, report.DriverSystemd, id},
+		{"systemd guaranteed container", cgscratch.SystemdContainer(cgscratch.QoSGuaranteed, uid, id), report.LevelContainer, report.DriverSystemd, id},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,9 +13,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/oomscope/oomscope/daemon"
-	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/kmsg"
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // collector runs the daemon's own pipeline (daemon.Run: the live
@@ -30,7 +29,7 @@ type collector struct {
 
 	mu      sync.Mutex
 	records []kmsg.Record
-	reports []oomparse.Report
+	reports []report.Report
 	errs    []error
 	// injected counts records not from the kernel (facility != 0).
 	injected int
@@ -40,7 +39,7 @@ type collector struct {
 func (c *collector) Name() string { return "test-collector" }
 
 // Publish implements sink.Sink.
-func (c *collector) Publish(_ context.Context, r *enrich.Report) error {
+func (c *collector) Publish(_ context.Context, r *report.Enriched) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reports = append(c.reports, *r.Report)
@@ -110,15 +109,15 @@ func (c *collector) stop() {
 }
 
 // snapshot returns copies of the reports so far.
-func (c *collector) snapshot() []oomparse.Report {
+func (c *collector) snapshot() []report.Report {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]oomparse.Report(nil), c.reports...)
+	return append([]report.Report(nil), c.reports...)
 }
 
 // waitVictims waits until every pid has a report naming it as a victim
 // and the parser is idle.
-func (c *collector) waitVictims(timeout time.Duration, pids []int) ([]oomparse.Report, error) {
+func (c *collector) waitVictims(timeout time.Duration, pids []int) ([]report.Report, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		reps := c.snapshot()

@@ -33,7 +33,7 @@ import (
 	"github.com/oomscope/oomscope/e2e/cgscratch"
 	"github.com/oomscope/oomscope/e2e/kernellock"
 	"github.com/oomscope/oomscope/enrich"
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // pageSize is the page size of the machine (x86-64, arm64 with 4k pages).
@@ -369,7 +369,7 @@ func TestLiveOOM(t *testing.T) {
 
 	ours := ourReports(h, reports, started)
 	for _, r := range reports {
-		t.Log(summary(r, slices.ContainsFunc(ours, func(o oomparse.Report) bool { return o.ID == r.ID })))
+		t.Log(summary(r, slices.ContainsFunc(ours, func(o report.Report) bool { return o.ID == r.ID })))
 	}
 	var table resultTable
 	t.Cleanup(func() { table.write(t, h.Version()) })
@@ -436,9 +436,9 @@ func waitTreeReports(t *testing.T, col *collector, h *cgscratch.Hierarchy, pids 
 // ourReports keeps the reports about the scratch tree: by cgroup path or,
 // for a rate-limited report without paths, by victim pid. Reports of other
 // cgroups on the machine are ignored.
-func ourReports(h *cgscratch.Hierarchy, reports []oomparse.Report, pids []int) []oomparse.Report {
+func ourReports(h *cgscratch.Hierarchy, reports []report.Report, pids []int) []report.Report {
 	prefix := h.Root().Path + "/"
-	var out []oomparse.Report
+	var out []report.Report
 	for _, r := range reports {
 		mine := strings.HasPrefix(r.OOMMemcg, prefix) || strings.HasPrefix(r.TaskMemcg, prefix)
 		for _, v := range r.Victims {
@@ -452,12 +452,12 @@ func ourReports(h *cgscratch.Hierarchy, reports []oomparse.Report, pids []int) [
 }
 
 // checkKill asserts what the one report of a kill must say.
-func checkKill(t testing.TB, k kill, reports []oomparse.Report) {
+func checkKill(t testing.TB, k kill, reports []report.Report) {
 	t.Helper()
 	fail := func(what string, want, got any) {
 		t.Errorf("scenario %s, kill of pid %d (%s): expected %s %v, parsed %v", k.scenario, k.victim, k.comm, what, want, got)
 	}
-	var found []oomparse.Report
+	var found []report.Report
 	for _, r := range reports {
 		for _, v := range r.Victims {
 			if v.PID == k.victim {
@@ -482,8 +482,8 @@ func checkKill(t testing.TB, k kill, reports []oomparse.Report) {
 	if v.Message != "Memory cgroup out of memory" {
 		fail("victim message", "Memory cgroup out of memory", v.Message)
 	}
-	if r.Kind != oomparse.KindMemcg {
-		fail("kind", oomparse.KindMemcg, r.Kind)
+	if r.Kind != report.KindMemcg {
+		fail("kind", report.KindMemcg, r.Kind)
 	}
 	if r.Partial {
 		if !k.partialOK {
@@ -504,7 +504,7 @@ func checkKill(t testing.TB, k kill, reports []oomparse.Report) {
 		fail("task_memcg (victim cgroup)", k.taskMemcg, r.TaskMemcg)
 	}
 	cp := enrich.ParseCgroupPath(r.TaskMemcg)
-	if cp.Level != enrich.LevelContainer || cp.PodUID != k.podUID || cp.ContainerID != k.containerID {
+	if cp.Level != report.LevelContainer || cp.PodUID != k.podUID || cp.ContainerID != k.containerID {
 		fail("victim cgroup level/pod/container", fmt.Sprintf("container/%s/%s", k.podUID, k.containerID),
 			fmt.Sprintf("%s/%s/%s", cp.Level, cp.PodUID, cp.ContainerID))
 	}
@@ -585,7 +585,7 @@ func deref(p *int) any {
 
 // reconcile compares a scenario's reports with the kernel's oom_kill
 // counters of its cgroups.
-func reconcile(t testing.TB, name string, leaves []*cgscratch.Cgroup, ks []kill, reports []oomparse.Report) {
+func reconcile(t testing.TB, name string, leaves []*cgscratch.Cgroup, ks []kill, reports []report.Report) {
 	t.Helper()
 	var kernel uint64
 	for _, cg := range leaves {
@@ -625,7 +625,7 @@ func reconcile(t testing.TB, name string, leaves []*cgscratch.Cgroup, ks []kill,
 // checkBurst asserts that the kernel did rate limit the burst, that every
 // bare victim line still became its own partial report, and that the report
 // after the burst counts the suppressed ones.
-func checkBurst(t testing.TB, ks []kill, all, ours []oomparse.Report) {
+func checkBurst(t testing.TB, ks []kill, all, ours []report.Report) {
 	t.Helper()
 	pids := map[int]bool{}
 	var after kill
@@ -661,7 +661,7 @@ func checkBurst(t testing.TB, ks []kill, all, ours []oomparse.Report) {
 	// Every partial report since the burst began, ours or not, is one
 	// suppressed header.
 	suppressed := 0
-	var afterReport *oomparse.Report
+	var afterReport *report.Report
 	for i, r := range all {
 		if r.First.Seq < firstSeq {
 			continue
@@ -684,7 +684,7 @@ func checkBurst(t testing.TB, ks []kill, all, ours []oomparse.Report) {
 }
 
 // capture saves the scenario's raw records as a golden input.
-func capture(t *testing.T, col *collector, version cgscratch.Version, name string, ks []kill, reports []oomparse.Report) {
+func capture(t *testing.T, col *collector, version cgscratch.Version, name string, ks []kill, reports []report.Report) {
 	t.Helper()
 	pids := map[int]bool{}
 	for _, k := range ks {
@@ -731,7 +731,7 @@ func capture(t *testing.T, col *collector, version cgscratch.Version, name strin
 }
 
 // summary is a one-line description of a report for the test log.
-func summary(r oomparse.Report, ours bool) string {
+func summary(r report.Report, ours bool) string {
 	var b strings.Builder
 	if !ours {
 		b.WriteString("(not ours, ignored) ")

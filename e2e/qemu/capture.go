@@ -23,6 +23,7 @@ import (
 	"github.com/oomscope/oomscope/e2e/qemu/internal/truth"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // Boot is everything one guest boot printed on the frame port.
@@ -177,7 +178,7 @@ func (s Segment) Capture() []byte {
 
 // ParseSegment rebuilds the segment's reports on the host with kmsg and
 // oomparse, as `oomscope parse` would from the capture.
-func ParseSegment(s Segment) ([]oomparse.Report, error) {
+func ParseSegment(s Segment) ([]report.Report, error) {
 	sc := kmsg.NewScanner(strings.NewReader(string(s.Capture())), kmsg.WithFormat(kmsg.FormatKmsg))
 	reports, err := oomparse.ParseAll(sc)
 	if err != nil {
@@ -188,14 +189,14 @@ func ParseSegment(s Segment) ([]oomparse.Report, error) {
 
 // GuestReports decodes the 'R' frames and returns the ones whose first
 // record lies inside the segment (by sequence number).
-func (b *Boot) GuestReports(s Segment) ([]oomparse.Report, error) {
-	var out []oomparse.Report
+func (b *Boot) GuestReports(s Segment) ([]report.Report, error) {
+	var out []report.Report
 	for _, line := range b.Reports {
-		var r oomparse.Report
+		var r report.Report
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			return nil, fmt.Errorf("decode oomscope report line: %w", err)
 		}
-		if r.Schema != oomparse.Schema {
+		if r.Schema != report.Schema {
 			continue
 		}
 		seq := r.First.Seq

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/oomscope/oomscope/e2e/qemu/internal/truth"
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // Outcome values of a [Result].
@@ -38,7 +38,7 @@ const pageSlack = 2 << 20
 
 // Check compares the reports rebuilt for one scenario with the guest's
 // ground truth. kernel names the kernel in the reasons.
-func Check(kernel string, seg Segment, reports []oomparse.Report) Result {
+func Check(kernel string, seg Segment, reports []report.Report) Result {
 	t := seg.Truth
 	res := Result{Kernel: kernel, Scenario: t.Scenario}
 	fail := func(format string, args ...any) {
@@ -163,13 +163,13 @@ func Check(kernel string, seg Segment, reports []oomparse.Report) Result {
 	return res
 }
 
-func checkReport(t truth.Truth, i int, r oomparse.Report, victims, procs map[int]*truth.Proc, cgs map[string]*truth.Cg, fail func(string, ...any)) {
+func checkReport(t truth.Truth, i int, r report.Report, victims, procs map[int]*truth.Proc, cgs map[string]*truth.Cg, fail func(string, ...any)) {
 	name := "report " + strconv.Itoa(i+1)
 	if len(r.Victims) > 0 {
 		name += " (victim " + strconv.Itoa(r.Victims[0].PID) + ")"
 	}
-	if r.Schema != oomparse.Schema {
-		fail("%s: schema %q, expected %q", name, r.Schema, oomparse.Schema)
+	if r.Schema != report.Schema {
+		fail("%s: schema %q, expected %q", name, r.Schema, report.Schema)
 	}
 	for _, v := range r.Victims {
 		if p := victims[v.PID]; p != nil && p.Comm != "" && v.Comm != p.Comm {
@@ -187,9 +187,9 @@ func checkReport(t truth.Truth, i int, r oomparse.Report, victims, procs map[int
 		}
 		return
 	}
-	wantKind := oomparse.KindMemcg
+	wantKind := report.KindMemcg
 	if t.Expect.Constraint == "CONSTRAINT_NONE" {
-		wantKind = oomparse.KindGlobal
+		wantKind = report.KindGlobal
 	}
 	if r.Kind != wantKind {
 		fail("%s: kind: expected %q, parsed %q", name, wantKind, r.Kind)
@@ -220,7 +220,7 @@ func checkReport(t truth.Truth, i int, r oomparse.Report, victims, procs map[int
 	}
 
 	// Limit and usage of the limiting cgroup.
-	if wantKind == oomparse.KindMemcg {
+	if wantKind == report.KindMemcg {
 		cg := cgs[r.OOMMemcg]
 		switch {
 		case r.Memory == nil:
@@ -279,13 +279,13 @@ func checkReport(t truth.Truth, i int, r oomparse.Report, victims, procs map[int
 // under reports whether cgroup path lies in the subtree of root (global
 // OOMs cover everything).
 func under(path, root, kind string) bool {
-	if kind != oomparse.KindMemcg || root == "/" {
+	if kind != report.KindMemcg || root == "/" {
 		return true
 	}
 	return path == root || strings.HasPrefix(path, root+"/")
 }
 
-func victimPids(r oomparse.Report) []int {
+func victimPids(r report.Report) []int {
 	var out []int
 	for _, v := range r.Victims {
 		out = append(out, v.PID)

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/oomscope/oomscope/e2e/qemu/internal/frame"
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // The sample is the frame port of a real boot of Debian's 6.1 kernel running
@@ -61,37 +61,37 @@ func TestCheck(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		mutate  func(s *Segment, rs []oomparse.Report) []oomparse.Report
-		reports []oomparse.Report
+		mutate  func(s *Segment, rs []report.Report) []report.Report
+		reports []report.Report
 		want    string // "" = pass, else a substring of a reason
 	}{
 		{name: "host parse passes", reports: host},
 		{name: "guest reports pass", reports: guest},
 		{name: "wrong limit written", reports: host, want: "limit: expected 16777216",
-			mutate: func(s *Segment, rs []oomparse.Report) []oomparse.Report {
+			mutate: func(s *Segment, rs []report.Report) []report.Report {
 				s.Truth.Cgroups[0].Limit = "16777216"
 				return rs
 			}},
 		{name: "missing report", reports: host, want: "in no parsed report",
-			mutate: func(s *Segment, rs []oomparse.Report) []oomparse.Report { return nil }},
+			mutate: func(s *Segment, rs []report.Report) []report.Report { return nil }},
 		{name: "wrong victim comm", reports: host, want: `comm: expected "bash"`,
-			mutate: func(s *Segment, rs []oomparse.Report) []oomparse.Report {
+			mutate: func(s *Segment, rs []report.Report) []report.Report {
 				s.Truth.Processes[0].Comm = "bash"
 				return rs
 			}},
 		{name: "wrong task cgroup", reports: host, want: "victim cgroup (task_memcg)",
-			mutate: func(s *Segment, rs []oomparse.Report) []oomparse.Report {
-				out := append([]oomparse.Report(nil), rs...)
+			mutate: func(s *Segment, rs []report.Report) []report.Report {
+				out := append([]report.Report(nil), rs...)
 				out[0].TaskMemcg = "/elsewhere"
 				return out
 			}},
 		{name: "task table expected absent", reports: host, want: "vm.oom_dump_tasks=0",
-			mutate: func(s *Segment, rs []oomparse.Report) []oomparse.Report {
+			mutate: func(s *Segment, rs []report.Report) []report.Report {
 				s.Truth.Expect.TaskTable = false
 				return rs
 			}},
 		{name: "guest failure", reports: host, want: "guest: scenario failed: boom",
-			mutate: func(s *Segment, rs []oomparse.Report) []oomparse.Report {
+			mutate: func(s *Segment, rs []report.Report) []report.Report {
 				s.Truth.Status, s.Truth.Error = "failed", "boom"
 				return rs
 			}},

@@ -16,7 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/oomscope/oomscope/e2e/qemu/internal/truth"
-	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/report"
 )
 
 // Scenarios are the guest's scenario names in run order (see
@@ -244,7 +244,7 @@ func checkSegment(kernel string, boot *Boot, seg Segment, config []byte) Result 
 	return res
 }
 
-func victimList(rs []oomparse.Report) string {
+func victimList(rs []report.Report) string {
 	var parts []string
 	for _, r := range rs {
 		parts = append(parts, fmt.Sprint(victimPids(r)))

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oomscope/oomscope/report"
+
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
 )
@@ -70,7 +72,7 @@ func walk(tb testing.TB, keep func(path string) bool) []string {
 // Parse parses the file at path the way `oomscope parse` does (format
 // detected), with timestamps that carry no year read as 2026 UTC so that
 // results do not depend on the day the test runs.
-func Parse(tb testing.TB, path string, opts ...oomparse.Option) []oomparse.Report {
+func Parse(tb testing.TB, path string, opts ...oomparse.Option) []report.Report {
 	tb.Helper()
 	f, err := os.Open(path)
 	if err != nil {

@@ -29,14 +29,14 @@ type coverConfig struct {
 
 // ForeignKeys names top-level properties that other types add beside the
 // walked type's keys in the same object (e.g. enrich's keys beside
-// oomparse.Report's): they are not reported as keys the type never emits.
+// report.Report's): they are not reported as keys the type never emits.
 func ForeignKeys(keys ...string) CoverOption {
 	return func(c *coverConfig) { c.foreign = append(c.foreign, keys...) }
 }
 
 // OptionalKeys names top-level keys the walked type always emits but the
 // schema may not require, because other types described by the same
-// schema lack them (e.g. enrichment, absent from a bare oomparse.Report).
+// schema lack them (e.g. enrichment, absent from a bare report.Report).
 func OptionalKeys(keys ...string) CoverOption {
 	return func(c *coverConfig) { c.optional = append(c.optional, keys...) }
 }

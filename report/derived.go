@@ -1,4 +1,4 @@
-package oomparse
+package report
 
 // Derived holds facts computed from a report's own numbers: what every user
 // asks first. Every field is omitted when the report lacks what it needs.

@@ -1,4 +1,4 @@
-package oomparse
+package report
 
 import "time"
 
