@@ -306,7 +306,7 @@ func (r *runner) publish(ctx context.Context, parsed *report.Report) error {
 	}
 	backoff := 500 * time.Millisecond
 	for {
-		err := r.cfg.Sink.Publish(ctx, er)
+		err := r.cfg.Sink.Publish(ctx, sink.Delivery{Report: er, Queued: time.Now()})
 		if err == nil {
 			r.cp.Published++
 			if len(r.cp.After) < maxAfter {

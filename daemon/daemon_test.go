@@ -33,7 +33,8 @@ type collector struct {
 
 func (c *collector) Name() string { return "collector" }
 
-func (c *collector) Publish(_ context.Context, r *report.Enriched) error {
+func (c *collector) Publish(_ context.Context, d sink.Delivery) error {
+	r := d.Report
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(r.Victims) == 0 || !strings.Contains(r.Victims[0].Comm, c.tag) {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/oomscope/oomscope/internal/envtestbin"
 	"github.com/oomscope/oomscope/kmsg"
+	"github.com/oomscope/oomscope/kube"
 	"github.com/oomscope/oomscope/oomparse"
 	"github.com/oomscope/oomscope/report"
 )
@@ -59,7 +60,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 	}
 	t.Logf("envtest control plane (%s) started in %v", version, time.Since(start).Round(time.Millisecond))
 
-	client, err := NewClientset(cfg)
+	client, err := kube.NewClientset(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,11 +219,11 @@ func TestPodCacheEnvtest(t *testing.T) {
 		if err := os.WriteFile(kc, env.KubeConfig, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		kcfg, err := LoadRESTConfig(kc)
+		kcfg, err := kube.LoadRESTConfig(kc)
 		if err != nil || kcfg == nil {
-			t.Fatalf("LoadRESTConfig(%s) = %v, %v", kc, kcfg, err)
+			t.Fatalf("kube.LoadRESTConfig(%s) = %v, %v", kc, kcfg, err)
 		}
-		kclient, err := NewClientset(kcfg)
+		kclient, err := kube.NewClientset(kcfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,7 +245,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 				t.Errorf("cluster-wide Lookup(%s) = %+v, %v", p.Name, pod, err)
 			}
 		}
-		if none, err := StartPodCache(ctx, KubeconfigNone, ""); none != nil || err != nil {
+		if none, err := StartPodCache(ctx, kube.KubeconfigNone, ""); none != nil || err != nil {
 			t.Errorf("StartPodCache(none) = %v, %v; want nil, nil", none, err)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oomscope/oomscope/kube"
 	"github.com/oomscope/oomscope/report"
 
 	"github.com/rs/zerolog"
@@ -18,9 +19,7 @@ import (
 	utilcache "k8s.io/apimachinery/pkg/util/cache"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Container kinds (see [Container.Kind]).
@@ -29,10 +28,6 @@ const (
 	ContainerKindInit      = "init"
 	ContainerKindEphemeral = "ephemeral"
 )
-
-// KubeconfigNone, given as the kubeconfig path to [LoadRESTConfig], turns
-// the API server off even inside a cluster.
-const KubeconfigNone = "none"
 
 // mirrorPodAnnotation holds a static pod's config hash on its mirror pod;
 // the kubelet names the static pod's cgroup after that hash, not after the
@@ -63,64 +58,19 @@ var DefaultLabelKeys = []string{
 	"k8s-app",
 }
 
-// LoadRESTConfig returns the API server configuration oomscope uses:
-// kubeconfig's file when the path is set, else the in-cluster service
-// account when running in a pod, else nil (no API server: reports are
-// enriched from the cgroup path alone). The path [KubeconfigNone] always
-// gives nil. An error means a configured source could not be loaded.
-func LoadRESTConfig(kubeconfig string) (*rest.Config, error) {
-	switch kubeconfig {
-	case KubeconfigNone:
-		return nil, nil
-	case "":
-		cfg, err := rest.InClusterConfig()
-		if errors.Is(err, rest.ErrNotInCluster) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("in-cluster kubernetes config: %w", err)
-		}
-		return cfg, nil
-	default:
-		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
-		}
-		return cfg, nil
-	}
-}
-
-// NewClientset returns a clientset for cfg that identifies itself as
-// oomscope and talks protobuf (cheaper for a pod informer than JSON).
-func NewClientset(cfg *rest.Config) (kubernetes.Interface, error) {
-	cfg = rest.CopyConfig(cfg)
-	if cfg.UserAgent == "" {
-		cfg.UserAgent = "oomscope"
-	}
-	if cfg.ContentType == "" {
-		cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-		cfg.ContentType = "application/vnd.kubernetes.protobuf"
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)
-	}
-	return cs, nil
-}
-
 // StartPodCache is the whole setup in one call: it loads the API server
-// configuration ([LoadRESTConfig] of kubeconfig), starts a [PodCache] over
+// configuration ([kube.LoadRESTConfig] of kubeconfig), starts a [PodCache] over
 // nodeName's pods (every pod when nodeName is empty) that runs until ctx is
 // done, and waits until it has synced. It returns (nil, nil) when there is
 // no API server to use (check for nil before storing the result in a
 // [PodLookup]). An API server that does not answer is an error after
 // [DefaultSyncTimeout]; the informer is then stopped.
 func StartPodCache(ctx context.Context, kubeconfig, nodeName string, opts ...PodCacheOption) (*PodCache, error) {
-	cfg, err := LoadRESTConfig(kubeconfig)
+	cfg, err := kube.LoadRESTConfig(kubeconfig)
 	if err != nil || cfg == nil {
 		return nil, err
 	}
-	client, err := NewClientset(cfg)
+	client, err := kube.NewClientset(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oomscope/oomscope/kube"
 	"github.com/oomscope/oomscope/report"
 
 	"github.com/google/go-cmp/cmp"
@@ -593,11 +594,11 @@ current-context: x
 		{"kubeconfig", kc, "https://127.0.0.1:6443", false},
 		{"missing kubeconfig", filepath.Join(dir, "nope"), "", true},
 		{"not in cluster", "", "", false},
-		{"none", KubeconfigNone, "", false},
+		{"none", kube.KubeconfigNone, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := LoadRESTConfig(tt.path)
+			cfg, err := kube.LoadRESTConfig(tt.path)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
@@ -609,7 +610,7 @@ current-context: x
 				t.Errorf("host = %q, want %q", host, tt.wantHost)
 			}
 			if cfg != nil {
-				cs, err := NewClientset(cfg)
+				cs, err := kube.NewClientset(cfg)
 				if err != nil || cs == nil {
 					t.Errorf("NewClientset: %v", err)
 				}

@@ -77,7 +77,8 @@ func FileName(id string) string {
 }
 
 // Publish implements [Sink]. A report already in the archive is left as is.
-func (a *Archive) Publish(_ context.Context, r *report.Enriched) error {
+func (a *Archive) Publish(_ context.Context, d Delivery) error {
+	r := d.Report
 	if r == nil || r.Report == nil {
 		return errors.New("sink: nil report")
 	}

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-
-	"github.com/oomscope/oomscope/report"
 )
 
 // JSONLines writes each report as one JSON line to a writer (standard
@@ -33,7 +31,8 @@ func NewJSONLines(w io.Writer, withRaw bool) *JSONLines {
 func (j *JSONLines) Name() string { return "stdout" }
 
 // Publish implements [Sink].
-func (j *JSONLines) Publish(_ context.Context, r *report.Enriched) error {
+func (j *JSONLines) Publish(_ context.Context, d Delivery) error {
+	r := d.Report
 	if r == nil || r.Report == nil {
 		return errors.New("sink: nil report")
 	}

@@ -10,17 +10,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/oomscope/oomscope/report"
 )
 
+// Delivery is one report handed to a sink.
+type Delivery struct {
+	// Report is the enriched report, raw kernel lines included. Sinks must
+	// not modify it: the same report goes to every sink.
+	Report *report.Enriched
+	// Queued is when the report entered the outbox: a sink that
+	// deduplicates within a time window (NATS JetStream) knows from it
+	// whether an earlier attempt may have fallen out of that window.
+	Queued time.Time
+}
+
 // Sink publishes reports.
 type Sink interface {
-	// Name identifies the sink in logs and errors.
+	// Name identifies the sink in logs, metrics and the outbox's cursors.
 	Name() string
-	// Publish delivers r durably, or returns an error (the caller retries).
-	// Publishing a report whose id was already delivered is a no-op.
-	Publish(ctx context.Context, r *report.Enriched) error
+	// Publish delivers d.Report durably, or returns an error (the caller
+	// retries). Publishing a report whose id was already delivered is a
+	// no-op.
+	Publish(ctx context.Context, d Delivery) error
 }
 
 // Multi publishes to every sink in turn and joins their errors.
@@ -31,10 +44,10 @@ func (m Multi) Name() string { return "multi" }
 
 // Publish implements [Sink]: every sink gets the report even if an earlier
 // one failed.
-func (m Multi) Publish(ctx context.Context, r *report.Enriched) error {
+func (m Multi) Publish(ctx context.Context, d Delivery) error {
 	var errs []error
 	for _, s := range m {
-		if err := s.Publish(ctx, r); err != nil {
+		if err := s.Publish(ctx, d); err != nil {
 			errs = append(errs, fmt.Errorf("sink %s: %w", s.Name(), err))
 		}
 	}

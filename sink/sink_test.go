@@ -46,7 +46,7 @@ func TestArchivePathsAndIdempotence(t *testing.T) {
 	}
 	ctx := context.Background()
 	r := testReport("8f5b1c2d-3e4f-4071-8293-a4b5c6d7e8f9/7")
-	if err := a.Publish(ctx, r); err != nil {
+	if err := a.Publish(ctx, Delivery{Report: r}); err != nil {
 		t.Fatal(err)
 	}
 	b1, err := os.ReadFile(a.Path(r))
@@ -63,7 +63,7 @@ func TestArchivePathsAndIdempotence(t *testing.T) {
 	// A second publish of the same id writes nothing.
 	r2 := testReport("8f5b1c2d-3e4f-4071-8293-a4b5c6d7e8f9/7")
 	r2.Victims[0].Comm = "changed"
-	if err := a.Publish(ctx, r2); err != nil {
+	if err := a.Publish(ctx, Delivery{Report: r2}); err != nil {
 		t.Fatal(err)
 	}
 	b2, _ := os.ReadFile(a.Path(r))
@@ -86,7 +86,7 @@ func TestArchiveErrors(t *testing.T) {
 		t.Error("NewArchive below a file succeeded")
 	}
 	a, _ := NewArchive(t.TempDir())
-	if err := a.Publish(context.Background(), &report.Enriched{}); err == nil {
+	if err := a.Publish(context.Background(), Delivery{Report: &report.Enriched{}}); err == nil {
 		t.Error("publishing a nil report succeeded")
 	}
 }
@@ -97,7 +97,7 @@ func TestJSONLines(t *testing.T) {
 	ctx := context.Background()
 	r := testReport("boot/1")
 	for range 2 {
-		if err := j.Publish(ctx, r); err != nil {
+		if err := j.Publish(ctx, Delivery{Report: r}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -113,7 +113,7 @@ func TestJSONLines(t *testing.T) {
 	}
 	jr := NewJSONLines(&buf, true)
 	buf.Reset()
-	jr.Publish(ctx, r)
+	jr.Publish(ctx, Delivery{Report: r})
 	if !strings.Contains(buf.String(), `"raw"`) {
 		t.Error("raw lines missing with withRaw")
 	}
@@ -121,13 +121,13 @@ func TestJSONLines(t *testing.T) {
 
 type failing struct{}
 
-func (failing) Name() string                                    { return "failing" }
-func (failing) Publish(context.Context, *report.Enriched) error { return errors.New("down") }
+func (failing) Name() string                            { return "failing" }
+func (failing) Publish(context.Context, Delivery) error { return errors.New("down") }
 
 func TestMultiJoinsErrors(t *testing.T) {
 	var buf bytes.Buffer
 	m := Multi{failing{}, NewJSONLines(&buf, false)}
-	err := m.Publish(context.Background(), testReport("b/1"))
+	err := m.Publish(context.Background(), Delivery{Report: testReport("b/1")})
 	if err == nil || !strings.Contains(err.Error(), "sink failing: down") {
 		t.Errorf("err = %v", err)
 	}

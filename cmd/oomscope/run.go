@@ -21,6 +21,7 @@ import (
 
 	"github.com/oomscope/oomscope/daemon"
 	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/kube"
 	"github.com/oomscope/oomscope/oomparse"
 	"github.com/oomscope/oomscope/report"
 	"github.com/oomscope/oomscope/sink"
@@ -108,7 +109,7 @@ twice. Needs read access to /dev/kmsg (root or CAP_SYSLOG).`,
 // nothing and reports are enriched from their cgroup paths. It returns nil
 // when no API server is configured (not in a pod and no --kubeconfig).
 func startPodLookup(ctx context.Context, c runConfig, log zerolog.Logger) enrich.PodLookup {
-	if c.Kubeconfig == enrich.KubeconfigNone || c.PodLookup == nil {
+	if c.Kubeconfig == kube.KubeconfigNone || c.PodLookup == nil {
 		return nil
 	}
 	if c.Kubeconfig == "" && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {

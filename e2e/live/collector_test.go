@@ -15,6 +15,7 @@ import (
 	"github.com/oomscope/oomscope/daemon"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/report"
+	"github.com/oomscope/oomscope/sink"
 )
 
 // collector runs the daemon's own pipeline (daemon.Run: the live
@@ -39,7 +40,8 @@ type collector struct {
 func (c *collector) Name() string { return "test-collector" }
 
 // Publish implements sink.Sink.
-func (c *collector) Publish(_ context.Context, r *report.Enriched) error {
+func (c *collector) Publish(_ context.Context, d sink.Delivery) error {
+	r := d.Report
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reports = append(c.reports, *r.Report)
