@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/oomscope/oomscope/enrich/cgpath"
+	"github.com/oomscope/oomscope/enrich/diagnose"
 	"github.com/oomscope/oomscope/report"
 )
 
@@ -185,11 +187,11 @@ func (e *Enricher) Enrich(ctx context.Context, r *report.Report) *report.Enriche
 	lim, vic := cgroupPaths(r)
 	cg := &report.Cgroups{}
 	if lim != "" {
-		p := ParseCgroupPath(lim)
+		p := cgpath.Parse(lim)
 		cg.Limiting = &p
 	}
 	if vic != "" {
-		p := ParseCgroupPath(vic)
+		p := cgpath.Parse(vic)
 		cg.Victim = &p
 	}
 	if cg.Limiting != nil || cg.Victim != nil {
@@ -222,7 +224,7 @@ func (e *Enricher) Enrich(ctx context.Context, r *report.Report) *report.Enriche
 	if e.lookup != nil {
 		e.lookupPod(ctx, out)
 	}
-	out.Diagnosis = Diagnose(out, e.nodeMemory)
+	out.Diagnosis = diagnose.Diagnose(out, e.nodeMemory)
 	return out
 }
 
@@ -320,7 +322,7 @@ func (e *Enricher) lookupPod(ctx context.Context, out *report.Enriched) {
 		mergePod(out, pod)
 		out.Enrichment.Sources = append(out.Enrichment.Sources, SourceKubernetesAPI)
 		if cid != "" && ctr == nil {
-			out.Enrichment.Errors = append(out.Enrichment.Errors, fmt.Sprintf("Container %s is not in pod %s/%s's status (waited %v).", short(cid, 12), pod.Namespace, pod.Name, wait))
+			out.Enrichment.Errors = append(out.Enrichment.Errors, fmt.Sprintf("Container %s is not in pod %s/%s's status (waited %v).", cid[:min(len(cid), 12)], pod.Namespace, pod.Name, wait))
 		}
 	}
 	if ctr != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oomscope/oomscope/internal/fixtures"
+	"github.com/oomscope/oomscope/internal/goldens"
 	"github.com/oomscope/oomscope/report"
 )
 
@@ -27,7 +30,7 @@ func (l *lateLookup) Lookup(ctx context.Context, uid, cid string) (*report.Pod, 
 		return nil, nil, l.err
 	}
 	return &report.Pod{Namespace: "shop", Name: "cart-0", UID: uid, QoSClass: report.QoSGuaranteed, Owner: &report.Owner{Kind: "StatefulSet", Name: "cart"}},
-		&report.Container{Name: "cart", ID: cid, Image: "cart:1", Kind: "app", RestartCount: ptr(int32(1))}, nil
+		&report.Container{Name: "cart", ID: cid, Image: "cart:1", Kind: "app", RestartCount: new(int32(1))}, nil
 }
 
 func TestNewOptions(t *testing.T) {
@@ -47,7 +50,7 @@ func TestEnrichFromPathOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := memcg(sdPod, sdCtr, 256, nil, nil, victim(1, "app", 900))
+	r := fixtures.Memcg(fixtures.V2PodPath, fixtures.V2CtrPath, 256, nil, nil, fixtures.Victim(1, "app", 900))
 	er := e.Enrich(context.Background(), r)
 	if er.Pod == nil || er.Pod.UID != fixturePodUID || er.Pod.QoSClass != report.QoSBurstable || er.Pod.Name != "" {
 		t.Errorf("pod = %+v", er.Pod)
@@ -90,7 +93,7 @@ func TestEnrichLookup(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			er := e.Enrich(context.Background(), memcg(sdCtr, sdCtr, 256, nil, nil, victim(1, "app", -997)))
+			er := e.Enrich(context.Background(), fixtures.Memcg(fixtures.V2CtrPath, fixtures.V2CtrPath, 256, nil, nil, fixtures.Victim(1, "app", -997)))
 			if el := time.Since(start); el > tt.wait+time.Second {
 				t.Errorf("took %v, wait %v", el, tt.wait)
 			}
@@ -130,7 +133,7 @@ func TestEnrichLookupCancelled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	er := e.Enrich(ctx, memcg(sdCtr, sdCtr, 256, nil, nil, victim(1, "app", 900)))
+	er := e.Enrich(ctx, fixtures.Memcg(fixtures.V2CtrPath, fixtures.V2CtrPath, 256, nil, nil, fixtures.Victim(1, "app", 900)))
 	if el := time.Since(start); el > 5*time.Second {
 		t.Errorf("Enrich took %v after its context ended", el)
 	}
@@ -148,7 +151,7 @@ func TestEnrichSnapshotAndCounters(t *testing.T) {
 	if e.nodeMemory != 8048576*1024 {
 		t.Errorf("node memory = %d", e.nodeMemory)
 	}
-	er := e.Enrich(context.Background(), memcg(v2PodPath, v2CtrPath, 32, nil, nil, victim(412, "app", 900)))
+	er := e.Enrich(context.Background(), fixtures.Memcg(v2PodPath, v2CtrPath, 32, nil, nil, fixtures.Victim(412, "app", 900)))
 	if er.Snapshot == nil || er.Snapshot.LimitBytes == nil || *er.Snapshot.LimitBytes != 32<<20 || er.Snapshot.OOMGroup == nil || !*er.Snapshot.OOMGroup {
 		t.Errorf("snapshot = %+v", er.Snapshot)
 	}
@@ -161,7 +164,7 @@ func TestEnrichSnapshotAndCounters(t *testing.T) {
 		t.Errorf("missed kills on the first report: %+v", er.MissedKills)
 	}
 	// A cgroup that is gone: an error sentence, no snapshot.
-	er = e.Enrich(context.Background(), memcg("/kubepods.slice/gone.slice", "/kubepods.slice/gone.slice", 32, nil, nil, victim(1, "x", 0)))
+	er = e.Enrich(context.Background(), fixtures.Memcg("/kubepods.slice/gone.slice", "/kubepods.slice/gone.slice", 32, nil, nil, fixtures.Victim(1, "x", 0)))
 	if er.Snapshot != nil || !strings.Contains(strings.Join(er.Enrichment.Errors, "|"), "no longer exists") {
 		t.Errorf("gone cgroup: snapshot %v errors %v", er.Snapshot, er.Enrichment.Errors)
 	}
@@ -175,7 +178,7 @@ func TestEnrichSnapshotAndCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	er = e2.Enrich(context.Background(), memcg(v2PodPath, v2CtrPath, 32, nil, nil, victim(1, "x", 0)))
+	er = e2.Enrich(context.Background(), fixtures.Memcg(v2PodPath, v2CtrPath, 32, nil, nil, fixtures.Victim(1, "x", 0)))
 	if er.Snapshot != nil || !strings.Contains(strings.Join(er.Enrichment.Errors, "|"), "no memory cgroup controller") {
 		t.Errorf("no controller: errors %v", er.Enrichment.Errors)
 	}
@@ -224,11 +227,17 @@ func TestEnrichConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			er := e.Enrich(context.Background(), memcg(v2PodPath, v2CtrPath, 32, nil, nil, victim(i, "app", 900)))
+			er := e.Enrich(context.Background(), fixtures.Memcg(v2PodPath, v2CtrPath, 32, nil, nil, fixtures.Victim(i, "app", 900)))
 			if er.Diagnosis == nil || er.Snapshot == nil {
 				t.Errorf("report %d: %+v", i, er)
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// parseCapture parses a file of ../testdata/captures.
+func parseCapture(t *testing.T, name string) []report.Report {
+	t.Helper()
+	return goldens.Parse(t, filepath.Join("..", "testdata", "captures", name))
 }

@@ -156,12 +156,12 @@ func (fs *cgroupFS) snapshotV1(p, d string, s *report.Snapshot) error {
 	u := m.Memory.Usage
 	s.UsageBytes = u.Usage
 	if u.Limit < unlimitedV1 {
-		s.LimitBytes = ptr(u.Limit)
+		s.LimitBytes = new(u.Limit)
 	}
-	s.PeakBytes = ptr(u.Max)
-	s.Failcnt = ptr(u.Failcnt)
+	s.PeakBytes = new(u.Max)
+	s.Failcnt = new(u.Failcnt)
 	if sw := m.Memory.Swap; sw != nil && !contains(ignore, "memsw") && sw.Usage >= u.Usage {
-		s.SwapBytes = ptr(sw.Usage - u.Usage)
+		s.SwapBytes = new(sw.Usage - u.Usage)
 	}
 	if oc := m.MemoryOomControl; oc != nil {
 		s.OOMControl = &report.OOMControl{OOMKillDisable: oc.OomKillDisable != 0, UnderOOM: oc.UnderOom != 0, OOMKill: oc.OomKill}
@@ -191,13 +191,13 @@ func (fs *cgroupFS) snapshotV2(p, d string, s *report.Snapshot) error {
 	if mem := met.Memory; mem != nil {
 		s.UsageBytes = mem.Usage
 		if mem.UsageLimit != math.MaxUint64 {
-			s.LimitBytes = ptr(mem.UsageLimit)
+			s.LimitBytes = new(mem.UsageLimit)
 		}
 		if exists(filepath.Join(d, "memory.peak")) {
-			s.PeakBytes = ptr(mem.MaxUsage)
+			s.PeakBytes = new(mem.MaxUsage)
 		}
 		if exists(filepath.Join(d, "memory.swap.current")) {
-			s.SwapBytes = ptr(mem.SwapUsage)
+			s.SwapBytes = new(mem.SwapUsage)
 		}
 	}
 	if ev := met.MemoryEvents; ev != nil {
@@ -310,5 +310,3 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
-
-func ptr[T any](v T) *T { return &v }

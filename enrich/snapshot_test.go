@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oomscope/oomscope/internal/fixtures"
 	"github.com/oomscope/oomscope/report"
 
 	"github.com/google/go-cmp/cmp"
@@ -40,26 +41,26 @@ func TestSnapshotFixtures(t *testing.T) {
 		want             func(t *testing.T) *report.Snapshot
 	}{
 		{"v1 pod", "testdata/cgroup/v1", v1PodPath, func(t *testing.T) *report.Snapshot {
-			return &report.Snapshot{Path: v1PodPath, Version: report.CgroupV1, LimitBytes: ptr(uint64(100663296)), UsageBytes: 99876864,
-				PeakBytes: ptr(uint64(100663296)), Failcnt: ptr(uint64(2797)),
-				OOMControl: &report.OOMControl{OOMKill: 3}, Procs: ptr(0), Stat: v1Stat(t)}
+			return &report.Snapshot{Path: v1PodPath, Version: report.CgroupV1, LimitBytes: new(uint64(100663296)), UsageBytes: 99876864,
+				PeakBytes: new(uint64(100663296)), Failcnt: new(uint64(2797)),
+				OOMControl: &report.OOMControl{OOMKill: 3}, Procs: new(0), Stat: v1Stat(t)}
 		}},
 		{"v1 container unlimited", "testdata/cgroup/v1", v1CtrPath, func(t *testing.T) *report.Snapshot {
 			return &report.Snapshot{Path: v1CtrPath, Version: report.CgroupV1, UsageBytes: 99876864,
-				PeakBytes: ptr(uint64(100663296)), Failcnt: ptr(uint64(2797)),
-				OOMControl: &report.OOMControl{OOMKill: 3}, Procs: ptr(2), Stat: v1Stat(t)}
+				PeakBytes: new(uint64(100663296)), Failcnt: new(uint64(2797)),
+				OOMControl: &report.OOMControl{OOMKill: 3}, Procs: new(2), Stat: v1Stat(t)}
 		}},
 		{"v2 pod with oom.group", "testdata/cgroup/v2", v2PodPath, func(t *testing.T) *report.Snapshot {
-			return &report.Snapshot{Path: v2PodPath, Version: report.CgroupV2, LimitBytes: ptr(uint64(33554432)), UsageBytes: 33554432,
-				PeakBytes: ptr(uint64(33554432)), SwapBytes: ptr(uint64(0)),
+			return &report.Snapshot{Path: v2PodPath, Version: report.CgroupV2, LimitBytes: new(uint64(33554432)), UsageBytes: 33554432,
+				PeakBytes: new(uint64(33554432)), SwapBytes: new(uint64(0)),
 				Events:   &report.MemoryEvents{Max: 19, OOM: 1, OOMKill: 1},
-				OOMGroup: ptr(true), Procs: ptr(0)}
+				OOMGroup: new(true), Procs: new(0)}
 		}},
 		{"v2 container max", "testdata/cgroup/v2", v2CtrPath, func(t *testing.T) *report.Snapshot {
 			return &report.Snapshot{Path: v2CtrPath, Version: report.CgroupV2, UsageBytes: 33554432,
-				PeakBytes: ptr(uint64(33554432)), SwapBytes: ptr(uint64(0)),
+				PeakBytes: new(uint64(33554432)), SwapBytes: new(uint64(0)),
 				Events:   &report.MemoryEvents{Max: 19, OOM: 1, OOMKill: 1},
-				OOMGroup: ptr(false), Procs: ptr(1)}
+				OOMGroup: new(false), Procs: new(1)}
 		}},
 	}
 	for _, tt := range tests {
@@ -200,7 +201,7 @@ func TestSnapshotRealV1Cgroup(t *testing.T) {
 	if e.fs == nil || e.fs.version != report.CgroupV1 {
 		t.Fatalf("cgroup fs = %+v (%v), want v1", e.fs, e.fsErr)
 	}
-	er := e.Enrich(context.Background(), memcg(rel, rel, 48, nil, nil, victim(1, "x", 0)))
+	er := e.Enrich(context.Background(), fixtures.Memcg(rel, rel, 48, nil, nil, fixtures.Victim(1, "x", 0)))
 	s := er.Snapshot
 	if s == nil {
 		t.Fatalf("no snapshot: %v", er.Enrichment.Errors)

@@ -60,8 +60,6 @@ func isVictimRow(r *report.Report, i int, t report.Task) bool {
 	return t.PID == sp || (t.TGID != 0 && t.TGID == sp)
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func sub(a, b uint64) uint64 {
 	if b > a {
 		return 0
@@ -73,12 +71,12 @@ func sub(a, b uint64) uint64 {
 // of the limiting cgroup.
 func deriveMemcg(r *report.Report, d *report.Derived) {
 	usage := r.Memory.UsageBytes
-	d.UsageBytes, d.LimitBytes = ptr(usage), ptr(r.Memory.LimitBytes)
+	d.UsageBytes, d.LimitBytes = new(usage), new(r.Memory.LimitBytes)
 	if r.Kmem != nil {
-		d.KernelBytes = ptr(r.Kmem.UsageBytes)
+		d.KernelBytes = new(r.Kmem.UsageBytes)
 	}
 	if r.Swap != nil {
-		d.SwapBytes = ptr(r.Swap.UsageBytes)
+		d.SwapBytes = new(r.Swap.UsageBytes)
 	}
 	st, source := limitingStats(r)
 	if st == nil {
@@ -88,7 +86,7 @@ func deriveMemcg(r *report.Report, d *report.Derived) {
 	get := func(keys ...string) *uint64 {
 		for _, k := range keys {
 			if v, ok := st[k]; ok {
-				return ptr(v)
+				return new(v)
 			}
 		}
 		return nil
@@ -104,7 +102,7 @@ func deriveMemcg(r *report.Report, d *report.Derived) {
 			for _, k := range []string{"kernel_stack", "pagetables", "sec_pagetables", "percpu", "sock", "vmalloc", "slab"} {
 				sum += st[k]
 			}
-			d.KernelBytes = ptr(sum)
+			d.KernelBytes = new(sum)
 		}
 	case "memcg-v1-stats":
 		d.AnonBytes, d.PageCacheBytes, d.ShmemBytes = get("total_rss"), get("total_cache"), get("total_shmem")
@@ -120,10 +118,10 @@ func deriveMemcg(r *report.Report, d *report.Derived) {
 		}
 	}
 	if d.InactiveFileBytes != nil {
-		d.WorkingSetBytes = ptr(sub(usage, *d.InactiveFileBytes))
+		d.WorkingSetBytes = new(sub(usage, *d.InactiveFileBytes))
 	}
 	if d.PageCacheBytes != nil {
-		d.DockerUsageBytes = ptr(sub(usage, *d.PageCacheBytes))
+		d.DockerUsageBytes = new(sub(usage, *d.PageCacheBytes))
 	}
 }
 
@@ -173,7 +171,7 @@ func deriveGlobal(r *report.Report, d *report.Derived) {
 		if !found {
 			return nil
 		}
-		return ptr(mulSat(sum, ps))
+		return new(mulSat(sum, ps))
 	}
 	if (r.Constraint == "CONSTRAINT_CPUSET" || r.Constraint == "CONSTRAINT_MEMORY_POLICY") && deriveNodes(m, d) {
 		return
@@ -187,13 +185,13 @@ func deriveGlobal(r *report.Report, d *report.Derived) {
 	d.FreeBytes = pages("free")
 	if ram, ok := m.Totals["ram_pages"]; ok {
 		total := mulSat(ram, ps)
-		d.LimitBytes = ptr(total)
+		d.LimitBytes = new(total)
 		if d.FreeBytes != nil {
-			d.UsageBytes = ptr(sub(total, *d.FreeBytes))
+			d.UsageBytes = new(sub(total, *d.FreeBytes))
 		}
 	}
 	if t, ok := m.Totals["total_swap_bytes"]; ok {
-		d.SwapBytes = ptr(sub(t, m.Totals["free_swap_bytes"]))
+		d.SwapBytes = new(sub(t, m.Totals["free_swap_bytes"]))
 	}
 }
 
@@ -229,16 +227,16 @@ func deriveNodes(m *report.MemInfo, d *report.Derived) bool {
 		if !found {
 			return nil
 		}
-		return ptr(s)
+		return new(s)
 	}
 	d.Source = "meminfo-nodes"
-	d.LimitBytes, d.FreeBytes, d.UsageBytes = ptr(managed), ptr(free), ptr(sub(managed, free))
+	d.LimitBytes, d.FreeBytes, d.UsageBytes = new(managed), new(free), new(sub(managed, free))
 	d.AnonBytes = sum("active_anon", "inactive_anon")
 	d.PageCacheBytes = sum("active_file", "inactive_file")
 	d.ActiveFileBytes, d.InactiveFileBytes = sum("active_file"), sum("inactive_file")
 	d.ShmemBytes = sum("shmem")
 	if t, ok := m.Totals["total_swap_bytes"]; ok {
-		d.SwapBytes = ptr(sub(t, m.Totals["free_swap_bytes"]))
+		d.SwapBytes = new(sub(t, m.Totals["free_swap_bytes"]))
 	}
 	return true
 }
@@ -253,9 +251,9 @@ func deriveVictim(r *report.Report, d *report.Derived) {
 		if v.ShmemRSSBytes != nil {
 			rss += *v.ShmemRSSBytes
 		}
-		d.VictimRSSBytes = ptr(rss)
+		d.VictimRSSBytes = new(rss)
 		if d.UsageBytes != nil && *d.UsageBytes > 0 {
-			d.VictimShare = ptr(round3(float64(rss) / float64(*d.UsageBytes)))
+			d.VictimShare = new(round3(float64(rss) / float64(*d.UsageBytes)))
 		}
 		return
 	}
@@ -281,7 +279,7 @@ func deriveTop(r *report.Report, d *report.Derived) {
 			}
 		}
 		if d.UsageBytes != nil && *d.UsageBytes > 0 {
-			tt.Share = ptr(round3(float64(tt.RSSBytes) / float64(*d.UsageBytes)))
+			tt.Share = new(round3(float64(tt.RSSBytes) / float64(*d.UsageBytes)))
 		}
 		d.TopTasks = append(d.TopTasks, tt)
 	}

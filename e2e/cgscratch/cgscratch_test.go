@@ -12,7 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/oomscope/oomscope/e2e/cgscratch"
-	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/enrich/cgpath"
 	"github.com/oomscope/oomscope/report"
 )
 
@@ -38,7 +38,7 @@ func TestShapes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// As the kernel prints it: below some parent cgroup.
-			got := enrich.ParseCgroupPath("/process_api/x/oomscope-e2e-1-ab/" + tt.path)
+			got := cgpath.Parse("/process_api/x/oomscope-e2e-1-ab/" + tt.path)
 			if got.Level != tt.level || got.PodUID != uid || got.Driver != tt.driver || got.ContainerID != tt.container {
 				t.Errorf("ParseCgroupPath(%q) = level %q pod %q driver %q container %q; want %q %q %q %q",
 					tt.path, got.Level, got.PodUID, got.Driver, got.ContainerID, tt.level, uid, tt.driver, tt.container)

@@ -32,7 +32,7 @@ import (
 
 	"github.com/oomscope/oomscope/e2e/cgscratch"
 	"github.com/oomscope/oomscope/e2e/kernellock"
-	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/enrich/cgpath"
 	"github.com/oomscope/oomscope/report"
 )
 
@@ -503,7 +503,7 @@ func checkKill(t testing.TB, k kill, reports []report.Report) {
 	if r.TaskMemcg != k.taskMemcg {
 		fail("task_memcg (victim cgroup)", k.taskMemcg, r.TaskMemcg)
 	}
-	cp := enrich.ParseCgroupPath(r.TaskMemcg)
+	cp := cgpath.Parse(r.TaskMemcg)
 	if cp.Level != report.LevelContainer || cp.PodUID != k.podUID || cp.ContainerID != k.containerID {
 		fail("victim cgroup level/pod/container", fmt.Sprintf("container/%s/%s", k.podUID, k.containerID),
 			fmt.Sprintf("%s/%s/%s", cp.Level, cp.PodUID, cp.ContainerID))

@@ -1,4 +1,4 @@
-package enrich
+package cgpath
 
 import (
 	"regexp"
@@ -45,7 +45,7 @@ var containerForms = [...]containerForm{
 	{"nerdctl-", report.RuntimeContainerd, false},
 }
 
-// ParseCgroupPath parses a cgroup v1 or v2 path into what it says about
+// Parse parses a cgroup v1 or v2 path into what it says about
 // Kubernetes pods and containers. It is pure, accepts any input and never
 // panics: what it does not recognise is LevelOther.
 //
@@ -64,7 +64,7 @@ var containerForms = [...]containerForm{
 // segments (a path seen from inside a cgroup namespace) are dropped, and a
 // path that starts below kubepods is parsed from its first QoS or pod
 // segment; its QoS is reported only when the path still tells it.
-func ParseCgroupPath(p string) report.CgroupPath {
+func Parse(p string) report.CgroupPath {
 	c := parse(p)
 	c.Path = p
 	return c

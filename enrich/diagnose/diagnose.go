@@ -1,4 +1,4 @@
-package enrich
+package diagnose
 
 import (
 	"fmt"
@@ -59,10 +59,10 @@ func Diagnose(r *report.Enriched, nodeMemoryBytes uint64) *report.Diagnosis {
 // numbers.
 func limitOf(r *report.Report) *uint64 {
 	if r.Memory != nil && !r.Memory.Unlimited && r.Memory.LimitBytes > 0 {
-		return ptr(r.Memory.LimitBytes)
+		return new(r.Memory.LimitBytes)
 	}
 	if r.Kind == report.KindMemcg && r.Derived != nil && r.Derived.LimitBytes != nil {
-		return ptr(*r.Derived.LimitBytes)
+		return new(*r.Derived.LimitBytes)
 	}
 	return nil
 }
@@ -201,7 +201,7 @@ func diagnoseOutcome(d *report.Diagnosis, r *report.Enriched, v *report.Victim, 
 	}
 	inContainer := victimCg != nil && victimCg.Level == report.LevelContainer
 	if v.Comm == "pause" || (vrow != nil && vrow.OOMScoreAdj == adjSandbox) || (victimCg != nil && victimCg.Level == report.LevelPod && v.OOMScoreAdj != nil && *v.OOMScoreAdj == adjSandbox) {
-		d.MainProcessKilled = ptr(true)
+		d.MainProcessKilled = new(true)
 		d.Outcome = report.OutcomeSandboxKilled
 		d.OutcomeExplanation = fmt.Sprintf("The pod's pause process %d was killed: the kubelet recreates the pod sandbox and restarts all of its containers%s.", v.PID, restart)
 		return
@@ -264,12 +264,12 @@ func diagnoseOutcome(d *report.Diagnosis, r *report.Enriched, v *report.Victim, 
 		hedge = "most likely "
 	}
 	if low == nil || low.TGID == tgid {
-		d.MainProcessKilled = ptr(true)
+		d.MainProcessKilled = new(true)
 		d.Outcome = report.OutcomeContainerRestarts
 		d.OutcomeExplanation = fmt.Sprintf("Pid %d (%s) has the lowest pid in %s, so it was %sthe container's main process: the container exits with reason OOMKilled and restarts per its restartPolicy%s.", tgid, v.Comm, where, hedge, restart)
 		return
 	}
-	d.MainProcessKilled = ptr(false)
+	d.MainProcessKilled = new(false)
 	d.Outcome = report.OutcomeChildKilled
 	d.OutcomeExplanation = fmt.Sprintf("Pid %d (%s) has a lower pid than the victim in %s, so pid %d (%s) was %sa child process: the container keeps running and Kubernetes shows no OOMKilled%s.", low.TGID, low.Name, where, tgid, v.Comm, hedge, restart)
 }
@@ -299,11 +299,11 @@ func apiOutcome(d *report.Diagnosis, r *report.Enriched, v *report.Victim, victi
 		}
 		d.Outcome = report.OutcomeContainerRestarts
 		if reason == "OOMKilled" {
-			d.MainProcessKilled = ptr(true)
+			d.MainProcessKilled = new(true)
 			d.OutcomeExplanation = fmt.Sprintf("The API shows container instance %s terminated with reason OOMKilled (exit code %d): pid %d (%s) was its main process, and the container restarts per its restartPolicy.", short(c.ID, 12), code, v.PID, v.Comm)
 			return true
 		}
-		d.MainProcessKilled = ptr(false)
+		d.MainProcessKilled = new(false)
 		d.OutcomeExplanation = fmt.Sprintf("The API shows container instance %s terminated with reason %s (exit code %d), not OOMKilled: pid %d (%s) was a child process, and the main process exited after it.", short(c.ID, 12), reason, code, v.PID, v.Comm)
 		return true
 	case "running":
@@ -311,7 +311,7 @@ func apiOutcome(d *report.Diagnosis, r *report.Enriched, v *report.Victim, victi
 		if kill == nil || c.ObservedAt == nil || c.ObservedAt.Sub(*kill) < apiSettleTime {
 			return false // too early to tell: the kubelet may not have noticed yet
 		}
-		d.MainProcessKilled = ptr(false)
+		d.MainProcessKilled = new(false)
 		d.Outcome = report.OutcomeChildKilled
 		d.OutcomeExplanation = fmt.Sprintf("The API shows container instance %s still running %s after the kill, so pid %d (%s) was a child process: the container kept running and Kubernetes shows no OOMKilled.", short(c.ID, 12), c.ObservedAt.Sub(*kill).Round(time.Second), v.PID, v.Comm)
 		return true
@@ -336,15 +336,15 @@ func composition(r *report.Report) *report.MemoryComposition {
 		if v == nil || u == 0 {
 			return nil
 		}
-		return ptr(math.Round(float64(*v)/u*1000) / 1000)
+		return new(math.Round(float64(*v)/u*1000) / 1000)
 	}
 	m.AnonShare = share(m.AnonBytes)
 	var file *uint64
 	switch {
 	case m.ActiveFileBytes != nil && m.InactiveFileBytes != nil:
-		file = ptr(*m.ActiveFileBytes + *m.InactiveFileBytes)
+		file = new(*m.ActiveFileBytes + *m.InactiveFileBytes)
 	case dv.PageCacheBytes != nil:
-		file = ptr(*dv.PageCacheBytes)
+		file = new(*dv.PageCacheBytes)
 	}
 	m.ReclaimableBytes = file
 	m.FileShare = share(file)
@@ -437,7 +437,7 @@ func victimChoice(r *report.Enriched, v *report.Victim, vrow *report.Task, nodeM
 	rep := r.Report
 	vc := &report.VictimChoice{PID: v.PID, Comm: v.Comm, OOMScoreAdj: v.OOMScoreAdj}
 	if vc.OOMScoreAdj == nil && vrow != nil {
-		vc.OOMScoreAdj = ptr(vrow.OOMScoreAdj)
+		vc.OOMScoreAdj = new(vrow.OOMScoreAdj)
 	}
 	if dv := rep.Derived; dv != nil {
 		vc.RSSBytes, vc.Share = dv.VictimRSSBytes, dv.VictimShare
@@ -489,15 +489,15 @@ func victimChoice(r *report.Enriched, v *report.Victim, vrow *report.Task, nodeM
 		if inPod && podQoS != "" {
 			switch podQoS {
 			case report.QoSGuaranteed:
-				vc.ExpectedOOMScoreAdj = ptr(adjGuaranteed)
+				vc.ExpectedOOMScoreAdj = new(adjGuaranteed)
 				vc.QoSMismatch = adj != adjGuaranteed
 			case report.QoSBestEffort:
-				vc.ExpectedOOMScoreAdj = ptr(adjBestEffort)
+				vc.ExpectedOOMScoreAdj = new(adjBestEffort)
 				vc.QoSMismatch = adj != adjBestEffort
 			case report.QoSBurstable:
 				vc.QoSMismatch = vc.ImpliedQoS != report.QoSBurstable
 				if r.Container != nil && r.Container.MemoryRequestBytes != nil && nodeMem > 0 {
-					vc.ExpectedOOMScoreAdj = ptr(BurstableOOMScoreAdj(*r.Container.MemoryRequestBytes, int64(nodeMem)))
+					vc.ExpectedOOMScoreAdj = new(BurstableOOMScoreAdj(*r.Container.MemoryRequestBytes, int64(nodeMem)))
 				}
 			}
 			if vc.QoSMismatch {

@@ -1,4 +1,4 @@
-package enrich
+package diagnose_test
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/enrich/diagnose"
+	"github.com/oomscope/oomscope/internal/fixtures"
 	"github.com/oomscope/oomscope/internal/goldens"
 	"github.com/oomscope/oomscope/report"
 )
@@ -14,7 +17,7 @@ import (
 // parseCapture parses a file of ../testdata/captures.
 func parseCapture(t *testing.T, name string) []report.Report {
 	t.Helper()
-	return goldens.Parse(t, filepath.Join("..", "testdata", "captures", name))
+	return goldens.Parse(t, filepath.Join("..", "..", "testdata", "captures", name))
 }
 
 // fakeLookup returns a fixed pod and container.
@@ -31,58 +34,19 @@ func (f fakeLookup) Lookup(context.Context, string, string) (*report.Pod, *repor
 // lookup returning pod and ctr.
 func enrichWith(t *testing.T, r *report.Report, pod *report.Pod, ctr *report.Container) *report.Enriched {
 	t.Helper()
-	var opts []Option
+	var opts []enrich.Option
 	if pod != nil {
-		opts = append(opts, WithPodLookup(fakeLookup{pod, ctr}))
+		opts = append(opts, enrich.WithPodLookup(fakeLookup{pod, ctr}))
 	}
-	e, err := New(opts...)
+	e, err := enrich.New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e.Enrich(context.Background(), r)
 }
 
-func u64(v uint64) *uint64 { return &v }
-
-// derived is a Derived with usage, limit and a composition in MiB.
-func derived(usage, limit, anon, activeFile, inactiveFile, shmem, kernel uint64) *report.Derived {
-	const mi = 1 << 20
-	return &report.Derived{
-		PageSizeBytes: 4096, Source: "memcg-v2-stats",
-		UsageBytes: u64(usage * mi), LimitBytes: u64(limit * mi),
-		AnonBytes: u64(anon * mi), ActiveFileBytes: u64(activeFile * mi), InactiveFileBytes: u64(inactiveFile * mi),
-		PageCacheBytes: u64((activeFile + inactiveFile) * mi), ShmemBytes: u64(shmem * mi), KernelBytes: u64(kernel * mi),
-		WorkingSetBytes: u64((usage - inactiveFile) * mi),
-	}
-}
-
-func task(pid int, name string, rssPages uint64, adj int) report.Task {
-	return report.Task{PID: pid, TGID: pid, RSSPages: rssPages, OOMScoreAdj: adj, Name: name}
-}
-
-const (
-	sdPod = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0b7e3c1e_5a42_4c1b_9d7a_2f1f8c3e9a11.slice"
-	sdCtr = sdPod + "/cri-containerd-" + fixtureCID + ".scope"
-	gPod  = "/kubepods/pod" + fixturePodUID
-	gCtr  = gPod + "/" + fixtureCID
-	bePod = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0b7e3c1e_5a42_4c1b_9d7a_2f1f8c3e9a11.slice"
-	beCtr = bePod + "/crio-" + fixtureCID + ".scope"
-)
-
-func memcg(lim, victim string, limitMi uint64, d *report.Derived, tasks []report.Task, victims ...report.Victim) *report.Report {
-	return &report.Report{
-		Kind: report.KindMemcg, Constraint: "CONSTRAINT_MEMCG", OOMMemcg: lim, TaskMemcg: victim,
-		Memory:  &report.Counter{UsageBytes: limitMi << 20, LimitBytes: limitMi << 20},
-		Derived: d, Tasks: tasks, TasksTotal: len(tasks), Victims: victims,
-	}
-}
-
-func victim(pid int, comm string, adj int) report.Victim {
-	return report.Victim{PID: pid, Comm: comm, OOMScoreAdj: &adj, AnonRSSBytes: 100 << 20}
-}
-
 func TestDiagnose(t *testing.T) {
-	appTasks := []report.Task{task(4100, "app", 60000, 900), task(4200, "worker", 2000, 900)}
+	appTasks := []report.Task{fixtures.Task(4100, "app", 60000, 900), fixtures.Task(4200, "worker", 2000, 900)}
 	tests := []struct {
 		name        string
 		report      func(t *testing.T) *report.Report
@@ -99,7 +63,7 @@ func TestDiagnose(t *testing.T) {
 			report: func(t *testing.T) *report.Report {
 				return &parseCapture(t, "host-6.18-cgroupv1-memcg-pod-limit-3-kills.kmsg")[0]
 			},
-			wantScope: report.ScopePod, wantOutcome: report.OutcomeChildKilled, wantMain: ptr(false),
+			wantScope: report.ScopePod, wantOutcome: report.OutcomeChildKilled, wantMain: new(false),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 15901 "python3" killed by the POD limit 96Mi; usage 96Mi = 99% anon; child process — container keeps running`,
 			check: func(t *testing.T, d *report.Diagnosis) {
 				if d.Victim == nil || d.Victim.BiggestConsumer == nil || !*d.Victim.BiggestConsumer {
@@ -119,7 +83,7 @@ func TestDiagnose(t *testing.T) {
 			report: func(t *testing.T) *report.Report {
 				return &parseCapture(t, "host-6.18-cgroupv1-memcg-pod-limit-3-kills.kmsg")[2]
 			},
-			wantScope: report.ScopePod, wantOutcome: report.OutcomeChildKilled, wantMain: ptr(false),
+			wantScope: report.ScopePod, wantOutcome: report.OutcomeChildKilled, wantMain: new(false),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 16068 "python3" killed by the POD limit 96Mi; usage 96Mi = 100% anon; child process — container keeps running`,
 		},
 		{
@@ -133,11 +97,11 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "container limit, main process, with the API",
 			report: func(t *testing.T) *report.Report {
-				return memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4100, "app", 900))
+				return fixtures.Memcg(fixtures.V2CtrPath, fixtures.V2CtrPath, 256, fixtures.Derived(256, 256, 230, 10, 6, 0, 10), appTasks, fixtures.Victim(4100, "app", 900))
 			},
-			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: report.QoSBurstable},
-			ctr:       &report.Container{Name: "app", MemoryRequestBytes: ptr(int64(128 << 20)), MemoryLimitBytes: ptr(int64(256 << 20)), RestartCount: ptr(int32(3))},
-			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
+			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixtures.PodUID, QoSClass: report.QoSBurstable},
+			ctr:       &report.Container{Name: "app", MemoryRequestBytes: new(int64(128 << 20)), MemoryLimitBytes: new(int64(256 << 20)), RestartCount: new(int32(3))},
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: new(true),
 			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4100 "app" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; main process — container restarts`,
 			check: func(t *testing.T, d *report.Diagnosis) {
 				if !strings.Contains(d.OutcomeExplanation, "restartCount 3") {
@@ -154,10 +118,10 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "container limit, child process, guaranteed cgroupfs",
 			report: func(t *testing.T) *report.Report {
-				return memcg(gCtr, gCtr, 512, derived(512, 512, 500, 0, 0, 0, 12),
-					[]report.Task{task(4100, "sh", 300, -997), task(4150, "java", 120000, -997)}, victim(4150, "java", -997))
+				return fixtures.Memcg(fixtures.GCtr, fixtures.GCtr, 512, fixtures.Derived(512, 512, 500, 0, 0, 0, 12),
+					[]report.Task{fixtures.Task(4100, "sh", 300, -997), fixtures.Task(4150, "java", 120000, -997)}, fixtures.Victim(4150, "java", -997))
 			},
-			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeChildKilled, wantMain: ptr(false),
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeChildKilled, wantMain: new(false),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Guaranteed): process 4150 "java" killed by the CONTAINER limit 512Mi; usage 512Mi = 98% anon; child process — container keeps running`,
 			check: func(t *testing.T, d *report.Diagnosis) {
 				if d.Victim.QoSMismatch || d.Victim.ExpectedOOMScoreAdj == nil || *d.Victim.ExpectedOOMScoreAdj != -997 {
@@ -168,26 +132,26 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "pod limit, pause process killed",
 			report: func(t *testing.T) *report.Report {
-				return memcg(bePod, bePod, 64, derived(64, 64, 60, 0, 0, 0, 4),
-					[]report.Task{task(900, "pause", 100, -998)}, victim(900, "pause", -998))
+				return fixtures.Memcg(fixtures.BEPod, fixtures.BEPod, 64, fixtures.Derived(64, 64, 60, 0, 0, 0, 4),
+					[]report.Task{fixtures.Task(900, "pause", 100, -998)}, fixtures.Victim(900, "pause", -998))
 			},
-			wantScope: report.ScopePod, wantOutcome: report.OutcomeSandboxKilled, wantMain: ptr(true),
+			wantScope: report.ScopePod, wantOutcome: report.OutcomeSandboxKilled, wantMain: new(true),
 			wantSummary: `pod 0b7e3c1e (BestEffort): process 900 "pause" killed by the POD limit 64Mi; usage 64Mi = 94% anon; pause process — pod sandbox restarts`,
 		},
 		{
 			name: "pod limit, main process of the only container besides pause",
 			report: func(t *testing.T) *report.Report {
-				return memcg(bePod, beCtr, 64, derived(64, 64, 60, 0, 0, 0, 4),
-					[]report.Task{task(900, "pause", 100, -998), task(950, "nginx", 15000, 1000)}, victim(950, "nginx", 1000))
+				return fixtures.Memcg(fixtures.BEPod, fixtures.BECtr, 64, fixtures.Derived(64, 64, 60, 0, 0, 0, 4),
+					[]report.Task{fixtures.Task(900, "pause", 100, -998), fixtures.Task(950, "nginx", 15000, 1000)}, fixtures.Victim(950, "nginx", 1000))
 			},
-			wantScope: report.ScopePod, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
+			wantScope: report.ScopePod, wantOutcome: report.OutcomeContainerRestarts, wantMain: new(true),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (BestEffort): process 950 "nginx" killed by the POD limit 64Mi; usage 64Mi = 94% anon; main process — container restarts`,
 		},
 		{
 			name: "victim not the biggest: oom_score_adj",
 			report: func(t *testing.T) *report.Report {
-				return memcg("/kubepods", beCtr, 7168, derived(7168, 7168, 7000, 0, 0, 0, 168),
-					[]report.Task{task(300, "db", 1500000, -997), task(950, "nginx", 20000, 1000)}, victim(950, "nginx", 1000))
+				return fixtures.Memcg("/kubepods", fixtures.BECtr, 7168, fixtures.Derived(7168, 7168, 7000, 0, 0, 0, 168),
+					[]report.Task{fixtures.Task(300, "db", 1500000, -997), fixtures.Task(950, "nginx", 20000, 1000)}, fixtures.Victim(950, "nginx", 1000))
 			},
 			wantScope: report.ScopeKubepods, wantOutcome: report.OutcomeUnknown,
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (BestEffort): process 950 "nginx" killed by the KUBEPODS (node allocatable) limit 7Gi; usage 7Gi = 98% anon; main or child process unknown`,
@@ -204,10 +168,10 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "qos mismatch: guaranteed pod, adj 1000",
 			report: func(t *testing.T) *report.Report {
-				return memcg(gCtr, gCtr, 128, derived(128, 128, 120, 0, 0, 0, 8),
-					[]report.Task{task(10, "app", 30000, 1000)}, victim(10, "app", 1000))
+				return fixtures.Memcg(fixtures.GCtr, fixtures.GCtr, 128, fixtures.Derived(128, 128, 120, 0, 0, 0, 8),
+					[]report.Task{fixtures.Task(10, "app", 30000, 1000)}, fixtures.Victim(10, "app", 1000))
 			},
-			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: new(true),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Guaranteed): process 10 "app" killed by the CONTAINER limit 128Mi; usage 128Mi = 94% anon; main process — container restarts`,
 			check: func(t *testing.T, d *report.Diagnosis) {
 				if !d.Victim.QoSMismatch || !strings.Contains(d.Victim.Explanation, "does not fit the pod's Guaranteed QoS class (the kubelet sets -997)") {
@@ -218,10 +182,10 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "mostly reclaimable cache",
 			report: func(t *testing.T) *report.Report {
-				return memcg(sdCtr, sdCtr, 1024, derived(1024, 1024, 200, 300, 500, 0, 24),
-					[]report.Task{task(7, "backup", 50000, 500)}, victim(7, "backup", 500))
+				return fixtures.Memcg(fixtures.V2CtrPath, fixtures.V2CtrPath, 1024, fixtures.Derived(1024, 1024, 200, 300, 500, 0, 24),
+					[]report.Task{fixtures.Task(7, "backup", 50000, 500)}, fixtures.Victim(7, "backup", 500))
 			},
-			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: new(true),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 7 "backup" killed by the CONTAINER limit 1Gi; usage 1Gi = 78% page cache; main process — container restarts`,
 			check: func(t *testing.T, d *report.Diagnosis) {
 				if !d.Memory.MostlyReclaimable || *d.Memory.ReclaimableBytes != 800<<20 || !strings.Contains(d.Memory.Explanation, "mostly reclaimable page cache") {
@@ -232,17 +196,17 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "memory.oom.group",
 			report: func(t *testing.T) *report.Report {
-				r := memcg(sdCtr, sdCtr, 256, derived(256, 256, 250, 0, 0, 0, 6),
-					[]report.Task{task(50, "nginx", 100, 900), task(51, "nginx", 30000, 900), task(52, "nginx", 30000, 900)},
-					victim(51, "nginx", 900), victim(50, "nginx", 900), victim(52, "nginx", 900))
+				r := fixtures.Memcg(fixtures.V2CtrPath, fixtures.V2CtrPath, 256, fixtures.Derived(256, 256, 250, 0, 0, 0, 6),
+					[]report.Task{fixtures.Task(50, "nginx", 100, 900), fixtures.Task(51, "nginx", 30000, 900), fixtures.Task(52, "nginx", 30000, 900)},
+					fixtures.Victim(51, "nginx", 900), fixtures.Victim(50, "nginx", 900), fixtures.Victim(52, "nginx", 900))
 				r.Victims[1].GroupMember, r.Victims[2].GroupMember = true, true
-				r.OOMGroup = sdCtr
+				r.OOMGroup = fixtures.V2CtrPath
 				return r
 			},
-			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeChildKilled, wantMain: ptr(false),
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeChildKilled, wantMain: new(false),
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 51 "nginx" and 2 more (memory.oom.group) killed by the CONTAINER limit 256Mi; usage 256Mi = 98% anon; child process — container keeps running`,
 			check: func(t *testing.T, d *report.Diagnosis) {
-				if d.OOMGroup == nil || d.OOMGroup.Killed != 3 || d.OOMGroup.Cgroup != sdCtr {
+				if d.OOMGroup == nil || d.OOMGroup.Killed != 3 || d.OOMGroup.Cgroup != fixtures.V2CtrPath {
 					t.Errorf("oom group = %+v", d.OOMGroup)
 				}
 			},
@@ -250,8 +214,8 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "global OOM",
 			report: func(t *testing.T) *report.Report {
-				return &report.Report{Kind: report.KindGlobal, Constraint: "CONSTRAINT_NONE", OOMMemcg: "/", TaskMemcg: gCtr,
-					Derived: derived(4096, 4096, 3900, 0, 0, 0, 196), Tasks: appTasks, TasksTotal: 2, Victims: []report.Victim{victim(4100, "app", -997)}}
+				return &report.Report{Kind: report.KindGlobal, Constraint: "CONSTRAINT_NONE", OOMMemcg: "/", TaskMemcg: fixtures.GCtr,
+					Derived: fixtures.Derived(4096, 4096, 3900, 0, 0, 0, 196), Tasks: appTasks, TasksTotal: 2, Victims: []report.Victim{fixtures.Victim(4100, "app", -997)}}
 			},
 			wantScope: report.ScopeNode, wantOutcome: report.OutcomeUnknown,
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Guaranteed): process 4100 "app" killed by NODE memory (global OOM); usage 4Gi = 95% anon; main or child process unknown`,
@@ -265,7 +229,7 @@ func TestDiagnose(t *testing.T) {
 			name: "cpuset",
 			report: func(t *testing.T) *report.Report {
 				return &report.Report{Kind: report.KindCpuset, Constraint: "CONSTRAINT_CPUSET", MemsAllowed: "1", TaskMemcg: "/system.slice/etcd.service",
-					Victims: []report.Victim{victim(77, "etcd", 0)}}
+					Victims: []report.Victim{fixtures.Victim(77, "etcd", 0)}}
 			},
 			wantScope: report.ScopeCpuset, wantOutcome: report.OutcomeProcessKilled,
 			wantSummary: `unit etcd.service: process 77 "etcd" killed by its CPUSET's memory nodes`,
@@ -274,7 +238,7 @@ func TestDiagnose(t *testing.T) {
 			name: "mempolicy",
 			report: func(t *testing.T) *report.Report {
 				return &report.Report{Kind: report.KindMempolicy, Constraint: "CONSTRAINT_MEMORY_POLICY", Nodemask: "0",
-					Victims: []report.Victim{victim(78, "numa", 0)}}
+					Victims: []report.Victim{fixtures.Victim(78, "numa", 0)}}
 			},
 			wantScope: report.ScopeMempolicy, wantOutcome: report.OutcomeUnknown,
 			wantSummary: `process 78 "numa" killed by its MEMPOLICY's memory nodes`,
@@ -282,8 +246,8 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "system service limit",
 			report: func(t *testing.T) *report.Report {
-				return memcg("/system.slice/kubelet.service", "/system.slice/kubelet.service", 1024, nil,
-					nil, victim(800, "kubelet", -999))
+				return fixtures.Memcg("/system.slice/kubelet.service", "/system.slice/kubelet.service", 1024, nil,
+					nil, fixtures.Victim(800, "kubelet", -999))
 			},
 			wantScope: report.ScopeSystemService, wantOutcome: report.OutcomeProcessKilled,
 			wantSummary: `unit kubelet.service: process 800 "kubelet" killed by the limit 1Gi of SERVICE kubelet.service`,
@@ -296,7 +260,7 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "no task table",
 			report: func(t *testing.T) *report.Report {
-				return memcg(sdCtr, sdCtr, 256, nil, nil, victim(4100, "app", 900))
+				return fixtures.Memcg(fixtures.V2CtrPath, fixtures.V2CtrPath, 256, nil, nil, fixtures.Victim(4100, "app", 900))
 			},
 			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeUnknown,
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 4100 "app" killed by the CONTAINER limit 256Mi; main or child process unknown`,
@@ -304,7 +268,7 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "no killable process",
 			report: func(t *testing.T) *report.Report {
-				r := memcg(sdPod, "", 256, nil, nil)
+				r := fixtures.Memcg(fixtures.V2PodPath, "", 256, nil, nil)
 				r.NoKillable = true
 				return r
 			},
@@ -314,9 +278,9 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "victim already exiting",
 			report: func(t *testing.T) *report.Report {
-				v := victim(4100, "app", 900)
+				v := fixtures.Victim(4100, "app", 900)
 				v.Exiting = true
-				return memcg(sdCtr, sdCtr, 256, nil, nil, v)
+				return fixtures.Memcg(fixtures.V2CtrPath, fixtures.V2CtrPath, 256, nil, nil, v)
 			},
 			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeNothingKilled,
 			wantSummary: `container 3f9a7c2d1e8b of pod 0b7e3c1e (Burstable): process 4100 "app" already exiting, nothing killed, hit by the CONTAINER limit 256Mi`,
@@ -324,8 +288,8 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "old kernel: limiting cgroup from the stats block",
 			report: func(t *testing.T) *report.Report {
-				r := memcg("", gCtr, 128, nil, nil, victim(5, "x", -997))
-				r.MemcgStats = []report.MemcgStats{{Path: gPod}, {Path: gCtr}}
+				r := fixtures.Memcg("", fixtures.GCtr, 128, nil, nil, fixtures.Victim(5, "x", -997))
+				r.MemcgStats = []report.MemcgStats{{Path: fixtures.GPod}, {Path: fixtures.GCtr}}
 				return r
 			},
 			wantScope: report.ScopePod, wantOutcome: report.OutcomeUnknown,
@@ -334,10 +298,10 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "docker container outside kubernetes",
 			report: func(t *testing.T) *report.Report {
-				p := "/system.slice/docker-" + fixtureCID + ".scope"
-				return memcg(p, p, 64, nil, []report.Task{task(3, "redis", 16000, 0)}, victim(3, "redis", 0))
+				p := "/system.slice/docker-" + fixtures.CID + ".scope"
+				return fixtures.Memcg(p, p, 64, nil, []report.Task{fixtures.Task(3, "redis", 16000, 0)}, fixtures.Victim(3, "redis", 0))
 			},
-			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: new(true),
 			wantSummary: `container 3f9a7c2d1e8b (docker): process 3 "redis" killed by the CONTAINER limit 64Mi; main process — container restarts`,
 		},
 		{
@@ -345,11 +309,11 @@ func TestDiagnose(t *testing.T) {
 			// the instance terminated OOMKilled: the API wins.
 			name: "API: instance terminated OOMKilled",
 			report: func(t *testing.T) *report.Report {
-				return memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4200, "worker", 900))
+				return fixtures.Memcg(fixtures.V2CtrPath, fixtures.V2CtrPath, 256, fixtures.Derived(256, 256, 230, 10, 6, 0, 10), appTasks, fixtures.Victim(4200, "worker", 900))
 			},
-			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: report.QoSBurstable},
-			ctr:       &report.Container{Name: "app", ID: fixtureCID, State: "terminated", Termination: &report.Termination{Reason: "OOMKilled", ExitCode: 137}},
-			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
+			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixtures.PodUID, QoSClass: report.QoSBurstable},
+			ctr:       &report.Container{Name: "app", ID: fixtures.CID, State: "terminated", Termination: &report.Termination{Reason: "OOMKilled", ExitCode: 137}},
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: new(true),
 			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4200 "worker" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; main process — container restarts`,
 			check: func(t *testing.T, d *report.Diagnosis) {
 				if !strings.Contains(d.OutcomeExplanation, "terminated with reason OOMKilled (exit code 137)") {
@@ -360,11 +324,11 @@ func TestDiagnose(t *testing.T) {
 		{
 			name: "API: instance terminated with another reason",
 			report: func(t *testing.T) *report.Report {
-				return memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4200, "worker", 900))
+				return fixtures.Memcg(fixtures.V2CtrPath, fixtures.V2CtrPath, 256, fixtures.Derived(256, 256, 230, 10, 6, 0, 10), appTasks, fixtures.Victim(4200, "worker", 900))
 			},
-			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: report.QoSBurstable},
-			ctr:       &report.Container{Name: "app", ID: fixtureCID, State: "terminated", Termination: &report.Termination{Reason: "Error", ExitCode: 1}},
-			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(false),
+			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixtures.PodUID, QoSClass: report.QoSBurstable},
+			ctr:       &report.Container{Name: "app", ID: fixtures.CID, State: "terminated", Termination: &report.Termination{Reason: "Error", ExitCode: 1}},
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: new(false),
 			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4200 "worker" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; child process, then the main process exited — container restarts`,
 		},
 		{
@@ -372,13 +336,13 @@ func TestDiagnose(t *testing.T) {
 			// same instance running 30 s after the kill.
 			name: "API: instance still running well after the kill",
 			report: func(t *testing.T) *report.Report {
-				r := memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4100, "app", 900))
+				r := fixtures.Memcg(fixtures.V2CtrPath, fixtures.V2CtrPath, 256, fixtures.Derived(256, 256, 230, 10, 6, 0, 10), appTasks, fixtures.Victim(4100, "app", 900))
 				r.Last.Wall = &killTime
 				return r
 			},
-			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: report.QoSBurstable},
-			ctr:       &report.Container{Name: "app", ID: fixtureCID, State: "running", ObservedAt: ptr(killTime.Add(30 * time.Second))},
-			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeChildKilled, wantMain: ptr(false),
+			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixtures.PodUID, QoSClass: report.QoSBurstable},
+			ctr:       &report.Container{Name: "app", ID: fixtures.CID, State: "running", ObservedAt: new(killTime.Add(30 * time.Second))},
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeChildKilled, wantMain: new(false),
 			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4100 "app" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; child process — container keeps running`,
 			check: func(t *testing.T, d *report.Diagnosis) {
 				if !strings.Contains(d.OutcomeExplanation, "still running 30s after the kill") {
@@ -390,13 +354,13 @@ func TestDiagnose(t *testing.T) {
 			// Observed 2 s after the kill: too early, the task table decides.
 			name: "API: running but observed too early",
 			report: func(t *testing.T) *report.Report {
-				r := memcg(sdCtr, sdCtr, 256, derived(256, 256, 230, 10, 6, 0, 10), appTasks, victim(4100, "app", 900))
+				r := fixtures.Memcg(fixtures.V2CtrPath, fixtures.V2CtrPath, 256, fixtures.Derived(256, 256, 230, 10, 6, 0, 10), appTasks, fixtures.Victim(4100, "app", 900))
 				r.Last.Wall = &killTime
 				return r
 			},
-			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixturePodUID, QoSClass: report.QoSBurstable},
-			ctr:       &report.Container{Name: "app", ID: fixtureCID, State: "running", ObservedAt: ptr(killTime.Add(2 * time.Second))},
-			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: ptr(true),
+			pod:       &report.Pod{Namespace: "default", Name: "web-7d9", UID: fixtures.PodUID, QoSClass: report.QoSBurstable},
+			ctr:       &report.Container{Name: "app", ID: fixtures.CID, State: "running", ObservedAt: new(killTime.Add(2 * time.Second))},
+			wantScope: report.ScopeContainer, wantOutcome: report.OutcomeContainerRestarts, wantMain: new(true),
 			wantSummary: `container "app" of default/web-7d9 (Burstable): process 4100 "app" killed by the CONTAINER limit 256Mi; usage 256Mi = 90% anon; main process — container restarts`,
 		},
 	}
@@ -455,16 +419,16 @@ func TestBurstableOOMScoreAdj(t *testing.T) {
 		{gi, 0, 999},
 	}
 	for _, tt := range tests {
-		if got := BurstableOOMScoreAdj(tt.req, tt.capacity); got != tt.want {
+		if got := diagnose.BurstableOOMScoreAdj(tt.req, tt.capacity); got != tt.want {
 			t.Errorf("BurstableOOMScoreAdj(%d, %d) = %d, want %d", tt.req, tt.capacity, got, tt.want)
 		}
 	}
 }
 
 func TestDiagnoseBurstableExpectation(t *testing.T) {
-	r := memcg(sdCtr, sdCtr, 256, nil, []report.Task{task(1, "app", 100, 600)}, victim(1, "app", 600))
-	er := enrichWith(t, r, &report.Pod{UID: fixturePodUID, QoSClass: report.QoSBurstable}, &report.Container{Name: "app", MemoryRequestBytes: ptr(int64(1 << 30))})
-	d := Diagnose(er, 8<<30)
+	r := fixtures.Memcg(fixtures.V2CtrPath, fixtures.V2CtrPath, 256, nil, []report.Task{fixtures.Task(1, "app", 100, 600)}, fixtures.Victim(1, "app", 600))
+	er := enrichWith(t, r, &report.Pod{UID: fixtures.PodUID, QoSClass: report.QoSBurstable}, &report.Container{Name: "app", MemoryRequestBytes: new(int64(1 << 30))})
+	d := diagnose.Diagnose(er, 8<<30)
 	if d.Victim.ExpectedOOMScoreAdj == nil || *d.Victim.ExpectedOOMScoreAdj != 875 {
 		t.Errorf("expected adj = %v, want 875", d.Victim.ExpectedOOMScoreAdj)
 	}
@@ -475,14 +439,14 @@ func TestDiagnoseBurstableExpectation(t *testing.T) {
 
 func TestQuantity(t *testing.T) {
 	for in, want := range map[uint64]string{0: "0", 1023: "1023", 1024: "1Ki", 100663296: "96Mi", 100651008: "96.0Mi", 1536 << 20: "1.5Gi", 7 << 30: "7Gi"} {
-		if got := Quantity(in); got != want {
+		if got := diagnose.Quantity(in); got != want {
 			t.Errorf("Quantity(%d) = %q, want %q", in, got, want)
 		}
 	}
 }
 
 func TestDiagnoseNil(t *testing.T) {
-	if d := Diagnose(nil, 0); d.Scope != report.ScopeOther || d.Summary == "" {
+	if d := diagnose.Diagnose(nil, 0); d.Scope != report.ScopeOther || d.Summary == "" {
 		t.Errorf("Diagnose(nil) = %+v", d)
 	}
 }

@@ -1,4 +1,4 @@
-package enrich
+package cgpath
 
 import (
 	"fmt"
@@ -200,9 +200,9 @@ func TestParseCgroupPath(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.want.Path = tt.path
-			got := ParseCgroupPath(tt.path)
+			got := Parse(tt.path)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("ParseCgroupPath(%q) mismatch (-want +got):\n%s", tt.path, diff)
+				t.Errorf("Parse(%q) mismatch (-want +got):\n%s", tt.path, diff)
 			}
 			checkInvariants(t, got)
 		})
@@ -224,10 +224,10 @@ func TestParseCgroupPathPrefixReparses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			outer := ParseCgroupPath(tt.path).Prefix
+			outer := Parse(tt.path).Prefix
 			tt.want.Path = outer
-			if diff := cmp.Diff(tt.want, ParseCgroupPath(outer)); diff != "" {
-				t.Errorf("ParseCgroupPath(%q) mismatch (-want +got):\n%s", outer, diff)
+			if diff := cmp.Diff(tt.want, Parse(outer)); diff != "" {
+				t.Errorf("Parse(%q) mismatch (-want +got):\n%s", outer, diff)
 			}
 		})
 	}
@@ -267,7 +267,7 @@ func checkInvariants(t *testing.T, c report.CgroupPath) {
 	}
 }
 
-func FuzzParseCgroupPath(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"", "/", "/..", "garbage",
 		"/kubepods/pod" + tUID + "/" + tCID,
@@ -285,7 +285,7 @@ func FuzzParseCgroupPath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
-		got := ParseCgroupPath(p)
+		got := Parse(p)
 		if got.Path != p {
 			t.Errorf("Path = %q, want the input %q", got.Path, p)
 		}
@@ -293,8 +293,8 @@ func FuzzParseCgroupPath(f *testing.F) {
 	})
 }
 
-func ExampleParseCgroupPath() {
-	c := ParseCgroupPath("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0b7e3c1e_5a42_4c1b_9d7a_2f1f8c3e9a11.slice/crio-" + tCID + ".scope")
+func ExampleParse() {
+	c := Parse("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0b7e3c1e_5a42_4c1b_9d7a_2f1f8c3e9a11.slice/crio-" + tCID + ".scope")
 	fmt.Println(c.Level, c.QoS, c.PodUID, c.Runtime, c.Driver)
 	// Output: container BestEffort 0b7e3c1e-5a42-4c1b-9d7a-2f1f8c3e9a11 cri-o systemd
 }
