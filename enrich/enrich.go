@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/oomscope/oomscope/enrich/cgpath"
+	"github.com/oomscope/oomscope/enrich/cgroupfs"
 	"github.com/oomscope/oomscope/enrich/diagnose"
 	"github.com/oomscope/oomscope/report"
 )
@@ -24,9 +22,6 @@ const (
 	SourceCgroupSnapshot = "cgroup-snapshot"
 	SourceKernelCounters = "kernel-counters"
 )
-
-// DefaultProcRoot is where procfs is mounted.
-const DefaultProcRoot = "/proc"
 
 // lookupRetryInterval is how often a pod lookup is retried within the
 // lookup wait.
@@ -47,11 +42,11 @@ type Enricher struct {
 
 	// fs is the memory cgroup reader; nil when no controller was found or
 	// neither snapshots nor counters are enabled.
-	fs *cgroupFS
+	fs *cgroupfs.FS
 	// fsErr says why fs is nil.
 	fsErr error
 	// kills is nil unless WithKillCounters was given.
-	kills *killCounters
+	kills *cgroupfs.KillCounters
 	// nodeMemory is the node's MemTotal (live mode), 0 when unknown.
 	nodeMemory uint64
 }
@@ -67,7 +62,7 @@ func WithPodLookup(l PodLookup) Option {
 }
 
 // WithCgroupRoot sets where the host's cgroup filesystems are mounted
-// (default [DefaultCgroupRoot]; a DaemonSet mounts the host's at
+// (default [cgroupfs.DefaultCgroupRoot]; a DaemonSet mounts the host's at
 // /host/sys/fs/cgroup).
 func WithCgroupRoot(path string) Option {
 	return func(e *Enricher) error {
@@ -80,7 +75,7 @@ func WithCgroupRoot(path string) Option {
 }
 
 // WithProcRoot sets where the host's procfs is mounted (default
-// [DefaultProcRoot]).
+// [cgroupfs.DefaultProcRoot]).
 func WithProcRoot(path string) Option {
 	return func(e *Enricher) error {
 		if path == "" {
@@ -148,26 +143,26 @@ func (e *Enricher) isLive(r *report.Report) bool {
 // New returns an Enricher. Errors come from invalid options and from
 // registering metrics.
 func New(opts ...Option) (*Enricher, error) {
-	e := &Enricher{cgroupRoot: DefaultCgroupRoot, procRoot: DefaultProcRoot, log: zerolog.Nop()}
+	e := &Enricher{cgroupRoot: cgroupfs.DefaultCgroupRoot, procRoot: cgroupfs.DefaultProcRoot, log: zerolog.Nop()}
 	for _, o := range opts {
 		if err := o(e); err != nil {
 			return nil, err
 		}
 	}
 	if e.snapshot || e.counters {
-		e.fs, e.fsErr = newCgroupFS(e.cgroupRoot)
+		e.fs, e.fsErr = cgroupfs.Open(e.cgroupRoot)
 		if e.fsErr != nil {
 			e.log.Warn().Err(e.fsErr).Str("cgroup_root", e.cgroupRoot).Msg("cgroup snapshots and per-cgroup kill counters disabled")
 			e.fs = nil
 		}
-		if kv, err := readMeminfoTotal(filepath.Join(e.procRoot, "meminfo")); err == nil {
+		if kv, err := cgroupfs.NodeMemoryBytes(e.procRoot); err == nil {
 			e.nodeMemory = kv
 		} else {
 			e.log.Debug().Err(err).Msg("node memory capacity unknown")
 		}
 	}
 	if e.counters {
-		k, err := newKillCounters(e.fs, e.procRoot, e.registerer)
+		k, err := cgroupfs.NewKillCounters(e.fs, e.procRoot, e.registerer)
 		if err != nil {
 			return nil, fmt.Errorf("enrich: %w", err)
 		}
@@ -209,7 +204,7 @@ func (e *Enricher) Enrich(ctx context.Context, r *report.Report) *report.Enriche
 		if out.Cgroups != nil && out.Cgroups.Victim != nil {
 			victim = vic
 		}
-		missed, errs := e.kills.check(r, victim, live)
+		missed, errs := e.kills.Check(r, victim, live)
 		out.MissedKills = missed
 		for _, err := range errs {
 			out.Enrichment.Errors = append(out.Enrichment.Errors, err.Error())
@@ -372,7 +367,7 @@ func (e *Enricher) takeSnapshot(out *report.Enriched) {
 	p := out.Cgroups.Limiting.Path
 	s, err := e.fs.Snapshot(p)
 	switch {
-	case errors.Is(err, ErrCgroupGone):
+	case errors.Is(err, cgroupfs.ErrCgroupGone):
 		out.Enrichment.Errors = append(out.Enrichment.Errors, fmt.Sprintf("No cgroup snapshot: the limiting cgroup %s no longer exists.", p))
 	case err != nil:
 		out.Enrichment.Errors = append(out.Enrichment.Errors, fmt.Sprintf("No cgroup snapshot of %s: %v.", p, err))
@@ -381,19 +376,4 @@ func (e *Enricher) takeSnapshot(out *report.Enriched) {
 		out.Snapshot = s
 		out.Enrichment.Sources = append(out.Enrichment.Sources, SourceCgroupSnapshot)
 	}
-}
-
-// readMeminfoTotal reads MemTotal from /proc/meminfo, in bytes.
-func readMeminfoTotal(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	var kb uint64
-	for _, line := range strings.Split(string(b), "\n") {
-		if n, err := fmt.Sscanf(line, "MemTotal: %d kB", &kb); err == nil && n == 1 {
-			return kb * 1024, nil
-		}
-	}
-	return 0, fmt.Errorf("%s: no MemTotal", path)
 }

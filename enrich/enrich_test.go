@@ -52,10 +52,10 @@ func TestEnrichFromPathOnly(t *testing.T) {
 	}
 	r := fixtures.Memcg(fixtures.V2PodPath, fixtures.V2CtrPath, 256, nil, nil, fixtures.Victim(1, "app", 900))
 	er := e.Enrich(context.Background(), r)
-	if er.Pod == nil || er.Pod.UID != fixturePodUID || er.Pod.QoSClass != report.QoSBurstable || er.Pod.Name != "" {
+	if er.Pod == nil || er.Pod.UID != fixtures.PodUID || er.Pod.QoSClass != report.QoSBurstable || er.Pod.Name != "" {
 		t.Errorf("pod = %+v", er.Pod)
 	}
-	if er.Container == nil || er.Container.ID != fixtureCID || er.Container.Runtime != report.RuntimeContainerd {
+	if er.Container == nil || er.Container.ID != fixtures.CID || er.Container.Runtime != report.RuntimeContainerd {
 		t.Errorf("container = %+v", er.Container)
 	}
 	if er.Cgroups.Limiting.Level != report.LevelPod || er.Cgroups.Victim.Level != report.LevelContainer {
@@ -144,14 +144,14 @@ func TestEnrichLookupCancelled(t *testing.T) {
 
 func TestEnrichSnapshotAndCounters(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	e, err := New(WithCgroupRoot("testdata/cgroup/v2"), WithProcRoot("testdata/proc"), WithSnapshot(true), WithKillCounters(reg))
+	e, err := New(WithCgroupRoot("cgroupfs/testdata/cgroup/v2"), WithProcRoot("cgroupfs/testdata/proc"), WithSnapshot(true), WithKillCounters(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e.nodeMemory != 8048576*1024 {
 		t.Errorf("node memory = %d", e.nodeMemory)
 	}
-	er := e.Enrich(context.Background(), fixtures.Memcg(v2PodPath, v2CtrPath, 32, nil, nil, fixtures.Victim(412, "app", 900)))
+	er := e.Enrich(context.Background(), fixtures.Memcg(fixtures.V2PodPath, fixtures.V2CtrPath, 32, nil, nil, fixtures.Victim(412, "app", 900)))
 	if er.Snapshot == nil || er.Snapshot.LimitBytes == nil || *er.Snapshot.LimitBytes != 32<<20 || er.Snapshot.OOMGroup == nil || !*er.Snapshot.OOMGroup {
 		t.Errorf("snapshot = %+v", er.Snapshot)
 	}
@@ -178,7 +178,7 @@ func TestEnrichSnapshotAndCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	er = e2.Enrich(context.Background(), fixtures.Memcg(v2PodPath, v2CtrPath, 32, nil, nil, fixtures.Victim(1, "x", 0)))
+	er = e2.Enrich(context.Background(), fixtures.Memcg(fixtures.V2PodPath, fixtures.V2CtrPath, 32, nil, nil, fixtures.Victim(1, "x", 0)))
 	if er.Snapshot != nil || !strings.Contains(strings.Join(er.Enrichment.Errors, "|"), "no memory cgroup controller") {
 		t.Errorf("no controller: errors %v", er.Enrichment.Errors)
 	}
@@ -204,20 +204,20 @@ func TestEnrichJSON(t *testing.T) {
 		}
 	}
 	pod := m["pod"].(map[string]any)
-	if pod["uid"] != fixturePodUID || pod["qos_class"] != report.QoSBurstable {
+	if pod["uid"] != fixtures.PodUID || pod["qos_class"] != report.QoSBurstable {
 		t.Errorf("pod = %v", pod)
 	}
 	d := m["diagnosis"].(map[string]any)
 	if d["scope"] != "pod" || d["main_process_killed"] != false || !strings.HasPrefix(d["summary"].(string), "container 3f9a7c2d1e8b of pod 0b7e3c1e") {
 		t.Errorf("diagnosis = %v", d)
 	}
-	if c := m["container"].(map[string]any); c["id"] != fixtureCID {
+	if c := m["container"].(map[string]any); c["id"] != fixtures.CID {
 		t.Errorf("container = %v", c)
 	}
 }
 
 func TestEnrichConcurrent(t *testing.T) {
-	e, err := New(WithCgroupRoot("testdata/cgroup/v2"), WithProcRoot("testdata/proc"), WithSnapshot(true), WithKillCounters(nil),
+	e, err := New(WithCgroupRoot("cgroupfs/testdata/cgroup/v2"), WithProcRoot("cgroupfs/testdata/proc"), WithSnapshot(true), WithKillCounters(nil),
 		WithPodLookup(&lateLookup{n: 1}))
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +227,7 @@ func TestEnrichConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			er := e.Enrich(context.Background(), fixtures.Memcg(v2PodPath, v2CtrPath, 32, nil, nil, fixtures.Victim(i, "app", 900)))
+			er := e.Enrich(context.Background(), fixtures.Memcg(fixtures.V2PodPath, fixtures.V2CtrPath, 32, nil, nil, fixtures.Victim(i, "app", 900)))
 			if er.Diagnosis == nil || er.Snapshot == nil {
 				t.Errorf("report %d: %+v", i, er)
 			}

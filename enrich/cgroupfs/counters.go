@@ -1,4 +1,4 @@
-package enrich
+package cgroupfs
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs"
 
 	"github.com/oomscope/oomscope/report"
 )
@@ -16,7 +17,7 @@ import (
 // oldest entry is forgotten.
 const maxTrackedCgroups = 4096
 
-// killCounters compares the kernel's OOM-kill counters with the reports
+// KillCounters compares the kernel's OOM-kill counters with the reports
 // parsed. Per cgroup it follows the victim cgroup's own counter (v1
 // memory.oom_control, v2 memory.events.local): the kernel charges each
 // kill to the victim's cgroup. Node-wide it follows /proc/vmstat oom_kill.
@@ -40,9 +41,9 @@ const maxTrackedCgroups = 4096
 // kill (the kernel counts its chosen victim twice and charges members to
 // their own cgroups).
 //
-// killCounters is safe for concurrent use.
-type killCounters struct {
-	fs       *cgroupFS
+// KillCounters is safe for concurrent use.
+type KillCounters struct {
+	fs       *FS
 	procRoot string
 	missed   *prometheus.CounterVec
 	now      func() time.Time // the clock (tests replace it)
@@ -82,7 +83,7 @@ type reading struct {
 
 // observe updates t with a counter reading and a report's kills, and
 // returns the kills now confirmed missed. A nil *t starts a baseline (for
-// a live report). See [killCounters] for the rules.
+// a live report). See [KillCounters] for the rules.
 //
 // A reading confirms when it is confirmGrace old: every kill it counted
 // has had time to be reported. The missed kills are then the reading's
@@ -142,11 +143,11 @@ type observation struct {
 	killedAt time.Time // when the report's kill happened
 }
 
-// newKillCounters returns counters reading below fs and procRoot. When reg
+// NewKillCounters returns counters reading below fs and procRoot. When reg
 // is not nil the metric oomscope_missed_oom_kills_total{scope} is registered
 // on it.
-func newKillCounters(fs *cgroupFS, procRoot string, reg prometheus.Registerer) (*killCounters, error) {
-	k := &killCounters{
+func NewKillCounters(fs *FS, procRoot string, reg prometheus.Registerer) (*KillCounters, error) {
+	k := &KillCounters{
 		fs:       fs,
 		procRoot: procRoot,
 		cg:       make(map[string]*tally),
@@ -182,8 +183,8 @@ func reportedKills(r *report.Report) uint64 {
 
 // check compares the counters with report r and returns the missed kills
 // found, and errors for counters it could not read. live is false for a
-// report read long after its kill (see [killCounters]).
-func (k *killCounters) check(r *report.Report, victimCgroup string, live bool) ([]report.MissedKills, []error) {
+// report read long after its kill (see [KillCounters]).
+func (k *KillCounters) Check(r *report.Report, victimCgroup string, live bool) ([]report.MissedKills, []error) {
 	var (
 		out  []report.MissedKills
 		errs []error
@@ -234,7 +235,10 @@ func (k *killCounters) check(r *report.Report, victimCgroup string, live bool) (
 	return out, errs
 }
 
-func (k *killCounters) readVmstat() (uint64, error) {
+// readVmstat reads the node's oom_kill counter. procfs has no /proc/vmstat
+// parser (only sysfs's per-NUMA-node vmstat), so the key-value reader of
+// memory.stat serves: the two files have the same "key value" lines.
+func (k *KillCounters) readVmstat() (uint64, error) {
 	p := filepath.Join(k.procRoot, "vmstat")
 	kv, err := readKVFile(p)
 	if err != nil {
@@ -247,13 +251,13 @@ func (k *killCounters) readVmstat() (uint64, error) {
 	return v, nil
 }
 
-func (k *killCounters) observeNode(now, kills uint64, obs observation) uint64 {
+func (k *KillCounters) observeNode(now, kills uint64, obs observation) uint64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return observe(&k.node, now, kills, obs)
 }
 
-func (k *killCounters) observeCgroup(cg string, now, kills uint64, obs observation) uint64 {
+func (k *KillCounters) observeCgroup(cg string, now, kills uint64, obs observation) uint64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	t, ok := k.cg[cg]
@@ -272,7 +276,7 @@ func (k *killCounters) observeCgroup(cg string, now, kills uint64, obs observati
 	return n
 }
 
-func (k *killCounters) forget(cg string) {
+func (k *KillCounters) forget(cg string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if _, ok := k.cg[cg]; !ok {
@@ -285,4 +289,21 @@ func (k *killCounters) forget(cg string) {
 			break
 		}
 	}
+}
+
+// NodeMemoryBytes is the node's memory capacity: MemTotal of the procfs
+// mounted at procRoot, in bytes.
+func NodeMemoryBytes(procRoot string) (uint64, error) {
+	fs, err := procfs.NewFS(procRoot)
+	if err != nil {
+		return 0, fmt.Errorf("node memory: %w", err)
+	}
+	mi, err := fs.Meminfo()
+	if err != nil {
+		return 0, fmt.Errorf("node memory: %w", err)
+	}
+	if mi.MemTotalBytes == nil {
+		return 0, fmt.Errorf("node memory: %s/meminfo has no MemTotal", procRoot)
+	}
+	return *mi.MemTotalBytes, nil
 }

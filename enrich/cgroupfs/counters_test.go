@@ -1,4 +1,4 @@
-package enrich
+package cgroupfs
 
 import (
 	"fmt"
@@ -152,7 +152,7 @@ func TestKillCounters(t *testing.T) {
 			ct := newCounterTree(t, tt.version, cg)
 			ct.set(0, 0)
 			reg := prometheus.NewPedanticRegistry()
-			k, err := newKillCounters(mustFS(t, ct.cgRoot), ct.proc, reg)
+			k, err := NewKillCounters(mustFS(t, ct.cgRoot), ct.proc, reg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +172,7 @@ func TestKillCounters(t *testing.T) {
 					w = start.Add(-time.Hour)
 				}
 				r.Last.Wall = &w
-				got, errs := k.check(r, cg, !s.replay)
+				got, errs := k.Check(r, cg, !s.replay)
 				if len(errs) != 0 {
 					t.Fatalf("step %d: errors %v", i, errs)
 				}
@@ -209,7 +209,7 @@ func TestKillCounters(t *testing.T) {
 func TestKillCountersSteadyStream(t *testing.T) {
 	for _, lost := range []map[int]bool{{}, {40: true, 120: true}} {
 		ct := newCounterTree(t, report.CgroupV2, "/w")
-		k, err := newKillCounters(mustFS(t, ct.cgRoot), ct.proc, nil)
+		k, err := NewKillCounters(mustFS(t, ct.cgRoot), ct.proc, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,7 +228,7 @@ func TestKillCountersSteadyStream(t *testing.T) {
 			r := mkReport(1)
 			w := start.Add(time.Duration(3*(i-1)) * time.Second)
 			r.Last.Wall = &w
-			got, errs := k.check(r, "/w", true)
+			got, errs := k.Check(r, "/w", true)
 			if len(errs) != 0 {
 				t.Fatal(errs)
 			}
@@ -246,32 +246,32 @@ func TestKillCountersSteadyStream(t *testing.T) {
 
 func TestKillCountersErrors(t *testing.T) {
 	ct := newCounterTree(t, report.CgroupV2, "/a")
-	k, err := newKillCounters(mustFS(t, ct.cgRoot), ct.proc, nil)
+	k, err := NewKillCounters(mustFS(t, ct.cgRoot), ct.proc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// No /proc/vmstat, no counter file: errors, no findings.
-	got, errs := k.check(mkReport(1), "/a", true)
+	got, errs := k.Check(mkReport(1), "/a", true)
 	if len(got) != 0 || len(errs) != 2 {
 		t.Fatalf("got %v, errors %v; want 2 errors", got, errs)
 	}
 	// A vmstat without oom_kill (kernel < 4.13).
 	ct.write(filepath.Join(ct.proc, "vmstat"), "pgfault 1\n")
-	if _, errs := k.check(mkReport(1), "", true); len(errs) != 1 || !strings.Contains(errs[0].Error(), "no oom_kill") {
+	if _, errs := k.Check(mkReport(1), "", true); len(errs) != 1 || !strings.Contains(errs[0].Error(), "no oom_kill") {
 		t.Errorf("errors %v, want one naming the missing oom_kill", errs)
 	}
 	// Registering twice on one registry fails.
 	reg := prometheus.NewRegistry()
-	if _, err := newKillCounters(nil, ct.proc, reg); err != nil {
+	if _, err := NewKillCounters(nil, ct.proc, reg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newKillCounters(nil, ct.proc, reg); err == nil {
+	if _, err := NewKillCounters(nil, ct.proc, reg); err == nil {
 		t.Error("second registration: no error")
 	}
 }
 
 func TestKillCountersEvictsOldest(t *testing.T) {
-	k, err := newKillCounters(nil, t.TempDir(), nil)
+	k, err := NewKillCounters(nil, t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

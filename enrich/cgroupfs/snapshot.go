@@ -1,4 +1,4 @@
-package enrich
+package cgroupfs
 
 import (
 	"bufio"
@@ -25,6 +25,9 @@ import (
 // A DaemonSet mounts the host's at /host/sys/fs/cgroup (see [WithCgroupRoot]).
 const DefaultCgroupRoot = "/sys/fs/cgroup"
 
+// DefaultProcRoot is where procfs is mounted.
+const DefaultProcRoot = "/proc"
+
 // ErrCgroupGone is returned (wrapped) when the cgroup to read no longer
 // exists: the container or pod was removed after the kill.
 var ErrCgroupGone = errors.New("cgroup no longer exists")
@@ -34,8 +37,8 @@ var ErrCgroupGone = errors.New("cgroup no longer exists")
 // 9223372036854771712 with 4 KiB pages).
 const unlimitedV1 = uint64(1) << 62
 
-// cgroupFS reads memory cgroups below a cgroup root, v1 or v2.
-type cgroupFS struct {
+// FS reads memory cgroups below a cgroup root, v1 or v2.
+type FS struct {
 	// root is the cgroup mount root (/sys/fs/cgroup).
 	root string
 	// version is CgroupV1 or CgroupV2, "" when no memory controller was
@@ -46,11 +49,11 @@ type cgroupFS struct {
 	memRoot string
 }
 
-// newCgroupFS finds the memory controller below root. For the default root
+// Open finds the memory controller below root. For the default root
 // it asks cgroups.Mode(); for any other (a host's root mounted elsewhere, a
 // test fixture) it looks at the files.
-func newCgroupFS(root string) (*cgroupFS, error) {
-	fs := &cgroupFS{root: root}
+func Open(root string) (*FS, error) {
+	fs := &FS{root: root}
 	isDir := func(p string) bool {
 		st, err := os.Stat(p)
 		return err == nil && st.IsDir()
@@ -84,7 +87,7 @@ func newCgroupFS(root string) (*cgroupFS, error) {
 
 // dir is the directory of the cgroup path p (as printed by the kernel:
 // relative to the hierarchy root). ".." cannot climb above the root.
-func (fs *cgroupFS) dir(p string) (string, error) {
+func (fs *FS) dir(p string) (string, error) {
 	if p == "" {
 		return "", errors.New("empty cgroup path")
 	}
@@ -92,7 +95,7 @@ func (fs *cgroupFS) dir(p string) (string, error) {
 }
 
 // exists reports whether the cgroup p exists.
-func (fs *cgroupFS) exists(p string) (bool, error) {
+func (fs *FS) exists(p string) (bool, error) {
 	d, err := fs.dir(p)
 	if err != nil {
 		return false, err
@@ -109,7 +112,7 @@ func (fs *cgroupFS) exists(p string) (bool, error) {
 
 // Snapshot reads the cgroup p. An error wrapping [ErrCgroupGone] means the
 // cgroup was removed.
-func (fs *cgroupFS) Snapshot(p string) (*report.Snapshot, error) {
+func (fs *FS) Snapshot(p string) (*report.Snapshot, error) {
 	ok, err := fs.exists(p)
 	if err != nil {
 		return nil, err
@@ -136,7 +139,7 @@ func (fs *cgroupFS) Snapshot(p string) (*report.Snapshot, error) {
 	return s, nil
 }
 
-func (fs *cgroupFS) snapshotV1(p, d string, s *report.Snapshot) error {
+func (fs *FS) snapshotV1(p, d string, s *report.Snapshot) error {
 	// Read only the modules the kernel has: kmem files are gone from
 	// recent kernels, memsw needs swap accounting.
 	var ignore []string
@@ -174,7 +177,7 @@ func (fs *cgroupFS) snapshotV1(p, d string, s *report.Snapshot) error {
 	return nil
 }
 
-func (fs *cgroupFS) snapshotV2(p, d string, s *report.Snapshot) error {
+func (fs *FS) snapshotV2(p, d string, s *report.Snapshot) error {
 	m, err := cgroup2.Load(filepath.Clean("/"+p), cgroup2.WithMountpoint(fs.memRoot))
 	if err != nil {
 		return fmt.Errorf("load v2 cgroup %s: %w", p, err)
@@ -220,7 +223,7 @@ func (fs *cgroupFS) snapshotV2(p, d string, s *report.Snapshot) error {
 // memory.events.local oom_kill, or memory.events oom_kill (this cgroup and
 // its descendants) on kernels without the local file. It returns the
 // counter's name with the value.
-func (fs *cgroupFS) killCounter(p string) (name string, v uint64, err error) {
+func (fs *FS) killCounter(p string) (name string, v uint64, err error) {
 	d, err := fs.dir(p)
 	if err != nil {
 		return "", 0, err

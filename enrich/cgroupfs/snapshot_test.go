@@ -1,4 +1,4 @@
-package enrich
+package cgroupfs
 
 import (
 	"bufio"
@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oomscope/oomscope/internal/fixtures"
 	"github.com/oomscope/oomscope/report"
 
 	"github.com/google/go-cmp/cmp"
@@ -65,7 +64,7 @@ func TestSnapshotFixtures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs, err := newCgroupFS(tt.root)
+			fs, err := Open(tt.root)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,7 +90,7 @@ func TestSnapshotFixtures(t *testing.T) {
 }
 
 func TestSnapshotErrors(t *testing.T) {
-	fs, err := newCgroupFS("testdata/cgroup/v2")
+	fs, err := Open("testdata/cgroup/v2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +100,7 @@ func TestSnapshotErrors(t *testing.T) {
 	if _, err := fs.Snapshot(""); err == nil {
 		t.Error("empty path: no error")
 	}
-	if _, err := newCgroupFS(t.TempDir()); err == nil {
+	if _, err := Open(t.TempDir()); err == nil {
 		t.Error("root without a memory controller: no error")
 	}
 	// A malformed memory.stat is an error naming the file.
@@ -118,7 +117,7 @@ func TestSnapshotErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bad, err := newCgroupFS(root)
+	bad, err := Open(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,17 +193,16 @@ func makeChildMemcg(t *testing.T, name string, limit uint64) string {
 func TestSnapshotRealV1Cgroup(t *testing.T) {
 	const limit = 48 << 20
 	rel := makeChildMemcg(t, "oomscope-snap", limit)
-	e, err := New(WithSnapshot(true))
+	fs, err := Open(DefaultCgroupRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.fs == nil || e.fs.version != report.CgroupV1 {
-		t.Fatalf("cgroup fs = %+v (%v), want v1", e.fs, e.fsErr)
+	if fs.version != report.CgroupV1 {
+		t.Fatalf("cgroup fs = %+v, want v1", fs)
 	}
-	er := e.Enrich(context.Background(), fixtures.Memcg(rel, rel, 48, nil, nil, fixtures.Victim(1, "x", 0)))
-	s := er.Snapshot
-	if s == nil {
-		t.Fatalf("no snapshot: %v", er.Enrichment.Errors)
+	s, err := fs.Snapshot(rel)
+	if err != nil {
+		t.Fatalf("no snapshot: %v", err)
 	}
 	if s.Path != rel || s.Version != report.CgroupV1 {
 		t.Errorf("snapshot of %s (%s), want %s (v1)", s.Path, s.Version, rel)
@@ -231,14 +229,14 @@ func TestKillCountersRealV1Cgroup(t *testing.T) {
 	// Swap would let the process grow past the limit slowly; forbid it.
 	_ = os.WriteFile(filepath.Join(dir, "memory.swappiness"), []byte("0"), 0o644)
 
-	k, err := newKillCounters(mustFS(t, DefaultCgroupRoot), DefaultProcRoot, nil)
+	k, err := NewKillCounters(mustFS(t, DefaultCgroupRoot), DefaultProcRoot, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock := time.Now()
 	k.now = func() time.Time { return clock }
 	empty := mkReport(0)
-	if got, errs := k.check(empty, rel, true); len(got) != 0 || len(errs) != 0 {
+	if got, errs := k.Check(empty, rel, true); len(got) != 0 || len(errs) != 0 {
 		t.Fatalf("baseline: missed %v, errors %v", got, errs)
 	}
 
@@ -266,7 +264,7 @@ func TestKillCountersRealV1Cgroup(t *testing.T) {
 	// kill (and the node's, unless other tests killed something
 	// meanwhile) is missed.
 	clock = clock.Add(time.Second)
-	got, errs := k.check(empty, rel, true)
+	got, errs := k.Check(empty, rel, true)
 	if len(errs) != 0 {
 		t.Fatal(errs)
 	}
@@ -276,7 +274,7 @@ func TestKillCountersRealV1Cgroup(t *testing.T) {
 		}
 	}
 	clock = clock.Add(confirmGrace + time.Second)
-	got, errs = k.check(empty, rel, true)
+	got, errs = k.Check(empty, rel, true)
 	if len(errs) != 0 {
 		t.Fatal(errs)
 	}
@@ -291,7 +289,7 @@ func TestKillCountersRealV1Cgroup(t *testing.T) {
 	}
 	// Nothing new: nothing missed.
 	clock = clock.Add(confirmGrace + time.Second)
-	if got, _ := k.check(empty, rel, true); len(got) != 0 {
+	if got, _ := k.Check(empty, rel, true); len(got) != 0 {
 		for _, m := range got {
 			if m.Cgroup == rel {
 				t.Errorf("second check: %+v", m)
@@ -300,9 +298,9 @@ func TestKillCountersRealV1Cgroup(t *testing.T) {
 	}
 }
 
-func mustFS(t *testing.T, root string) *cgroupFS {
+func mustFS(t *testing.T, root string) *FS {
 	t.Helper()
-	fs, err := newCgroupFS(root)
+	fs, err := Open(root)
 	if err != nil {
 		t.Fatal(err)
 	}
