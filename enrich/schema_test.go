@@ -88,7 +88,7 @@ func (stubLookup) Lookup(_ context.Context, podUID, containerID string) (*report
 	}
 	ctr := &report.Container{
 		Name: "python", ID: containerID, Runtime: report.RuntimeContainerd, Image: "python:3.13",
-		Kind: enrich.ContainerKindApp, MemoryRequestBytes: &req, MemoryLimitBytes: &lim, RestartCount: &restarts,
+		Kind: report.ContainerKindApp, MemoryRequestBytes: &req, MemoryLimitBytes: &lim, RestartCount: &restarts,
 		// Every instance field, for the schema (the cache sets started_at
 		// for running instances only).
 		State: "terminated", StartedAt: &stubTime, ObservedAt: &stubTime,
@@ -351,7 +351,7 @@ func TestSchemaEnrichmentValues(t *testing.T) {
 		{"cgroups.victim.driver", set("cgroups", "victim", "driver"), []string{report.DriverCgroupfs, report.DriverSystemd}},
 		{"cgroups.victim.qos", set("cgroups", "victim", "qos"), qos},
 		{"pod.qos_class", set("pod", "qos_class"), qos},
-		{"container.kind", set("container", "kind"), []string{enrich.ContainerKindApp, enrich.ContainerKindInit, enrich.ContainerKindEphemeral}},
+		{"container.kind", set("container", "kind"), []string{report.ContainerKindApp, report.ContainerKindInit, report.ContainerKindEphemeral}},
 		// The API's container id scheme is passed through when it is not
 		// a known runtime's.
 		{"container.runtime", set("container", "runtime"), append(runtimes, "kata")},

@@ -131,3 +131,10 @@ type Enrichment struct {
 	// Errors lists what was tried and failed, one sentence each.
 	Errors []string `json:"errors,omitempty"`
 }
+
+// Container kinds (see [Container.Kind]).
+const (
+	ContainerKindApp       = "app"
+	ContainerKindInit      = "init"
+	ContainerKindEphemeral = "ephemeral"
+)

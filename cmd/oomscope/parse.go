@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/enrich/kubepods"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
 	"github.com/oomscope/oomscope/report"
@@ -24,9 +25,9 @@ import (
 type podLookupFunc func(ctx context.Context, kubeconfig, node string, labels []string) (enrich.PodLookup, error)
 
 // kubePodLookup is the podLookupFunc of the real binary: the node-scoped
-// informer of enrich.PodCache, synced before it returns.
+// informer of kubepods.PodCache, synced before it returns.
 func kubePodLookup(ctx context.Context, kubeconfig, node string, labels []string) (enrich.PodLookup, error) {
-	c, err := enrich.StartPodCache(ctx, kubeconfig, node, enrich.WithPodLabelKeys(labels...))
+	c, err := kubepods.StartPodCache(ctx, kubeconfig, node, kubepods.WithPodLabelKeys(labels...))
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +89,7 @@ API. With no FILE, or when FILE is -, reads standard input.`,
 	f.IntVar(&year, "year", 0, "year of syslog timestamps that carry none (default: the current year)")
 	f.StringVar(&host, "host", "", "host name for records that carry none")
 	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file: also look the pods up in the Kubernetes API")
-	f.StringSliceVar(&podLabels, "pod-labels", enrich.DefaultLabelKeys, "pod labels copied into reports (with --kubeconfig)")
+	f.StringSliceVar(&podLabels, "pod-labels", kubepods.DefaultLabelKeys, "pod labels copied into reports (with --kubeconfig)")
 	return cmd
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/oomscope/oomscope/daemon"
 	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/enrich/cgroupfs"
+	"github.com/oomscope/oomscope/enrich/kubepods"
 	"github.com/oomscope/oomscope/kube"
 	"github.com/oomscope/oomscope/oomparse"
 	"github.com/oomscope/oomscope/report"
@@ -95,7 +96,7 @@ twice. Needs read access to /dev/kmsg (root or CAP_SYSLOG).`,
 	f.StringVar(&c.Host, "host", defaultHost(), "node name written into reports (default $NODE_NAME or the host name)")
 	f.IntVar(&c.MaxTasks, "max-tasks", oomparse.DefaultMaxTasks, "task-table rows kept per report (the largest by rss)")
 	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file for the pod lookup (default: the in-cluster configuration when running in a pod; \"none\" disables the lookup)")
-	f.StringSliceVar(&c.PodLabels, "pod-labels", enrich.DefaultLabelKeys, "pod labels copied into reports")
+	f.StringSliceVar(&c.PodLabels, "pod-labels", kubepods.DefaultLabelKeys, "pod labels copied into reports")
 	f.StringVar(&c.CgroupRoot, "cgroup-root", cgroupfs.DefaultCgroupRoot, "where the host's cgroup filesystems are mounted (a DaemonSet mounts them at /host/sys/fs/cgroup)")
 	f.StringVar(&c.ProcRoot, "proc-root", cgroupfs.DefaultProcRoot, "where the host's procfs is mounted")
 	f.StringVar(&c.Metrics, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9101); empty disables")

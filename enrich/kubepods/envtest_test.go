@@ -1,4 +1,4 @@
-package enrich
+package kubepods
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/internal/envtestbin"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/kube"
@@ -190,7 +191,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 
 	wantWeb := wantWebPod(ns, "node-a", web.UID)
 	wantApp := &report.Container{
-		Name: "app", ID: cidApp, Runtime: report.RuntimeContainerd, Image: "example.com/web:3", Kind: ContainerKindApp,
+		Name: "app", ID: cidApp, Runtime: report.RuntimeContainerd, Image: "example.com/web:3", Kind: report.ContainerKindApp,
 		MemoryRequestBytes: i64(64 * mi), MemoryLimitBytes: i64(128 * mi), RestartCount: i32(2),
 		State: "running",
 	}
@@ -276,7 +277,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 	})
 	t.Run("init container", func(t *testing.T) {
 		check(t, string(web.UID), cidInit, wantWeb, &report.Container{
-			Name: "migrate", ID: cidInit, Runtime: report.RuntimeContainerd, Image: "example.com/migrate:1", Kind: ContainerKindInit,
+			Name: "migrate", ID: cidInit, Runtime: report.RuntimeContainerd, Image: "example.com/migrate:1", Kind: report.ContainerKindInit,
 			MemoryRequestBytes: i64(100 * mi), MemoryLimitBytes: i64(200 * mi), RestartCount: i32(0),
 		})
 	})
@@ -284,7 +285,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 		check(t, string(jobPod.UID), cidDebug, &report.Pod{
 			Namespace: ns, Name: jobPod.Name, UID: string(jobPod.UID), QoSClass: "BestEffort", Node: "node-a",
 			Owner: &report.Owner{Kind: "CronJob", Name: "report"},
-		}, &report.Container{Name: "report", ID: cidDebug, Runtime: report.RuntimeCRIO, Image: "example.com/report:1", Kind: ContainerKindApp, RestartCount: i32(0)})
+		}, &report.Container{Name: "report", ID: cidDebug, Runtime: report.RuntimeCRIO, Image: "example.com/report:1", Kind: report.ContainerKindApp, RestartCount: i32(0)})
 	})
 	t.Run("pod of another node is not seen", func(t *testing.T) {
 		sctx, scancel := context.WithTimeout(ctx, 300*time.Millisecond)
@@ -333,7 +334,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 		if r.el < delay || r.el > 10*time.Second {
 			t.Errorf("Lookup returned after %v, want between %v and the 10s wait", r.el, delay)
 		}
-		want := &report.Container{Name: "c", ID: cidLate, Runtime: report.RuntimeContainerd, Image: "example.com/late:1", Kind: ContainerKindApp,
+		want := &report.Container{Name: "c", ID: cidLate, Runtime: report.RuntimeContainerd, Image: "example.com/late:1", Kind: report.ContainerKindApp,
 			MemoryRequestBytes: i64(10 * mi), MemoryLimitBytes: i64(10 * mi), RestartCount: i32(0)}
 		if d := cmp.Diff(want, r.ctr, ignoreInstanceState); d != "" {
 			t.Errorf("container (-want +got):\n%s", d)
@@ -377,7 +378,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 		// A cgroup v1 pod-limit capture: three kills in container
 		// 3f9a7c2d… of pod 0b7e3c1e-…; the API server picks our pod's UID,
 		// so the capture is rewritten to it.
-		const capture = "../testdata/captures/host-6.18-cgroupv1-memcg-pod-limit-3-kills.kmsg"
+		const capture = "../../testdata/captures/host-6.18-cgroupv1-memcg-pod-limit-3-kills.kmsg"
 		const capUID = "0b7e3c1e-5a42-4c1b-9d7a-2f1f8c3e9a11"
 		const capCID = "3f9a7c2d1e8b4a6f9c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1a2b"
 		raw, err := os.ReadFile(capture)
@@ -405,7 +406,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 		if len(reports) != 3 {
 			t.Fatalf("capture parsed into %d reports, want 3", len(reports))
 		}
-		enricher, err := New(WithPodLookup(cache))
+		enricher, err := enrich.New(enrich.WithPodLookup(cache))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -435,7 +436,7 @@ func TestPodCacheEnvtest(t *testing.T) {
 				got[k] = get(k)
 			}
 			srcs, _ := get("enrichment.sources").([]any)
-			got["kubernetes-api source"] = slices.Contains(srcs, any(SourceKubernetesAPI))
+			got["kubernetes-api source"] = slices.Contains(srcs, any(enrich.SourceKubernetesAPI))
 			if errs := get("enrichment.errors"); errs != nil {
 				t.Logf("enrichment errors: %v", errs)
 			}

@@ -1,4 +1,4 @@
-package enrich
+package kubepods
 
 import (
 	"context"
@@ -287,7 +287,7 @@ func TestPodCacheLookupFake(t *testing.T) {
 	const uid = "11111111-2222-3333-4444-555555555555"
 	web := wantWebPod("shop", "node-a", uid)
 	app := &report.Container{
-		Name: "app", ID: cidApp, Runtime: report.RuntimeContainerd, Image: "example.com/web:3", Kind: ContainerKindApp,
+		Name: "app", ID: cidApp, Runtime: report.RuntimeContainerd, Image: "example.com/web:3", Kind: report.ContainerKindApp,
 		MemoryRequestBytes: i64(64 * mi), MemoryLimitBytes: i64(128 * mi), RestartCount: i32(2),
 	}
 	appPrev := *app
@@ -305,15 +305,15 @@ func TestPodCacheLookupFake(t *testing.T) {
 		{"by prefixed container id", "", "containerd://" + cidApp, web, app},
 		{"by last terminated container", uid, cidAppPrev, web, &appPrev},
 		{"init container", uid, cidInit, web, &report.Container{
-			Name: "migrate", ID: cidInit, Runtime: report.RuntimeContainerd, Image: "example.com/migrate:1", Kind: ContainerKindInit,
+			Name: "migrate", ID: cidInit, Runtime: report.RuntimeContainerd, Image: "example.com/migrate:1", Kind: report.ContainerKindInit,
 			MemoryRequestBytes: i64(100 * mi), MemoryLimitBytes: i64(200 * mi), RestartCount: i32(0),
 		}},
 		{"sidecar", uid, cidSide, web, &report.Container{
-			Name: "log", ID: cidSide, Runtime: report.RuntimeContainerd, Image: "example.com/log:2", Kind: ContainerKindInit,
+			Name: "log", ID: cidSide, Runtime: report.RuntimeContainerd, Image: "example.com/log:2", Kind: report.ContainerKindInit,
 			MemoryRequestBytes: i64(16 * mi), MemoryLimitBytes: i64(32 * mi), RestartCount: i32(0),
 		}},
 		{"ephemeral", uid, cidDebug, web, &report.Container{
-			Name: "debug", ID: cidDebug, Runtime: report.RuntimeCRIO, Image: "busybox", Kind: ContainerKindEphemeral, RestartCount: i32(0),
+			Name: "debug", ID: cidDebug, Runtime: report.RuntimeCRIO, Image: "busybox", Kind: report.ContainerKindEphemeral, RestartCount: i32(0),
 		}},
 		{"unknown container of a known pod", uid, cidLate, web, nil},
 		{"container of another pod", "66666666-7777-8888-9999-000000000000", cidApp, &report.Pod{

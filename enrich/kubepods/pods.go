@@ -1,4 +1,4 @@
-package enrich
+package kubepods
 
 import (
 	"context"
@@ -20,13 +20,6 @@ import (
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
-)
-
-// Container kinds (see [Container.Kind]).
-const (
-	ContainerKindApp       = "app"
-	ContainerKindInit      = "init"
-	ContainerKindEphemeral = "ephemeral"
 )
 
 // mirrorPodAnnotation holds a static pod's config hash on its mirror pod;
@@ -63,7 +56,7 @@ var DefaultLabelKeys = []string{
 // nodeName's pods (every pod when nodeName is empty) that runs until ctx is
 // done, and waits until it has synced. It returns (nil, nil) when there is
 // no API server to use (check for nil before storing the result in a
-// [PodLookup]). An API server that does not answer is an error after
+// [enrich.PodLookup]). An API server that does not answer is an error after
 // [DefaultSyncTimeout]; the informer is then stopped.
 func StartPodCache(ctx context.Context, kubeconfig, nodeName string, opts ...PodCacheOption) (*PodCache, error) {
 	cfg, err := kube.LoadRESTConfig(kubeconfig)
@@ -156,7 +149,7 @@ func withPodClock(clk utilcache.Clock) PodCacheOption {
 	return func(c *podCacheConfig) { c.clock = clk }
 }
 
-// PodCache is a [PodLookup] backed by one shared informer over the pods of
+// PodCache is a [enrich.PodLookup] backed by one shared informer over the pods of
 // one node, indexed by pod UID and by container id, plus a bounded cache
 // of recently deleted pods. Create it with [NewPodCache], run it with
 // [PodCache.Start]. It is safe for concurrent use.
@@ -298,7 +291,7 @@ func (c *PodCache) WaitForSync(ctx context.Context) bool {
 	return cache.WaitForCacheSync(ctx.Done(), c.HasSynced)
 }
 
-// Lookup implements [PodLookup]. It waits, bounded by [WithPodMaxWait] and
+// Lookup implements [enrich.PodLookup]. It waits, bounded by [WithPodMaxWait] and
 // ctx, while the pod (or, when containerID is set, the container) is not
 // known yet: the kernel reports an OOM kill before the kubelet's status
 // update reaches the informer when a container dies right after it
@@ -525,11 +518,11 @@ func buildContainer(p *corev1.Pod, st *corev1.ContainerStatus, kind string) *rep
 func containerSpec(p *corev1.Pod, kind, name string) (*corev1.ResourceRequirements, string) {
 	var cs []corev1.Container
 	switch kind {
-	case ContainerKindApp:
+	case report.ContainerKindApp:
 		cs = p.Spec.Containers
-	case ContainerKindInit:
+	case report.ContainerKindInit:
 		cs = p.Spec.InitContainers
-	case ContainerKindEphemeral:
+	case report.ContainerKindEphemeral:
 		for i := range p.Spec.EphemeralContainers {
 			if c := &p.Spec.EphemeralContainers[i].EphemeralContainerCommon; c.Name == name {
 				return &c.Resources, c.Image
@@ -855,9 +848,9 @@ func containerStatusByID(p *corev1.Pod, id string) (*corev1.ContainerStatus, str
 		sts  []corev1.ContainerStatus
 		kind string
 	}{
-		{p.Status.ContainerStatuses, ContainerKindApp},
-		{p.Status.InitContainerStatuses, ContainerKindInit},
-		{p.Status.EphemeralContainerStatuses, ContainerKindEphemeral},
+		{p.Status.ContainerStatuses, report.ContainerKindApp},
+		{p.Status.InitContainerStatuses, report.ContainerKindInit},
+		{p.Status.EphemeralContainerStatuses, report.ContainerKindEphemeral},
 	}
 	for _, l := range lists {
 		for i := range l.sts {
@@ -909,5 +902,3 @@ func splitContainerID(s string) (runtime, id string) {
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
-
-var _ PodLookup = (*PodCache)(nil)
