@@ -50,6 +50,66 @@ func ParseStart(s string) (Start, error) {
 	return "", fmt.Errorf("daemon: unknown start %q (want resume, beginning or end)", s)
 }
 
+// Source is the kernel log the daemon reads; *kmsg.Live is one. Records
+// must carry kernel sequence numbers for the checkpoint to work.
+type Source interface {
+	// Records delivers the records in order; it is closed at the end of
+	// the log (then Err says why) or after Close.
+	Records() <-chan kmsg.Record
+	// Lost counts records the source lost (ring-buffer overruns).
+	Lost() uint64
+	// Behind reports whether the kernel holds records not delivered yet.
+	Behind() bool
+	// Err is the error that ended Records, nil at a clean end.
+	Err() error
+	Close() error
+}
+
+// PositionMode says where a [Source] starts.
+type PositionMode int
+
+// PositionMode values.
+const (
+	// FromBeginning reads every record still in the ring buffer.
+	FromBeginning PositionMode = iota
+	// FromEnd reads only records written from now on.
+	FromEnd
+	// AfterSeq reads the records after sequence number Position.Seq.
+	AfterSeq
+)
+
+// Position is where a [Source] starts.
+type Position struct {
+	Mode PositionMode
+	Seq  uint64
+}
+
+// OpenFunc opens the daemon's [Source] at pos.
+type OpenFunc func(ctx context.Context, pos Position) (Source, error)
+
+// KernelLog is the OpenFunc of the kernel log device (empty: /dev/kmsg).
+func KernelLog(device string, log zerolog.Logger) OpenFunc {
+	return func(ctx context.Context, pos Position) (Source, error) {
+		opts := []kmsg.LiveOption{kmsg.WithLogger(log)}
+		if device != "" {
+			opts = append(opts, kmsg.WithDevice(device))
+		}
+		switch pos.Mode {
+		case FromEnd:
+			opts = append(opts, kmsg.WithStartAtEnd())
+		case AfterSeq:
+			opts = append(opts, kmsg.WithResumeAfter(pos.Seq))
+		default:
+			opts = append(opts, kmsg.WithStartAtBeginning())
+		}
+		live, err := kmsg.OpenLive(ctx, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return live, nil
+	}
+}
+
 // Enricher turns a parsed report into an enriched one; *enrich.Enricher is
 // one.
 type Enricher interface {
@@ -58,8 +118,16 @@ type Enricher interface {
 
 // Config configures [Run].
 type Config struct {
-	// Device is the kmsg device; empty means /dev/kmsg.
+	// Device is the kmsg device; empty means /dev/kmsg. Ignored when Open
+	// is set.
 	Device string
+	// Open opens the record source; nil opens Device with [KernelLog].
+	Open OpenFunc
+	// BootID returns the running boot's id; nil reads the kernel's.
+	BootID func() (string, error)
+	// Clock is the kernel log's clock (CLOCK_MONOTONIC, as the records'
+	// timestamps); nil reads the kernel's.
+	Clock func() time.Duration
 	// Start says where to begin; empty means StartResume.
 	Start Start
 	// StatePath is the checkpoint file; empty disables checkpoints.
@@ -119,32 +187,38 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	opts := []kmsg.LiveOption{kmsg.WithLogger(log)}
-	if cfg.Device != "" {
-		opts = append(opts, kmsg.WithDevice(cfg.Device))
+	if cfg.BootID == nil {
+		cfg.BootID = kmsg.ReadBootID
 	}
-	bootID, err := kmsg.ReadBootID()
+	if cfg.Clock == nil {
+		cfg.Clock = monoNow
+	}
+	if cfg.Open == nil {
+		cfg.Open = KernelLog(cfg.Device, log)
+	}
+	bootID, err := cfg.BootID()
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	resumed := false
+	var pos Position
 	switch {
 	case cfg.Start == StartEnd:
-		opts = append(opts, kmsg.WithStartAtEnd())
+		pos = Position{Mode: FromEnd}
 		log.Info().Msg("reading kernel log from its end")
 	case cfg.Start == StartResume && haveCP && cp.BootID == bootID:
 		resumed = true
-		opts = append(opts, kmsg.WithResumeAfter(cp.Seq))
+		pos = Position{Mode: AfterSeq, Seq: cp.Seq}
 		log.Info().Uint64("after_seq", cp.Seq).Msg("resuming kernel log after checkpoint")
 	default:
-		opts = append(opts, kmsg.WithStartAtBeginning())
+		pos = Position{Mode: FromBeginning}
 		log.Info().Str("start", string(cfg.Start)).Bool("checkpoint", haveCP).Msg("reading the whole kernel ring buffer")
 	}
 	if !haveCP || cp.BootID != bootID {
 		cp = Checkpoint{BootID: bootID}
 	}
 
-	live, err := kmsg.OpenLive(ctx, opts...)
+	live, err := cfg.Open(ctx, pos)
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -176,7 +250,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	for {
 		if d, ok := p.Deadline(); ok {
-			wait := d - monoNow()
+			wait := d - cfg.Clock()
 			if wait < 0 {
 				wait = 0
 			}
@@ -211,7 +285,7 @@ func Run(ctx context.Context, cfg Config) error {
 					continue
 				}
 				r.postponed = 0
-				reports = p.Expire(reports[:0], monoNow())
+				reports = p.Expire(reports[:0], cfg.Clock())
 			}
 		case rec, ok := <-live.Records():
 			if !ok {
@@ -274,7 +348,7 @@ func (r *runner) feed(p *oomparse.Parser, dst []report.Report, rec kmsg.Record) 
 }
 
 // endOfLog is the daemon's end when the kernel log closes.
-func (r *runner) endOfLog(live *kmsg.Live) error {
+func (r *runner) endOfLog(live Source) error {
 	if err := live.Err(); err != nil {
 		return fmt.Errorf("daemon: reading kernel log: %w", err)
 	}

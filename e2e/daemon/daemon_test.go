@@ -55,7 +55,7 @@ func (c *collector) count() int {
 // capture, with the victim's and trigger's comm replaced by comm.
 func reportTexts(t *testing.T, comm string) []string {
 	t.Helper()
-	f, err := os.Open("../testdata/captures/host-6.18-cgroupv1-memcg-pod-limit-3-kills.kmsg")
+	f, err := os.Open("../../testdata/captures/host-6.18-cgroupv1-memcg-pod-limit-3-kills.kmsg")
 	if err != nil {
 		t.Fatal(err)
 	}
