@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultDevice is the kernel log device [OpenLive] reads unless
@@ -542,12 +542,10 @@ func (l *Live) fail(err error) {
 
 // Clock ids of clock_gettime(2).
 const (
-	clockRealtime  int32 = 0
-	clockMonotonic int32 = 1
+	clockRealtime  int32 = unix.CLOCK_REALTIME
+	clockMonotonic int32 = unix.CLOCK_MONOTONIC
 )
 
-// clockGettime reads clock id with clock_gettime(2), as time since the
-// clock's epoch.
 // KernelClock returns the clock the kernel stamps its records with
 // (CLOCK_MONOTONIC, see [Live]): the "now" to compare Record.Mono with.
 func KernelClock() (time.Duration, error) {
@@ -564,10 +562,12 @@ func ReadBootID() (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// clockGettime reads clock id with clock_gettime(2), as time since the
+// clock's epoch. It is the default of the clock seam ([withClock]).
 func clockGettime(id int32) (time.Duration, error) {
-	var ts syscall.Timespec
-	if _, _, e := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, uintptr(id), uintptr(unsafe.Pointer(&ts)), 0); e != 0 {
-		return 0, fmt.Errorf("clock_gettime(%d): %w", id, e)
+	var ts unix.Timespec
+	if err := unix.ClockGettime(id, &ts); err != nil {
+		return 0, fmt.Errorf("clock_gettime(%d): %w", id, err)
 	}
 	return time.Duration(ts.Nano()), nil
 }
