@@ -57,46 +57,88 @@ type device interface {
 	io.Seeker
 }
 
-// LiveOption configures [OpenLive].
-type LiveOption func(*liveConfig)
+// LiveOption configures [OpenLive]. An option returns an error for a
+// value it cannot use, and OpenLive fails with that error, which names the
+// option: a misconfigured reader must not start reading something else.
+//
+// The start options ([WithStartAtEnd], [WithStartAtBeginning],
+// [WithResumeAfter]) exclude each other: two different ones are an error,
+// since which records to read is the caller's decision, not the order of
+// the list (a resume point overridden by a later WithStartAtBeginning, or
+// the other way round, would re-read or drop records silently). The same
+// one given twice is allowed.
+type LiveOption func(*liveConfig) error
 
 type liveConfig struct {
-	device string
-	log    zerolog.Logger
-	start  startMode
-	after  uint64
-	open   func(path string) (device, error)
-	clock  func(clockid int32) (time.Duration, error)
-	newest func(path string) (seq uint64, ok bool, err error)
-	bootID string // path of the boot id file
+	device   string
+	log      zerolog.Logger
+	start    startMode
+	after    uint64
+	startOpt string // the start option given, as written: "WithResumeAfter(7)"
+	open     func(path string) (device, error)
+	clock    func(clockid int32) (time.Duration, error)
+	newest   func(path string) (seq uint64, ok bool, err error)
+	bootID   string // path of the boot id file
 }
 
-// WithDevice reads path instead of [DefaultDevice]. An empty path is
-// ignored.
-func WithDevice(path string) LiveOption {
-	return func(c *liveConfig) {
-		if path != "" {
-			c.device = path
+// newLiveConfig is the defaults with opts applied (nil options skipped).
+func newLiveConfig(opts []LiveOption) (liveConfig, error) {
+	cfg := liveConfig{
+		device: DefaultDevice,
+		log:    zerolog.Nop(),
+		open:   openDevice,
+		clock:  clockGettime,
+		newest: newestSeq,
+		bootID: bootIDPath,
+	}
+	for _, o := range opts {
+		if o == nil {
+			continue
 		}
+		if err := o(&cfg); err != nil {
+			return liveConfig{}, err
+		}
+	}
+	return cfg, nil
+}
+
+// setStart records a start option, refusing a different one given before.
+func (c *liveConfig) setStart(mode startMode, after uint64, opt string) error {
+	if c.startOpt != "" && c.startOpt != opt {
+		return fmt.Errorf("%s: conflicts with %s given before: give one start option", opt, c.startOpt)
+	}
+	c.start, c.after, c.startOpt = mode, after, opt
+	return nil
+}
+
+// WithDevice reads path instead of [DefaultDevice]. An empty path is an
+// error: leave the option out to read the default.
+func WithDevice(path string) LiveOption {
+	return func(c *liveConfig) error {
+		if path == "" {
+			return errors.New("WithDevice: empty device path")
+		}
+		c.device = path
+		return nil
 	}
 }
 
 // WithLogger sets the logger for lost records, malformed records and read
 // errors. The default discards everything.
 func WithLogger(l zerolog.Logger) LiveOption {
-	return func(c *liveConfig) { c.log = l }
+	return func(c *liveConfig) error { c.log = l; return nil }
 }
 
 // WithStartAtEnd returns only the records written after [OpenLive]. This is
 // the default.
 func WithStartAtEnd() LiveOption {
-	return func(c *liveConfig) { c.start = startEnd }
+	return func(c *liveConfig) error { return c.setStart(startEnd, 0, "WithStartAtEnd()") }
 }
 
 // WithStartAtBeginning returns every record still in the kernel's ring
 // buffer, then the new ones.
 func WithStartAtBeginning() LiveOption {
-	return func(c *liveConfig) { c.start = startBeginning }
+	return func(c *liveConfig) error { return c.setStart(startBeginning, 0, "WithStartAtBeginning()") }
 }
 
 // WithResumeAfter returns the records whose sequence number is greater than
@@ -107,22 +149,42 @@ func WithStartAtBeginning() LiveOption {
 // newest record, as one from an earlier boot usually is, is logged and the
 // whole ring buffer is read instead.
 func WithResumeAfter(seq uint64) LiveOption {
-	return func(c *liveConfig) { c.start, c.after = startAfter, seq }
+	return func(c *liveConfig) error {
+		return c.setStart(startAfter, seq, fmt.Sprintf("WithResumeAfter(%d)", seq))
+	}
 }
 
 // withOpener replaces os.Open for the device (tests).
 func withOpener(open func(path string) (device, error)) LiveOption {
-	return func(c *liveConfig) { c.open = open }
+	return func(c *liveConfig) error {
+		if open == nil {
+			return errors.New("withOpener: nil opener")
+		}
+		c.open = open
+		return nil
+	}
 }
 
 // withNewest replaces newestSeq (tests).
 func withNewest(newest func(path string) (uint64, bool, error)) LiveOption {
-	return func(c *liveConfig) { c.newest = newest }
+	return func(c *liveConfig) error {
+		if newest == nil {
+			return errors.New("withNewest: nil function")
+		}
+		c.newest = newest
+		return nil
+	}
 }
 
 // withClock replaces clock_gettime (tests).
 func withClock(clock func(clockid int32) (time.Duration, error)) LiveOption {
-	return func(c *liveConfig) { c.clock = clock }
+	return func(c *liveConfig) error {
+		if clock == nil {
+			return errors.New("withClock: nil clock")
+		}
+		c.clock = clock
+		return nil
+	}
 }
 
 // Live reads kernel log records from /dev/kmsg as the kernel writes them.
@@ -245,20 +307,12 @@ type Live struct {
 
 // OpenLive opens the kernel log device and starts reading it in a
 // goroutine. By default only records written after OpenLive returns are
-// delivered (see [WithStartAtBeginning], [WithResumeAfter]).
+// delivered (see [WithStartAtBeginning], [WithResumeAfter]). An invalid
+// option fails it before anything is opened (see [LiveOption]).
 func OpenLive(ctx context.Context, opts ...LiveOption) (*Live, error) {
-	cfg := liveConfig{
-		device: DefaultDevice,
-		log:    zerolog.Nop(),
-		open:   openDevice,
-		clock:  clockGettime,
-		newest: newestSeq,
-		bootID: bootIDPath,
-	}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
+	cfg, err := newLiveConfig(opts)
+	if err != nil {
+		return nil, fmt.Errorf("kmsg: OpenLive: option %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("kmsg: opening %s: %w", cfg.device, err)
