@@ -187,95 +187,37 @@ func withClock(clock func(clockid int32) (time.Duration, error)) LiveOption {
 	}
 }
 
-// Live reads kernel log records from /dev/kmsg as the kernel writes them.
+// Live reads kernel log records from /dev/kmsg (or [WithDevice]'s path)
+// as the kernel writes them, one record per read(2), each parsed with
+// [ParseRecord] (flags, caller, exact microseconds, \xNN escapes decoded,
+// dictionary lines apart, Raw kept).
 //
-// # Reading
+// Records arrive on [Live.Records] in the order read, which is the
+// kernel's sequence order, from the start point the options chose
+// (default: only records written after [OpenLive]).
 //
-// The module github.com/euank/go-kmsg-parser (v2.0.0) was the starting
-// point, and its limits decide what Live does itself. Its Parser opens the
-// hard-wired path /dev/kmsg, reads one record per read(2) and hands out
-// Message{Priority, SequenceNumber, Timestamp, Message}. That drops what a
-// forensic reader needs: the flags field (continuation 'c', ",caller="),
-// the record as read, and the kernel's timestamp itself — Timestamp is
-// boot time + usec where boot time is time.Now() minus sysinfo(2)'s uptime
-// in whole seconds, so both the microseconds since boot and the wall time
-// are off by up to a second. Message keeps the \xNN escapes and the
-// dictionary lines. It can only seek to the end, not to a sequence number.
-// Its overrun handling compares the read error with syscall.EPIPE, but
-// os.File wraps it in *fs.PathError, so the comparison never matches: on
-// the first overrun the library logs (to a discarded logger by default)
-// and closes its channel, ending the stream silently. Its reader goroutine
-// blocks for good on the send to its one-slot channel when the consumer
-// stops reading, Close or not. None of this can be wrapped from outside,
-// because the Parser's reader is unexported (measured here: its Timestamp
-// was 553 ms off the Wall computed below for the same record). So Live
-// does the reading itself, with the same
-// one-record-per-read(2) contract the library relies on, and parses every
-// record with [ParseRecord] (flags, caller, exact microseconds, \xNN
-// decoding, dictionary lines apart, Raw kept). The package's tests use the
-// library as an independent reference: it must agree with Live on the
-// sequence number, priority and text of the same records.
+// When the kernel overwrites records before they are read, reading goes on
+// at the oldest record still there: [Live.Lost] counts the records lost
+// (exactly, from the gaps in sequence numbers), each gap is logged, and
+// the Records keep their Seq so a consumer sees the gap too. [Live.Behind]
+// tells whether records are still waiting to be read.
 //
-// Starting points: /dev/kmsg opens at the oldest record; lseek(SEEK_END)
-// moves past the newest. The device cannot seek to a sequence number, so
-// [WithResumeAfter] reads from the oldest record and drops those up to the
-// given one. A resume point after the newest record (from another boot,
-// where numbering started again) is detected when opening — the buffer is
-// read once through a non-blocking descriptor to find the newest sequence
-// number — and reading starts at the oldest record instead, with a
-// warning.
+// [Live.Records] is closed when the context passed to [OpenLive] is done,
+// when [Live.Close] is called, or on a read error; [Live.Err] is that
+// error, nil for the first two. Close waits for the reader goroutine to
+// exit and may be called more than once. A Live is safe for concurrent
+// use.
 //
-// # Lost records
+// Record.Mono is the kernel's stamp (CLOCK_MONOTONIC, so it stops during
+// suspend); Record.Wall adds the current CLOCK_REALTIME − CLOCK_MONOTONIC
+// offset, resampled every second, and is good to about a millisecond
+// (older records get the wall time today's clock gives them, as dmesg -T).
 //
-// When the kernel overwrites records a reader has not read yet, the next
-// read(2) fails with EPIPE and the reader continues at the oldest record
-// still there. Live counts these errors (logged at debug level) but
-// detects the loss from the sequence numbers, which is exact: a record
-// whose Seq is more than one above the previous one means the records in
-// between were lost. [Live.Lost] counts them and each gap is logged as a
-// warning with the last sequence number before it and the first after it.
-// The Records keep their Seq and HasSeq, so a consumer (oomparse) sees the
-// gap too, e.g. inside an OOM report.
+// The strings of the Records share 16 KiB blocks (no allocation per
+// record): a Record kept long keeps its block alive, so strings.Clone what
+// is archived if that matters.
 //
-// # Time
-//
-// Record.Mono is the kernel's timestamp, microseconds since boot. Since
-// /dev/kmsg appeared (3.5) printk has stamped records with local_clock(),
-// the scheduler clock, which counts like CLOCK_MONOTONIC: it stops during
-// suspend, so it is not CLOCK_BOOTTIME (dmesg -T and the library's boot
-// time assume the latter and go wrong after a suspend; on a machine that
-// never suspended the two agree to a few microseconds). Checked on 6.18 by
-// writing records to /dev/kmsg and reading the clocks around each write;
-// TestLiveRealRoundTrip asserts Mono within CLOCK_MONOTONIC around the
-// write and logs the lag. Record.Wall is computed as
-//
-//	Wall = (CLOCK_REALTIME − CLOCK_MONOTONIC) + Mono
-//
-// where the offset CLOCK_REALTIME − CLOCK_MONOTONIC is sampled with
-// clock_gettime(2): several triples monotonic, realtime, monotonic are
-// read back to back and the triple with the shortest monotonic interval
-// wins (the one least disturbed by preemption), its realtime reading
-// paired with the midpoint of its two monotonic readings. The offset is
-// sampled at [OpenLive] and again before a record when the last sample is
-// more than a second old, so NTP slewing and clock steps are followed;
-// records from the ring buffer's past get the current offset, i.e. the
-// wall time the current clock assigns to that instant, as dmesg -T does.
-// The remaining error is local_clock()'s own deviation from
-// CLOCK_MONOTONIC, which NTP does not frequency-correct: on the test VM
-// the record stamps ran 1.0 ms behind CLOCK_MONOTONIC 5 minutes after boot
-// and 1.3 ms behind after 19 minutes. The kernel exposes no pair of
-// readings to calibrate that away without debugfs, so it is left; the
-// offset sampling itself is good to a few microseconds.
-//
-// # Lifetime
-//
-// The records arrive on [Live.Records], closed when the context passed to
-// [OpenLive] is done, when [Live.Close] is called, or on a read error
-// ([Live.Err] then tells which). Close waits for the reader goroutine to
-// exit. A Live is safe for concurrent use. The strings of the Records
-// share 16 KiB blocks, so reading costs no allocation per record; a Record
-// kept long keeps its block alive (strings.Clone what is archived if that
-// matters).
+// Design notes: docs/kmsg-live.md.
 type Live struct {
 	cfg    liveConfig
 	dev    device
