@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultDevice is the kernel log device [OpenLive] reads unless
@@ -57,46 +57,88 @@ type device interface {
 	io.Seeker
 }
 
-// LiveOption configures [OpenLive].
-type LiveOption func(*liveConfig)
+// LiveOption configures [OpenLive]. An option returns an error for a
+// value it cannot use, and OpenLive fails with that error, which names the
+// option: a misconfigured reader must not start reading something else.
+//
+// The start options ([WithStartAtEnd], [WithStartAtBeginning],
+// [WithResumeAfter]) exclude each other: two different ones are an error,
+// since which records to read is the caller's decision, not the order of
+// the list (a resume point overridden by a later WithStartAtBeginning, or
+// the other way round, would re-read or drop records silently). The same
+// one given twice is allowed.
+type LiveOption func(*liveConfig) error
 
 type liveConfig struct {
-	device string
-	log    zerolog.Logger
-	start  startMode
-	after  uint64
-	open   func(path string) (device, error)
-	clock  func(clockid int32) (time.Duration, error)
-	newest func(path string) (seq uint64, ok bool, err error)
-	bootID string // path of the boot id file
+	device   string
+	log      zerolog.Logger
+	start    startMode
+	after    uint64
+	startOpt string // the start option given, as written: "WithResumeAfter(7)"
+	open     func(path string) (device, error)
+	clock    func(clockid int32) (time.Duration, error)
+	newest   func(path string) (seq uint64, ok bool, err error)
+	bootID   string // path of the boot id file
 }
 
-// WithDevice reads path instead of [DefaultDevice]. An empty path is
-// ignored.
-func WithDevice(path string) LiveOption {
-	return func(c *liveConfig) {
-		if path != "" {
-			c.device = path
+// newLiveConfig is the defaults with opts applied (nil options skipped).
+func newLiveConfig(opts []LiveOption) (liveConfig, error) {
+	cfg := liveConfig{
+		device: DefaultDevice,
+		log:    zerolog.Nop(),
+		open:   openDevice,
+		clock:  clockGettime,
+		newest: newestSeq,
+		bootID: bootIDPath,
+	}
+	for _, o := range opts {
+		if o == nil {
+			continue
 		}
+		if err := o(&cfg); err != nil {
+			return liveConfig{}, err
+		}
+	}
+	return cfg, nil
+}
+
+// setStart records a start option, refusing a different one given before.
+func (c *liveConfig) setStart(mode startMode, after uint64, opt string) error {
+	if c.startOpt != "" && c.startOpt != opt {
+		return fmt.Errorf("%s: conflicts with %s given before: give one start option", opt, c.startOpt)
+	}
+	c.start, c.after, c.startOpt = mode, after, opt
+	return nil
+}
+
+// WithDevice reads path instead of [DefaultDevice]. An empty path is an
+// error: leave the option out to read the default.
+func WithDevice(path string) LiveOption {
+	return func(c *liveConfig) error {
+		if path == "" {
+			return errors.New("WithDevice: empty device path")
+		}
+		c.device = path
+		return nil
 	}
 }
 
 // WithLogger sets the logger for lost records, malformed records and read
 // errors. The default discards everything.
 func WithLogger(l zerolog.Logger) LiveOption {
-	return func(c *liveConfig) { c.log = l }
+	return func(c *liveConfig) error { c.log = l; return nil }
 }
 
 // WithStartAtEnd returns only the records written after [OpenLive]. This is
 // the default.
 func WithStartAtEnd() LiveOption {
-	return func(c *liveConfig) { c.start = startEnd }
+	return func(c *liveConfig) error { return c.setStart(startEnd, 0, "WithStartAtEnd()") }
 }
 
 // WithStartAtBeginning returns every record still in the kernel's ring
 // buffer, then the new ones.
 func WithStartAtBeginning() LiveOption {
-	return func(c *liveConfig) { c.start = startBeginning }
+	return func(c *liveConfig) error { return c.setStart(startBeginning, 0, "WithStartAtBeginning()") }
 }
 
 // WithResumeAfter returns the records whose sequence number is greater than
@@ -107,113 +149,75 @@ func WithStartAtBeginning() LiveOption {
 // newest record, as one from an earlier boot usually is, is logged and the
 // whole ring buffer is read instead.
 func WithResumeAfter(seq uint64) LiveOption {
-	return func(c *liveConfig) { c.start, c.after = startAfter, seq }
+	return func(c *liveConfig) error {
+		return c.setStart(startAfter, seq, fmt.Sprintf("WithResumeAfter(%d)", seq))
+	}
 }
 
 // withOpener replaces os.Open for the device (tests).
 func withOpener(open func(path string) (device, error)) LiveOption {
-	return func(c *liveConfig) { c.open = open }
+	return func(c *liveConfig) error {
+		if open == nil {
+			return errors.New("withOpener: nil opener")
+		}
+		c.open = open
+		return nil
+	}
 }
 
 // withNewest replaces newestSeq (tests).
 func withNewest(newest func(path string) (uint64, bool, error)) LiveOption {
-	return func(c *liveConfig) { c.newest = newest }
+	return func(c *liveConfig) error {
+		if newest == nil {
+			return errors.New("withNewest: nil function")
+		}
+		c.newest = newest
+		return nil
+	}
 }
 
 // withClock replaces clock_gettime (tests).
 func withClock(clock func(clockid int32) (time.Duration, error)) LiveOption {
-	return func(c *liveConfig) { c.clock = clock }
+	return func(c *liveConfig) error {
+		if clock == nil {
+			return errors.New("withClock: nil clock")
+		}
+		c.clock = clock
+		return nil
+	}
 }
 
-// Live reads kernel log records from /dev/kmsg as the kernel writes them.
+// Live reads kernel log records from /dev/kmsg (or [WithDevice]'s path)
+// as the kernel writes them, one record per read(2), each parsed with
+// [ParseRecord] (flags, caller, exact microseconds, \xNN escapes decoded,
+// dictionary lines apart, Raw kept).
 //
-// # Reading
+// Records arrive on [Live.Records] in the order read, which is the
+// kernel's sequence order, from the start point the options chose
+// (default: only records written after [OpenLive]).
 //
-// The module github.com/euank/go-kmsg-parser (v2.0.0) was the starting
-// point, and its limits decide what Live does itself. Its Parser opens the
-// hard-wired path /dev/kmsg, reads one record per read(2) and hands out
-// Message{Priority, SequenceNumber, Timestamp, Message}. That drops what a
-// forensic reader needs: the flags field (continuation 'c', ",caller="),
-// the record as read, and the kernel's timestamp itself — Timestamp is
-// boot time + usec where boot time is time.Now() minus sysinfo(2)'s uptime
-// in whole seconds, so both the microseconds since boot and the wall time
-// are off by up to a second. Message keeps the \xNN escapes and the
-// dictionary lines. It can only seek to the end, not to a sequence number.
-// Its overrun handling compares the read error with syscall.EPIPE, but
-// os.File wraps it in *fs.PathError, so the comparison never matches: on
-// the first overrun the library logs (to a discarded logger by default)
-// and closes its channel, ending the stream silently. Its reader goroutine
-// blocks for good on the send to its one-slot channel when the consumer
-// stops reading, Close or not. None of this can be wrapped from outside,
-// because the Parser's reader is unexported (measured here: its Timestamp
-// was 553 ms off the Wall computed below for the same record). So Live
-// does the reading itself, with the same
-// one-record-per-read(2) contract the library relies on, and parses every
-// record with [ParseRecord] (flags, caller, exact microseconds, \xNN
-// decoding, dictionary lines apart, Raw kept). The package's tests use the
-// library as an independent reference: it must agree with Live on the
-// sequence number, priority and text of the same records.
+// When the kernel overwrites records before they are read, reading goes on
+// at the oldest record still there: [Live.Lost] counts the records lost
+// (exactly, from the gaps in sequence numbers), each gap is logged, and
+// the Records keep their Seq so a consumer sees the gap too. [Live.Behind]
+// tells whether records are still waiting to be read.
 //
-// Starting points: /dev/kmsg opens at the oldest record; lseek(SEEK_END)
-// moves past the newest. The device cannot seek to a sequence number, so
-// [WithResumeAfter] reads from the oldest record and drops those up to the
-// given one. A resume point after the newest record (from another boot,
-// where numbering started again) is detected when opening — the buffer is
-// read once through a non-blocking descriptor to find the newest sequence
-// number — and reading starts at the oldest record instead, with a
-// warning.
+// [Live.Records] is closed when the context passed to [OpenLive] is done,
+// when [Live.Close] is called, or on a read error; [Live.Err] is that
+// error, nil for the first two. Close waits for the reader goroutine to
+// exit and may be called more than once. A Live is safe for concurrent
+// use.
 //
-// # Lost records
+// Record.Mono is the kernel's stamp (CLOCK_MONOTONIC, so it stops during
+// suspend); Record.Wall adds the current CLOCK_REALTIME − CLOCK_MONOTONIC
+// offset, resampled every second, and is good to about a millisecond
+// (older records get the wall time today's clock gives them, as dmesg -T).
 //
-// When the kernel overwrites records a reader has not read yet, the next
-// read(2) fails with EPIPE and the reader continues at the oldest record
-// still there. Live counts these errors (logged at debug level) but
-// detects the loss from the sequence numbers, which is exact: a record
-// whose Seq is more than one above the previous one means the records in
-// between were lost. [Live.Lost] counts them and each gap is logged as a
-// warning with the last sequence number before it and the first after it.
-// The Records keep their Seq and HasSeq, so a consumer (oomparse) sees the
-// gap too, e.g. inside an OOM report.
+// The strings of the Records share 16 KiB blocks (no allocation per
+// record): a Record kept long keeps its block alive, so strings.Clone what
+// is archived if that matters.
 //
-// # Time
-//
-// Record.Mono is the kernel's timestamp, microseconds since boot. Since
-// /dev/kmsg appeared (3.5) printk has stamped records with local_clock(),
-// the scheduler clock, which counts like CLOCK_MONOTONIC: it stops during
-// suspend, so it is not CLOCK_BOOTTIME (dmesg -T and the library's boot
-// time assume the latter and go wrong after a suspend; on a machine that
-// never suspended the two agree to a few microseconds). Checked on 6.18 by
-// writing records to /dev/kmsg and reading the clocks around each write;
-// TestLiveRealRoundTrip asserts Mono within CLOCK_MONOTONIC around the
-// write and logs the lag. Record.Wall is computed as
-//
-//	Wall = (CLOCK_REALTIME − CLOCK_MONOTONIC) + Mono
-//
-// where the offset CLOCK_REALTIME − CLOCK_MONOTONIC is sampled with
-// clock_gettime(2): several triples monotonic, realtime, monotonic are
-// read back to back and the triple with the shortest monotonic interval
-// wins (the one least disturbed by preemption), its realtime reading
-// paired with the midpoint of its two monotonic readings. The offset is
-// sampled at [OpenLive] and again before a record when the last sample is
-// more than a second old, so NTP slewing and clock steps are followed;
-// records from the ring buffer's past get the current offset, i.e. the
-// wall time the current clock assigns to that instant, as dmesg -T does.
-// The remaining error is local_clock()'s own deviation from
-// CLOCK_MONOTONIC, which NTP does not frequency-correct: on the test VM
-// the record stamps ran 1.0 ms behind CLOCK_MONOTONIC 5 minutes after boot
-// and 1.3 ms behind after 19 minutes. The kernel exposes no pair of
-// readings to calibrate that away without debugfs, so it is left; the
-// offset sampling itself is good to a few microseconds.
-//
-// # Lifetime
-//
-// The records arrive on [Live.Records], closed when the context passed to
-// [OpenLive] is done, when [Live.Close] is called, or on a read error
-// ([Live.Err] then tells which). Close waits for the reader goroutine to
-// exit. A Live is safe for concurrent use. The strings of the Records
-// share 16 KiB blocks, so reading costs no allocation per record; a Record
-// kept long keeps its block alive (strings.Clone what is archived if that
-// matters).
+// Design notes: docs/kmsg-live.md.
 type Live struct {
 	cfg    liveConfig
 	dev    device
@@ -245,20 +249,12 @@ type Live struct {
 
 // OpenLive opens the kernel log device and starts reading it in a
 // goroutine. By default only records written after OpenLive returns are
-// delivered (see [WithStartAtBeginning], [WithResumeAfter]).
+// delivered (see [WithStartAtBeginning], [WithResumeAfter]). An invalid
+// option fails it before anything is opened (see [LiveOption]).
 func OpenLive(ctx context.Context, opts ...LiveOption) (*Live, error) {
-	cfg := liveConfig{
-		device: DefaultDevice,
-		log:    zerolog.Nop(),
-		open:   openDevice,
-		clock:  clockGettime,
-		newest: newestSeq,
-		bootID: bootIDPath,
-	}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
+	cfg, err := newLiveConfig(opts)
+	if err != nil {
+		return nil, fmt.Errorf("kmsg: OpenLive: option %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("kmsg: opening %s: %w", cfg.device, err)
@@ -542,12 +538,10 @@ func (l *Live) fail(err error) {
 
 // Clock ids of clock_gettime(2).
 const (
-	clockRealtime  int32 = 0
-	clockMonotonic int32 = 1
+	clockRealtime  int32 = unix.CLOCK_REALTIME
+	clockMonotonic int32 = unix.CLOCK_MONOTONIC
 )
 
-// clockGettime reads clock id with clock_gettime(2), as time since the
-// clock's epoch.
 // KernelClock returns the clock the kernel stamps its records with
 // (CLOCK_MONOTONIC, see [Live]): the "now" to compare Record.Mono with.
 func KernelClock() (time.Duration, error) {
@@ -564,10 +558,12 @@ func ReadBootID() (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// clockGettime reads clock id with clock_gettime(2), as time since the
+// clock's epoch. It is the default of the clock seam ([withClock]).
 func clockGettime(id int32) (time.Duration, error) {
-	var ts syscall.Timespec
-	if _, _, e := syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, uintptr(id), uintptr(unsafe.Pointer(&ts)), 0); e != 0 {
-		return 0, fmt.Errorf("clock_gettime(%d): %w", id, e)
+	var ts unix.Timespec
+	if err := unix.ClockGettime(id, &ts); err != nil {
+		return 0, fmt.Errorf("clock_gettime(%d): %w", id, err)
 	}
 	return time.Duration(ts.Nano()), nil
 }

@@ -283,7 +283,7 @@ func TestLiveFakeStartSeek(t *testing.T) {
 		want int
 	}{
 		{"default", nil, io.SeekEnd},
-		{"end", []LiveOption{WithStartAtBeginning(), WithStartAtEnd()}, io.SeekEnd},
+		{"end", []LiveOption{WithStartAtEnd()}, io.SeekEnd},
 		{"beginning", []LiveOption{WithStartAtBeginning()}, io.SeekStart},
 		{"resume", []LiveOption{WithResumeAfter(7)}, io.SeekStart},
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"reflect"
 	"regexp"
 	"slices"
@@ -88,13 +89,62 @@ func (v *Validator) deref(s any) map[string]any {
 	return out
 }
 
+// resolve follows a reference inside the document ("#/$defs/name", any
+// JSON pointer: what the report schema uses) for the walks. The library
+// has resolved every reference when New compiled the document; one this
+// cannot follow (an $anchor, an absolute URL) leaves Cover an empty
+// schema node, which it reports as a mismatch instead of passing over.
+func (v *Validator) resolve(ref string) (any, bool) {
+	ptr, ok := strings.CutPrefix(ref, "#")
+	if !ok {
+		return nil, false
+	}
+	node := v.root
+	if ptr == "" {
+		return node, true
+	}
+	for _, tok := range strings.Split(strings.TrimPrefix(ptr, "/"), "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		m, ok := node.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if node, ok = m[tok]; !ok {
+			return nil, false
+		}
+	}
+	return node, true
+}
+
+// negative tells whether a schema's number is below zero.
+func negative(n json.Number) bool {
+	r, ok := new(big.Rat).SetString(n.String())
+	return ok && r.Sign() < 0
+}
+
+// typeNames lists the names of a "type" keyword's value.
+func typeNames(val any) []string {
+	switch t := val.(type) {
+	case string:
+		return []string{t}
+	case []any:
+		var out []string
+		for _, e := range t {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
 // schemaTypes is the set of JSON types a schema node allows, from "type"
 // or, without it, from the values of "const" / "enum".
 func schemaTypes(m map[string]any) map[string]bool {
 	set := map[string]bool{}
 	if t, ok := m["type"]; ok {
-		names, _ := typeNames(t)
-		for _, n := range names {
+		for _, n := range typeNames(t) {
 			set[n] = true
 		}
 		return set
@@ -154,7 +204,7 @@ func (v *Validator) cover(typ reflect.Type, s any, at string, errs *[]string, to
 		}
 	}
 	if typ.Kind() >= reflect.Uint && typ.Kind() <= reflect.Uintptr {
-		if min, ok := m["minimum"].(json.Number); !ok || rat(min).Sign() < 0 {
+		if min, ok := m["minimum"].(json.Number); !ok || negative(min) {
 			fail("unsigned: the schema must say minimum 0")
 		}
 	}

@@ -1,55 +1,99 @@
-// Package jsonschema validates JSON documents against the subset of JSON
-// Schema (draft 2020-12) that docs/report.schema.json uses, and checks that
-// a schema describes a Go type exactly (see [Validator.Cover]), so that the
-// report schema cannot drift from the code that marshals the reports.
+// Package jsonschema validates JSON documents against a JSON Schema
+// (draft 2020-12) with github.com/santhosh-tekuri/jsonschema/v6, and checks
+// that a schema describes a Go type exactly (see [Validator.Cover]), so
+// that the report schema (docs/report.schema.json) cannot drift from the
+// code that marshals the reports.
 //
-// The validator implements the keywords $defs, $ref (local JSON pointers
-// only), type, properties, required, additionalProperties,
-// patternProperties, items, enum, const, minimum and pattern, ignores the
-// annotations ($schema, $id, $comment, title, description, format,
-// examples, default, deprecated) and refuses a schema that uses any other
-// keyword, so that no constraint is silently ignored. Numbers are compared
-// exactly (math/big), so 64-bit integers beyond 2^53 validate correctly.
+// What this package adds to the library:
+//
+//   - strict schemas: a schema whose objects use a keyword that draft
+//     2020-12 does not define (a typo such as "requried") is refused, since
+//     the library would silently ignore it and its constraint with it;
+//   - references stay inside the document: nothing is loaded from files or
+//     the network;
+//   - "format" is asserted (date-time values must be RFC 3339);
+//   - one error string per violation, prefixed with the instance's JSON
+//     pointer, in the wording the schema tests of packages oomparse and
+//     enrich match on;
+//   - the drift walk [Validator.Cover] and the property list
+//     [Validator.Properties], over the decoded schema document.
 //
 // It exists for tests (the report's schema tests in packages oomparse and
-// enrich) and carries no state besides the parsed schema.
+// enrich) and carries no state besides the compiled schema.
 package jsonschema
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
-	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+
+	schemalib "github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 )
 
 // Validator validates JSON instances (decoded with [Decode]) against one
 // schema document. It is safe for concurrent use once created.
 type Validator struct {
-	root any
-	re   map[string]*regexp.Regexp // every pattern of the schema, compiled by New
+	root any               // the decoded document, walked by Cover and Properties
+	sch  *schemalib.Schema // the document compiled by the library
 }
 
-// annotations carry no constraint; the validator ignores them.
-var annotations = map[string]bool{
-	"$schema": true, "$id": true, "$comment": true, "title": true, "description": true,
-	"format": true, "examples": true, "default": true, "deprecated": true,
+// schemaURL is where New files the document for the library; the
+// document's own $id, if any, takes over as the base of its references.
+// It is hierarchical so that a relative reference ("other.json") resolves
+// to another document, which noLoader refuses; against an opaque URL (a
+// urn) it would resolve to the document itself.
+const schemaURL = "mem:///schema.json"
+
+// strictMetaURL names strictMeta for the library.
+const strictMetaURL = "urn:oomscope:jsonschema:strict-meta"
+
+// strictMeta is the draft 2020-12 meta-schema with unevaluatedProperties
+// false. Its $dynamicAnchor "meta" makes the 2020-12 meta-schema apply it
+// (through "$dynamicRef": "#meta") to every subschema too, so that a
+// keyword which no 2020-12 vocabulary evaluates is an error anywhere in
+// the document.
+const strictMeta = `{
+	"$schema": "https://json-schema.org/draft/2020-12/schema",
+	"$id": "` + strictMetaURL + `",
+	"$dynamicAnchor": "meta",
+	"$ref": "https://json-schema.org/draft/2020-12/schema",
+	"unevaluatedProperties": false
+}`
+
+var compileStrictMeta = sync.OnceValues(func() (*schemalib.Schema, error) {
+	doc, err := Decode([]byte(strictMeta))
+	if err != nil {
+		return nil, err
+	}
+	c := schemalib.NewCompiler()
+	if err := c.AddResource(strictMetaURL, doc); err != nil {
+		return nil, err
+	}
+	return c.Compile(strictMetaURL)
+})
+
+// noLoader refuses every reference out of the document: a schema test
+// must not depend on files beside it or on the network.
+type noLoader struct{}
+
+func (noLoader) Load(url string) (any, error) {
+	return nil, fmt.Errorf("$ref to %s: only references inside the schema document are supported", url)
 }
 
-// assertions are the keywords the validator implements.
-var assertions = map[string]bool{
-	"$defs": true, "$ref": true, "type": true, "properties": true, "required": true,
-	"additionalProperties": true, "patternProperties": true, "items": true,
-	"enum": true, "const": true, "minimum": true, "pattern": true,
-}
-
-var jsonTypes = map[string]bool{"null": true, "boolean": true, "object": true, "array": true, "number": true, "string": true, "integer": true}
-
-// Decode decodes one JSON value keeping numbers exact (as json.Number), as
-// the validator needs. Trailing data after the value is an error.
+// Decode decodes one JSON value keeping numbers exact (as json.Number), so
+// that 64-bit integers beyond 2^53 validate correctly. Trailing data after
+// the value is an error.
 func Decode(b []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -63,7 +107,7 @@ func Decode(b []byte) (any, error) {
 	return v, nil
 }
 
-// Load reads the schema document at path and parses it with [New].
+// Load reads the schema document at path and compiles it with [New].
 func Load(path string) (*Validator, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -76,157 +120,102 @@ func Load(path string) (*Validator, error) {
 	return v, nil
 }
 
-// New parses a schema document and checks that it only uses supported
-// keywords, that its patterns compile and that its $refs resolve.
+// New compiles a schema document (draft 2020-12 unless its $schema says
+// otherwise). It refuses a document that is not a valid schema, uses a
+// keyword draft 2020-12 does not define, or refers outside itself.
 func New(doc []byte) (*Validator, error) {
 	root, err := Decode(doc)
 	if err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
-	v := &Validator{root: root, re: map[string]*regexp.Regexp{}}
-	if err := v.check(root, "#"); err != nil {
-		return nil, err
+	c := schemalib.NewCompiler()
+	c.DefaultDraft(schemalib.Draft2020)
+	c.AssertFormat()
+	c.UseLoader(noLoader{})
+	if err := c.AddResource(schemaURL, root); err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
 	}
-	return v, nil
+	sch, err := c.Compile(schemaURL) // checks the document against its meta-schema
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	meta, err := compileStrictMeta()
+	if err != nil {
+		return nil, fmt.Errorf("strict meta-schema: %w", err)
+	}
+	if err := meta.Validate(root); err != nil {
+		cp, _ := Decode(doc) // a copy for unknownKeywords to edit; it decoded above
+		return nil, fmt.Errorf("schema: %s", strings.Join(unknownKeywords(meta, cp), "; "))
+	}
+	return &Validator{root: root, sch: sch}, nil
 }
 
-// check verifies one schema node and its subschemas.
-func (v *Validator) check(s any, at string) error {
-	if _, ok := s.(bool); ok {
+// unknownKeywords lists the keywords of doc (a decoded copy of the
+// document, which it edits) that no draft 2020-12 vocabulary evaluates,
+// as the strict meta-schema finds them: each is an unevaluated property
+// (a false schema). An object holding one fails, and a failed object's
+// annotations are dropped, which leaves every keyword of the object above
+// it unevaluated too; so each round takes only the deepest objects'
+// errors, deletes those keywords and validates again.
+func unknownKeywords(meta *schemalib.Schema, doc any) []string {
+	var out []string
+	for range 64 { // deeper than any schema; each round removes a level
+		var verr *schemalib.ValidationError
+		if err := meta.Validate(doc); !errors.As(err, &verr) {
+			if err != nil {
+				out = append(out, err.Error())
+			}
+			break
+		}
+		all := leaves(verr)
+		n := len(out)
+		for _, e := range all {
+			loc := e.InstanceLocation
+			if _, ok := e.ErrorKind.(*kind.FalseSchema); !ok || len(loc) == 0 {
+				continue
+			}
+			obj := loc[:len(loc)-1]
+			deeper := false
+			for _, o := range all {
+				deeper = deeper || len(o.InstanceLocation) > len(loc) && slices.Equal(o.InstanceLocation[:len(obj)], obj)
+			}
+			if !deeper {
+				out = append(out, fmt.Sprintf("%s: unknown keyword %q", pointer(obj), loc[len(loc)-1]))
+				if m, ok := valueAt(doc, obj).(map[string]any); ok {
+					delete(m, loc[len(loc)-1])
+				}
+			}
+		}
+		if len(out) == n { // not an unknown keyword: say what the library says
+			out = append(out, verr.Error())
+			break
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Validate returns every violation of the schema by inst (a value decoded
+// by [Decode]), each prefixed with its JSON pointer in inst ("/" for the
+// root), sorted (the library's order follows map iteration); none means
+// valid.
+func (v *Validator) Validate(inst any) []string {
+	err := v.sch.Validate(inst)
+	if err == nil {
 		return nil
 	}
-	m, ok := s.(map[string]any)
-	if !ok {
-		return fmt.Errorf("schema %s: a schema must be an object or a boolean, got %T", at, s)
+	var verr *schemalib.ValidationError
+	if !errors.As(err, &verr) {
+		return []string{"/: " + err.Error()}
 	}
-	for k, val := range m {
-		switch {
-		case annotations[k]:
-		case !assertions[k]:
-			return fmt.Errorf("schema %s: unsupported keyword %q", at, k)
-		case k == "$defs" || k == "properties" || k == "patternProperties":
-			sub, ok := val.(map[string]any)
-			if !ok {
-				return fmt.Errorf("schema %s/%s: want an object", at, k)
-			}
-			for name, ss := range sub {
-				if k == "patternProperties" {
-					re, err := regexp.Compile(name)
-					if err != nil {
-						return fmt.Errorf("schema %s/%s: pattern %q: %w", at, k, name, err)
-					}
-					v.re[name] = re
-				}
-				if err := v.check(ss, at+"/"+k+"/"+name); err != nil {
-					return err
-				}
-			}
-		case k == "additionalProperties" || k == "items":
-			if err := v.check(val, at+"/"+k); err != nil {
-				return err
-			}
-		case k == "$ref":
-			ref, ok := val.(string)
-			if !ok {
-				return fmt.Errorf("schema %s/$ref: want a string", at)
-			}
-			if _, err := v.resolve(ref); err != nil {
-				return fmt.Errorf("schema %s: %w", at, err)
-			}
-		case k == "type":
-			names, err := typeNames(val)
-			if err != nil {
-				return fmt.Errorf("schema %s/type: %w", at, err)
-			}
-			for _, n := range names {
-				if !jsonTypes[n] {
-					return fmt.Errorf("schema %s/type: unknown type %q", at, n)
-				}
-			}
-		case k == "required":
-			list, ok := val.([]any)
-			if !ok {
-				return fmt.Errorf("schema %s/required: want an array", at)
-			}
-			for _, r := range list {
-				if _, ok := r.(string); !ok {
-					return fmt.Errorf("schema %s/required: want strings", at)
-				}
-			}
-		case k == "enum":
-			if _, ok := val.([]any); !ok {
-				return fmt.Errorf("schema %s/enum: want an array", at)
-			}
-		case k == "minimum":
-			if _, ok := val.(json.Number); !ok {
-				return fmt.Errorf("schema %s/minimum: want a number", at)
-			}
-		case k == "pattern":
-			p, ok := val.(string)
-			if !ok {
-				return fmt.Errorf("schema %s/pattern: want a string", at)
-			}
-			re, err := regexp.Compile(p)
-			if err != nil {
-				return fmt.Errorf("schema %s/pattern: %w", at, err)
-			}
-			v.re[p] = re
+	var out []string
+	for _, e := range leaves(verr) {
+		for _, msg := range messages(e.ErrorKind, valueAt(inst, e.InstanceLocation)) {
+			out = append(out, pointer(e.InstanceLocation)+": "+msg)
 		}
 	}
-	return nil
-}
-
-func typeNames(val any) ([]string, error) {
-	switch t := val.(type) {
-	case string:
-		return []string{t}, nil
-	case []any:
-		var out []string
-		for _, e := range t {
-			s, ok := e.(string)
-			if !ok {
-				return nil, fmt.Errorf("want type names, got %v", e)
-			}
-			out = append(out, s)
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("want a string or an array of strings, got %T", val)
-}
-
-// resolve follows a local reference ("#/$defs/name", any JSON pointer).
-func (v *Validator) resolve(ref string) (any, error) {
-	ptr, ok := strings.CutPrefix(ref, "#")
-	if !ok {
-		return nil, fmt.Errorf("$ref %q: only local references are supported", ref)
-	}
-	node := v.root
-	if ptr == "" {
-		return node, nil
-	}
-	if !strings.HasPrefix(ptr, "/") {
-		return nil, fmt.Errorf("$ref %q: not a JSON pointer", ref)
-	}
-	for _, tok := range strings.Split(ptr[1:], "/") {
-		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		m, ok := node.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("$ref %q: %q is not inside an object", ref, tok)
-		}
-		if node, ok = m[tok]; !ok {
-			return nil, fmt.Errorf("$ref %q: no %q", ref, tok)
-		}
-	}
-	return node, nil
-}
-
-// Validate returns every violation of the root schema by inst (a value
-// decoded by [Decode]), each prefixed with its JSON pointer in inst; none
-// means valid.
-func (v *Validator) Validate(inst any) []string {
-	var errs []string
-	v.validate(v.root, inst, "", &errs, 0)
-	return errs
+	sort.Strings(out)
+	return out
 }
 
 // ValidateJSON decodes b with [Decode] and validates it.
@@ -238,121 +227,107 @@ func (v *Validator) ValidateJSON(b []byte) ([]string, error) {
 	return v.Validate(inst), nil
 }
 
-func (v *Validator) validate(s, inst any, at string, errs *[]string, depth int) {
-	fail := func(format string, args ...any) {
-		where := at
-		if where == "" {
-			where = "/"
-		}
-		*errs = append(*errs, where+": "+fmt.Sprintf(format, args...))
-	}
-	if depth > 64 {
-		fail("schema nesting too deep ($ref loop?)")
-		return
-	}
-	switch s := s.(type) {
-	case bool:
-		if !s {
-			fail("no value is allowed here")
-		}
-		return
-	case map[string]any:
-		if ref, ok := s["$ref"].(string); ok {
-			target, err := v.resolve(ref)
-			if err != nil {
-				fail("%v", err)
-				return
+// leaves flattens the library's error tree to the errors that say what is
+// wrong: the root, groups, $refs and allOf only carry their causes. Other
+// combinators (anyOf, oneOf, not) are kept whole: their branches' errors
+// alone would read as if each branch were required.
+func leaves(e *schemalib.ValidationError) []*schemalib.ValidationError {
+	switch e.ErrorKind.(type) {
+	case *kind.Schema, *kind.Group, *kind.Reference, *kind.AllOf:
+		if len(e.Causes) > 0 {
+			var out []*schemalib.ValidationError
+			for _, c := range e.Causes {
+				out = append(out, leaves(c)...)
 			}
-			v.validate(target, inst, at, errs, depth+1)
-		}
-		if t, ok := s["type"]; ok {
-			names, _ := typeNames(t)
-			if !hasType(names, inst) {
-				fail("want %s, got %s", strings.Join(names, " or "), TypeOf(inst))
-				return
-			}
-		}
-		if c, ok := s["const"]; ok && !equal(c, inst) {
-			fail("want %s, got %s", show(c), show(inst))
-		}
-		if e, ok := s["enum"].([]any); ok {
-			found := false
-			for _, c := range e {
-				found = found || equal(c, inst)
-			}
-			if !found {
-				fail("%s is not one of %s", show(inst), show(e))
-			}
-		}
-		if n, ok := inst.(json.Number); ok {
-			if min, ok := s["minimum"].(json.Number); ok && rat(n).Cmp(rat(min)) < 0 {
-				fail("%s is less than the minimum %s", n, min)
-			}
-		}
-		if str, ok := inst.(string); ok {
-			if p, ok := s["pattern"].(string); ok && !v.re[p].MatchString(str) {
-				fail("%q does not match %q", str, p)
-			}
-		}
-		if arr, ok := inst.([]any); ok {
-			if items, ok := s["items"]; ok {
-				for i, e := range arr {
-					v.validate(items, e, fmt.Sprintf("%s/%d", at, i), errs, depth+1)
-				}
-			}
-		}
-		if obj, ok := inst.(map[string]any); ok {
-			v.validateObject(s, obj, at, errs, depth, fail)
+			return out
 		}
 	}
+	return []*schemalib.ValidationError{e}
 }
 
-func (v *Validator) validateObject(s, obj map[string]any, at string, errs *[]string, depth int, fail func(string, ...any)) {
-	props, _ := s["properties"].(map[string]any)
-	pats, _ := s["patternProperties"].(map[string]any)
-	if req, ok := s["required"].([]any); ok {
-		for _, r := range req {
-			if _, ok := obj[r.(string)]; !ok {
-				fail("missing required key %q", r)
-			}
+var printer = message.NewPrinter(language.English)
+
+// messages words the rule classes the report's schema tests match on (and
+// that the package has always worded so); every other rule keeps the
+// library's own message. Required and additionalProperties give one
+// message per key.
+func messages(k schemalib.ErrorKind, value any) []string {
+	switch k := k.(type) {
+	case *kind.Type:
+		// The library calls every number a number; the value tells an
+		// integer ("want string, got integer").
+		return []string{fmt.Sprintf("want %s, got %s", strings.Join(k.Want, " or "), TypeOf(value))}
+	case *kind.Required:
+		out := make([]string, len(k.Missing))
+		for i, key := range k.Missing {
+			out[i] = fmt.Sprintf("missing required key %q", key)
 		}
+		return out
+	case *kind.AdditionalProperties:
+		out := make([]string, len(k.Properties))
+		for i, key := range k.Properties {
+			out[i] = fmt.Sprintf("unknown key %q", key)
+		}
+		return out
+	case *kind.Const:
+		return []string{fmt.Sprintf("want %s, got %s", show(k.Want), show(k.Got))}
+	case *kind.Enum:
+		return []string{fmt.Sprintf("%s is not one of %s", show(k.Got), show(k.Want))}
+	case *kind.Minimum:
+		return []string{fmt.Sprintf("%s is less than the minimum %s", decimal(k.Got), decimal(k.Want))}
+	case *kind.Pattern:
+		return []string{fmt.Sprintf("%q does not match %q", k.Got, k.Want)}
+	case *kind.FalseSchema:
+		return []string{"no value is allowed here"}
 	}
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		val, sub := obj[k], at+"/"+strings.ReplaceAll(strings.ReplaceAll(k, "~", "~0"), "/", "~1")
-		matched := false
-		if ps, ok := props[k]; ok {
-			matched = true
-			v.validate(ps, val, sub, errs, depth+1)
-		}
-		for p, ps := range pats {
-			if v.re[p].MatchString(k) {
-				matched = true
-				v.validate(ps, val, sub, errs, depth+1)
-			}
-		}
-		if ap, ok := s["additionalProperties"]; ok && !matched {
-			if b, ok := ap.(bool); ok && !b {
-				fail("unknown key %q", k)
-				continue
-			}
-			v.validate(ap, val, sub, errs, depth+1)
-		}
-	}
+	return []string{k.LocalizedString(printer)}
 }
 
-func hasType(names []string, inst any) bool {
-	got := TypeOf(inst)
-	for _, n := range names {
-		if n == got || n == "number" && got == "integer" {
-			return true
+// valueAt is the value at a location of inst (nil if there is none).
+func valueAt(inst any, tokens []string) any {
+	for _, t := range tokens {
+		switch x := inst.(type) {
+		case map[string]any:
+			inst = x[t]
+		case []any:
+			i, err := strconv.Atoi(t)
+			if err != nil || i < 0 || i >= len(x) {
+				return nil
+			}
+			inst = x[i]
+		default:
+			return nil
 		}
 	}
-	return false
+	return inst
+}
+
+// pointer is the JSON pointer of a location, "/" for the root.
+func pointer(tokens []string) string {
+	if len(tokens) == 0 {
+		return "/"
+	}
+	var b strings.Builder
+	for _, t := range tokens {
+		b.WriteByte('/')
+		b.WriteString(escapePointer(t))
+	}
+	return b.String()
+}
+
+// decimal writes r as the decimal it was decoded from (a JSON number has
+// a finite decimal expansion), instead of big.Rat's "-1/2".
+func decimal(r *big.Rat) string {
+	if r.IsInt() {
+		return r.RatString()
+	}
+	for prec := 1; prec <= 64; prec++ {
+		s := r.FloatString(prec)
+		if back, ok := new(big.Rat).SetString(s); ok && back.Cmp(r) == 0 {
+			return s
+		}
+	}
+	return r.RatString()
 }
 
 // TypeOf is the JSON Schema type of a value decoded by [Decode]: null,
@@ -370,7 +345,7 @@ func TypeOf(inst any) string {
 	case map[string]any:
 		return "object"
 	case json.Number:
-		if rat(x).IsInt() {
+		if r, ok := new(big.Rat).SetString(x.String()); ok && r.IsInt() {
 			return "integer"
 		}
 		return "number"
@@ -378,49 +353,7 @@ func TypeOf(inst any) string {
 	return fmt.Sprintf("Go %T", inst)
 }
 
-func rat(n json.Number) *big.Rat {
-	r, ok := new(big.Rat).SetString(n.String())
-	if !ok {
-		return new(big.Rat)
-	}
-	return r
-}
-
-// equal compares decoded JSON values; numbers compare by value.
-func equal(a, b any) bool {
-	an, aok := a.(json.Number)
-	bn, bok := b.(json.Number)
-	if aok || bok {
-		return aok && bok && rat(an).Cmp(rat(bn)) == 0
-	}
-	switch x := a.(type) {
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if !equal(x[i], y[i]) {
-				return false
-			}
-		}
-		return true
-	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for k, xv := range x {
-			yv, ok := y[k]
-			if !ok || !equal(xv, yv) {
-				return false
-			}
-		}
-		return true
-	}
-	return a == b
-}
-
+// show writes a decoded JSON value as JSON, cut to 80 bytes.
 func show(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {

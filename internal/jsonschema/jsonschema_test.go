@@ -2,6 +2,7 @@ package jsonschema
 
 import (
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +17,10 @@ func mustNew(t *testing.T, schema string) *Validator {
 	return v
 }
 
-// TestValidator proves the validator itself: each case must be accepted or
-// rejected, with the error mentioning a given text.
+// TestValidator proves the validation (the library's) and this package's
+// error strings: each case must be accepted or rejected, with an error
+// naming the instance location and the rule, for each rule class the
+// report schema uses.
 func TestValidator(t *testing.T) {
 	const obj = `{
 		"type": "object",
@@ -31,7 +34,8 @@ func TestValidator(t *testing.T) {
 			"schema": {"const": "v1"},
 			"list": {"type": "array", "items": {"$ref": "#/$defs/item"}},
 			"stats": {"type": "object", "patternProperties": {"^[a-z_]+$": {"$ref": "#/$defs/count"}}, "additionalProperties": false},
-			"labels": {"type": "object", "additionalProperties": {"type": "string"}}
+			"labels": {"type": "object", "additionalProperties": {"type": "string"}},
+			"when": {"type": "string", "format": "date-time"}
 		},
 		"required": ["id", "n"],
 		"additionalProperties": false,
@@ -58,7 +62,14 @@ func TestValidator(t *testing.T) {
 		{"below minimum via ref", `{"id": "boot/1", "n": -1}`, "/n: -1 is less than the minimum 0"},
 		{"below minimum number", `{"id": "boot/1", "n": 1, "share": -0.5}`, "/share: -0.5 is less than the minimum 0"},
 		{"null not allowed", `{"id": null, "n": 1}`, "/id: want string, got null"},
-		{"boolean for string or null", `{"id": "boot/1", "n": 1, "opt": false}`, "/opt: want string or null, got boolean"},
+		{"boolean for string or null", `{"id": "boot/1", "n": 1, "opt": false}`, "/opt: want null or string, got boolean"},
+		{"root not an object", `"x"`, "/: want object, got string"},
+		{"missing two required", `{}`, `/: missing required key "id"`},
+		{"unknown keys, one each", `{"id": "boot/1", "n": 1, "x": 1, "y": 2}`, `/: unknown key "y"`},
+		{"ref to a def", `{"id": "boot/1", "n": true}`, "/n: want integer, got boolean"},
+		{"big integer via ref", `{"id": "boot/1", "n": 1e400}`, ""},
+		{"date-time", `{"id": "boot/1", "n": 1, "when": "2026-11-26T23:00:00.123456789+01:00"}`, ""},
+		{"not a date-time", `{"id": "boot/1", "n": 1, "when": "2026-11-26 23:00"}`, `/when: '2026-11-26 23:00' is not valid date-time`},
 		{"pattern", `{"id": "BOOT", "n": 1}`, `/id: "BOOT" does not match`},
 		{"enum", `{"id": "boot/1", "n": 1, "kind": "c"}`, `/kind: "c" is not one of ["a","b"]`},
 		{"const", `{"id": "boot/1", "n": 1, "schema": "v2"}`, `/schema: want "v1", got "v2"`},
@@ -70,6 +81,7 @@ func TestValidator(t *testing.T) {
 		{"pattern property negative", `{"id": "boot/1", "n": 1, "stats": {"rss": -4}}`, "/stats/rss: -4 is less than the minimum 0"},
 		{"key matching no pattern", `{"id": "boot/1", "n": 1, "stats": {"Bad Key": 1}}`, `/stats: unknown key "Bad Key"`},
 		{"additionalProperties schema", `{"id": "boot/1", "n": 1, "labels": {"app": 1}}`, "/labels/app: want string, got integer"},
+		{"escaped key in the location", `{"id": "boot/1", "n": 1, "labels": {"a/b~c": 1}}`, "/labels/a~1b~0c: want string, got integer"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,17 +106,38 @@ func TestValidator(t *testing.T) {
 	}
 }
 
+// TestValidatorOneErrorPerKey checks that required and additionalProperties
+// give one error string per key, each naming the object.
+func TestValidatorOneErrorPerKey(t *testing.T) {
+	v := mustNew(t, `{"type": "object", "properties": {"a": {}, "b": {}}, "required": ["a", "b"], "additionalProperties": false}`)
+	errs, err := v.ValidateJSON([]byte(`{"x": 1, "y": 2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`/: missing required key "a"`, `/: missing required key "b"`, `/: unknown key "x"`, `/: unknown key "y"`}
+	sort.Strings(errs)
+	if strings.Join(errs, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got %q, want %q", errs, want)
+	}
+}
+
 // TestValidatorRefusesSchemas proves that a schema using what the
 // validator does not implement is refused instead of half-checked.
 func TestValidatorRefusesSchemas(t *testing.T) {
 	tests := []struct{ name, schema, wantErr string }{
-		{"unsupported keyword", `{"type": "object", "properties": {"a": {"oneOf": []}}}`, `unsupported keyword "oneOf"`},
-		{"unknown type", `{"type": "int"}`, `unknown type "int"`},
-		{"dangling ref", `{"$defs": {}, "$ref": "#/$defs/nope"}`, `no "nope"`},
-		{"remote ref", `{"$ref": "https://example.com/s.json"}`, "only local references"},
+		{"unknown keyword", `{"type": "object", "requried": ["a"]}`, `schema: /: unknown keyword "requried"`},
+		{"unknown keyword deep", `{"type": "object", "properties": {"a": {"type": "array", "items": {"$ref": "#/$defs/d"}}},
+			"$defs": {"d": {"type": "object", "patternProperties": {"^x": {"minimun": 0}}}}}`,
+			`schema: /$defs/d/patternProperties/^x: unknown keyword "minimun"`},
+		{"unknown keywords at every level", `{"titel": "t", "properties": {"a": {"x-nullable": true, "items": {"minimun": 0}}}}`,
+			`schema: /: unknown keyword "titel"; /properties/a/items: unknown keyword "minimun"; /properties/a: unknown keyword "x-nullable"`},
+		{"unknown type", `{"type": "int"}`, "value must be one of 'array', 'boolean'"},
+		{"dangling ref", `{"$defs": {}, "$ref": "#/$defs/nope"}`, `"mem:///schema.json#/$defs/nope" not found`},
+		{"remote ref", `{"$ref": "https://example.com/s.json"}`, "only references inside the schema document"},
+		{"file ref", `{"$ref": "report.schema.json"}`, "only references inside the schema document"},
 		{"bad pattern", `{"pattern": "("}`, "pattern"},
-		{"bad pattern property", `{"patternProperties": {"(": true}}`, "pattern"},
-		{"schema not an object", `{"items": 3}`, "must be an object or a boolean"},
+		{"bad pattern property", `{"patternProperties": {"(": true}}`, "patternProperties"},
+		{"schema not an object", `{"items": 3}`, "at '/items': got number, want boolean or object"},
 		{"not JSON", `{`, "decode JSON"},
 	}
 	for _, tc := range tests {
