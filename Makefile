@@ -1,7 +1,6 @@
 # oomscope — build, test and run. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-export GOPROXY ?= https://proxy.golang.org
 
 .DEFAULT_GOAL := help
 BIN := bin/oomscope
@@ -19,7 +18,7 @@ deps: ## install the system packages the tests need (qemu-system-x86, busybox-st
 .PHONY: deps help build test unit lint fmt vet fuzz bench envtest-bins e2e e2e-live e2e-qemu run clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build bin/oomscope (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/oomscope
@@ -37,15 +36,15 @@ test: deps lint envtest-bins ## everything CI runs: lint, unit + kernel + envtes
 	OOMSCOPE_E2E_LIVE_TABLE=$(LIVE_TABLE) hack/e2e-matrix.sh
 
 unit: ## quick: unit tests only (no envtest, no live kernel, no qemu)
-	$(GO) test -race -count=1 -short ./kmsg/... ./oomparse/... ./enrich/... ./sink/... ./daemon/... ./cmd/...
+	$(GO) test -race -count=1 -short ./report/... ./kmsg/... ./oomparse/... ./enrich/... ./kube/... ./sink/... ./daemon/... ./cmd/...
 
 lint: fmt vet ## gofmt and go vet
 
-fmt:
+fmt: ## gofmt check
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-vet:
+vet: ## go vet
 	$(GO) vet $(PKGS)
 
 fuzz: ## run every fuzz target for FUZZTIME executions (default 200000x, about 10-30 s each)
@@ -72,5 +71,5 @@ e2e-live: ## live OOM kills in scratch cgroups of this machine (root)
 e2e-qemu: ## boot Debian kernels 5.10/6.1/6.12 under qemu and run the OOM scenarios; prints the matrix
 	hack/e2e-matrix.sh
 
-clean:
+clean: ## remove bin/
 	rm -rf bin

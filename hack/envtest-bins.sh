@@ -25,7 +25,6 @@ MOD="$REPO/hack/envtest"
 BIN="${ENVTEST_BIN_DIR:-$REPO/.cache/envtest/bin}"
 STAMP="$BIN/.stamp"
 
-export GOPROXY=https://proxy.golang.org
 export GOFLAGS=-mod=readonly # go.sum is complete; never rewrite tracked files
 export GOWORK=off
 export CGO_ENABLED=0
