@@ -15,6 +15,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -134,7 +135,12 @@ type Config struct {
 	StatePath string
 	// Host names the node in reports.
 	Host string
-	// Sink receives every report. Required.
+	// Queue receives every report: the durable outbox, whose sinks deliver
+	// on their own. A report counts as published for the checkpoint once
+	// Queue stored it.
+	Queue Queue
+	// Sink, when Queue is nil, receives every report directly (tests, and
+	// tools that need no outbox): the daemon then waits for it.
 	Sink sink.Sink
 	// Enricher enriches reports; nil publishes them as parsed.
 	Enricher Enricher
@@ -161,8 +167,8 @@ type Config struct {
 // Run runs the pipeline until ctx is done (then it returns nil after saving
 // the checkpoint) or the kernel log cannot be read.
 func Run(ctx context.Context, cfg Config) error {
-	if cfg.Sink == nil {
-		return errors.New("daemon: no sink configured")
+	if cfg.Sink == nil && cfg.Queue == nil {
+		return errors.New("daemon: no queue or sink configured")
 	}
 	if cfg.Start == "" {
 		cfg.Start = StartResume
@@ -366,6 +372,13 @@ func (r *runner) publish(ctx context.Context, parsed *report.Report) error {
 		// Published before the restart, while a later report was open.
 		return nil
 	}
+	if r.cfg.Queue != nil {
+		if _, err := store(ctx, r.cfg.Queue, r.cfg.Enricher, rep, r.log, r.cfg.RetryMax); err != nil {
+			return err // stopping: not stored, the checkpoint does not move
+		}
+		r.published(rep.ID)
+		return nil
+	}
 	var er *report.Enriched
 	if r.cfg.Enricher != nil {
 		er = r.cfg.Enricher.Enrich(ctx, rep)
@@ -382,16 +395,8 @@ func (r *runner) publish(ctx context.Context, parsed *report.Report) error {
 	for {
 		err := r.cfg.Sink.Publish(ctx, sink.Delivery{Report: er, Queued: time.Now()})
 		if err == nil {
-			r.cp.Published++
-			if len(r.cp.After) < maxAfter {
-				r.cp.After = append(r.cp.After, rep.ID)
-			}
-			r.dirty = true
-			ev := r.log.Info().Str("id", rep.ID).Str("kind", rep.Kind).Bool("partial", rep.Partial).Bool("incomplete", rep.Incomplete)
-			if len(rep.Victims) > 0 {
-				ev = ev.Int("victim_pid", rep.Victims[0].PID).Str("victim_comm", rep.Victims[0].Comm)
-			}
-			ev.Str("oom_memcg", rep.OOMMemcg).Msg("published OOM report")
+			r.published(rep.ID)
+			logPublished(r.log, rep, true)
 			return nil
 		}
 		r.log.Error().Err(err).Str("id", rep.ID).Dur("retry_in", backoff).Msg("publishing failed")
@@ -402,6 +407,38 @@ func (r *runner) publish(ctx context.Context, parsed *report.Report) error {
 		}
 		backoff = min(2*backoff, r.cfg.RetryMax)
 	}
+}
+
+// published records in the checkpoint that the report id was published.
+func (r *runner) published(id string) {
+	r.cp.Published++
+	if len(r.cp.After) < maxAfter {
+		r.cp.After = append(r.cp.After, id)
+	}
+	r.dirty = true
+}
+
+// logPublished logs a published report: one line per report, with its id.
+func logPublished(log zerolog.Logger, rep *report.Report, added bool) {
+	ev := log.Info().Str("id", rep.ID).Str("kind", rep.Kind).Bool("partial", rep.Partial).Bool("incomplete", rep.Incomplete)
+	if len(rep.Victims) > 0 {
+		ev = ev.Int("victim_pid", rep.Victims[0].PID).Str("victim_comm", rep.Victims[0].Comm)
+	}
+	msg := "published OOM report"
+	if !added {
+		msg = "OOM report already in the outbox"
+	}
+	ev.Str("oom_memcg", rep.OOMMemcg).Msg(msg)
+}
+
+// marshalReport is the report as the outbox stores it: the JSON every sink
+// decodes, raw kernel lines included.
+func marshalReport(er *report.Enriched) ([]byte, error) {
+	b, err := json.Marshal(er)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: encoding report %s: %w", er.ID, err)
+	}
+	return b, nil
 }
 
 func (r *runner) saveCheckpointIfDirty() {
