@@ -1,7 +1,7 @@
 // Package outbox is the durable queue between enrichment and the sinks.
 //
-// The daemon [Outbox.Put]s every report (its id and JSON body). Put returns
-// once the entry is committed and fsync'd: from then on the report counts as
+// The daemon calls [Outbox.Put] for every report (its id and JSON body). Put
+// returns once the entry is committed and fsync'd: from then on the report counts as
 // published for the daemon's kernel-log checkpoint, and a crash at any moment
 // (kill -9, power loss) does not lose it. [Outbox.Run] then hands every entry
 // to every [Sink] from that sink's own goroutine, in Put order, retrying a
@@ -45,8 +45,8 @@
 // When a Put would make the bodies held exceed MaxBytes, the oldest entries
 // are dropped first until the new one fits; a single body larger than
 // MaxBytes is refused with [ErrTooLarge] and nothing is dropped. Entries
-// older than MaxAge are dropped (at Put, and by Run on a timer set for the
-// next such deadline). Each drop logs one error line per sink that had not
+// MaxAge old are dropped (at Put, and by Run on a timer set for the next
+// such deadline). Each drop logs one error line per sink that had not
 // confirmed the entry, with the report id, the seq and the sink (sink "" if
 // no Run ever ran), and adds to oomscope_outbox_dropped_total{sink,reason},
 // reason "bytes" or "age". The ids of dropped entries are remembered like

@@ -38,7 +38,8 @@ type Sink interface {
 	// It must return soon after ctx is done (each attempt has its own
 	// Config.DeliverTimeout deadline, and Run waits for Deliver to return).
 	// Deliver may be called again for an entry it already confirmed (see the
-	// package doc): it should deduplicate on e.ID.
+	// package doc): it should deduplicate on e.ID. A panic in Deliver counts
+	// as a failed attempt.
 	Deliver(ctx context.Context, e Entry) error
 }
 
@@ -48,8 +49,8 @@ type Config struct {
 	// MaxBytes bounds the sum of the bodies held; when a Put would exceed
 	// it the oldest entries are dropped. Default (0 or less) 256 MiB.
 	MaxBytes int64
-	// MaxAge: entries older than this are dropped for the sinks that have
-	// not confirmed them. Default (0) 7 days; less than 0 disables the bound.
+	// MaxAge: entries this old are dropped for the sinks that have not
+	// confirmed them. Default (0) 7 days; less than 0 disables the bound.
 	MaxAge time.Duration
 	// MinBackoff and MaxBackoff bound the per-sink retry backoff: attempt n
 	// waits a random time in [0, min(MaxBackoff, MinBackoff*2^n)) ("full
@@ -125,7 +126,7 @@ var (
 	ErrLocked = errors.New("outbox: another oomscope holds the state dir (its outbox file is locked by another process)")
 	// ErrTooLarge is returned by Put for a body larger than Config.MaxBytes.
 	ErrTooLarge = errors.New("outbox: body larger than MaxBytes")
-	// ErrClosed is returned by the methods of a closed Outbox.
+	// ErrClosed is returned by Put, Run and WaitDrained after Close.
 	ErrClosed = errors.New("outbox: closed")
 )
 

@@ -664,3 +664,49 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("retryDelay with a huge cap = %v (overflow?)", d)
 	}
 }
+
+// A panicking Deliver is a failed attempt, retried; it does not take the
+// daemon down.
+func TestDeliverPanicIsRetried(t *testing.T) {
+	o := openTest(t, fastRetry(Config{}))
+	s := newRec("events")
+	s.fail = func(e Entry, attempt int) error {
+		if attempt == 0 {
+			panic("nil map in the sink")
+		}
+		return nil
+	}
+	startRun(t, o, s)
+	put(t, o, "a", "{}")
+	put(t, o, "b", "{}")
+	drain(t, o)
+	if got := s.ids(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("got %v, want [a b]", got)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	o, err := Open(filepath.Join(t.TempDir(), "outbox.db"), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, o, "a", "{}")
+	waited := make(chan error, 1)
+	go func() { waited <- o.WaitDrained(context.Background()) }()
+	time.Sleep(20 * time.Millisecond)
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; !errors.Is(err, ErrClosed) {
+		t.Errorf("WaitDrained across Close = %v, want ErrClosed", err)
+	}
+	if _, err := o.Put("b", nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Put after Close = %v, want ErrClosed", err)
+	}
+	if err := o.Run(context.Background(), newRec("x")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Run after Close = %v, want ErrClosed", err)
+	}
+	if err := o.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+}
