@@ -348,11 +348,12 @@ func (s *Sink) lookup(ctx context.Context, subject, id string, queued time.Time)
 	}()
 	pending := cons.CachedInfo().NumPending
 	for pending > 0 {
-		wait := time.Second
+		// Leave half of the attempt's time for the publish.
+		wait := s.cfg.PublishTimeout / 2
 		if dl, ok := ctx.Deadline(); ok {
-			wait = time.Until(dl)
+			wait = time.Until(dl) / 2
 		}
-		if wait <= 0 {
+		if wait < time.Millisecond {
 			return false, context.DeadlineExceeded
 		}
 		batch, err := cons.Fetch(int(min(pending, lookupBatch)), jetstream.FetchMaxWait(wait))
@@ -378,8 +379,10 @@ func (s *Sink) lookup(ctx context.Context, subject, id string, queued time.Time)
 			return false, fmt.Errorf("fetching: %w", err)
 		}
 		if got == 0 {
-			// Messages counted at creation are gone (max age, limits).
-			return false, nil
+			// Not "not found": a slow server must not cause a second copy.
+			// (Messages removed since the consumer counted them, by max age
+			// or limits, are not counted by the next attempt's consumer.)
+			return false, fmt.Errorf("%d messages pending, none delivered within %v", pending, wait.Round(time.Millisecond))
 		}
 	}
 	return false, nil
