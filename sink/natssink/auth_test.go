@@ -16,7 +16,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/oomscope/oomscope/sink"
 )
 
 // publishOne checks that a sink made from cfg works end to end.
@@ -172,4 +175,61 @@ func TestTLS(t *testing.T) {
 	wrongCA := cfg
 	wrongCA.TLSCAFile = other.caFile
 	refused(t, wrongCA, "certificate")
+}
+
+// TestLeastPrivilege runs the sink as a user with only the permissions
+// docs/nats.md lists, lookup included.
+func TestLeastPrivilege(t *testing.T) {
+	ts := newServer(t, func(o *server.Options) {
+		o.Users = []*server.User{
+			{Username: "admin", Password: "a"},
+			{Username: "oomscope", Password: "p", Permissions: &server.Permissions{
+				Publish: &server.SubjectPermission{Allow: []string{
+					"oomscope.v1.>",
+					"$JS.API.STREAM.INFO.OOMSCOPE",
+					"$JS.API.CONSUMER.CREATE.OOMSCOPE.>",
+					"$JS.API.CONSUMER.DELETE.OOMSCOPE.>",
+					"$JS.API.CONSUMER.MSG.NEXT.OOMSCOPE.>",
+				}},
+				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+			}},
+		}
+	})
+	admin := testConfig(t, ts)
+	admin.User, admin.Password = "admin", "a"
+	newSink(t, admin).Close()
+
+	cfg := testConfig(t, ts)
+	cfg.User, cfg.Password, cfg.CreateStream = "oomscope", "p", false
+	cfg.PublishTimeout = 3 * time.Second
+	s := newSink(t, cfg)
+	d := delivery("boot/lp")
+	if err := s.Publish(ctxT(t), d); err != nil {
+		t.Fatal(err)
+	}
+	d.Queued = d.Queued.Add(-time.Hour) // a late retry: looked up
+	if err := s.Publish(ctxT(t), d); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Publish(ctxT(t), sink.Delivery{Report: testReport("boot/lp2"), Queued: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	_, js := ts.client(nats.UserInfo("admin", "a"))
+	st, err := js.Stream(ctxT(t), StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.CachedInfo().State.Msgs; n != 2 {
+		t.Errorf("%d messages, want 2", n)
+	}
+	// With the stream as wanted, CreateStream changes nothing and needs no
+	// more rights; changing the stream is what this user may not do.
+	cfg.CreateStream = true
+	newSink(t, cfg).Close()
+	cfg.DuplicateWindow, cfg.ConnectWait = time.Minute, 3*time.Second
+	if _, err := New(ctxT(t), cfg); err == nil || !strings.Contains(err.Error(), "updating stream OOMSCOPE") {
+		t.Errorf("New updating the stream as the restricted user = %v", err)
+	} else {
+		t.Logf("refused: %v", err)
+	}
 }

@@ -107,7 +107,9 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 	var lastErr errBox
 	opts, err := cfg.options(func(o *nats.Options) error {
 		o.DisconnectedErrCB = func(nc *nats.Conn, err error) {
-			s.log.Warn().Err(err).Msg("NATS disconnected")
+			if err != nil { // nil: Close
+				s.log.Warn().Err(err).Msg("NATS disconnected")
+			}
 		}
 		o.ReconnectedCB = func(nc *nats.Conn) {
 			s.log.Info().Str("url", nc.ConnectedUrlRedacted()).Uint64("reconnects", nc.Stats().Reconnects).Msg("NATS reconnected")
@@ -168,7 +170,7 @@ func (s *Sink) start(ctx context.Context, lastErr *errBox) error {
 	if s.cfg.CreateStream {
 		want := StreamConfig(s.cfg.Stream, s.cfg.DuplicateWindow, s.cfg.MaxAge, s.cfg.Replicas)
 		if _, err := EnsureStream(ctx, js, want); err != nil {
-			return fmt.Errorf("%w (on %s)", err, s.url)
+			return fmt.Errorf("%w (on %s%s)", err, s.url, lastErr.suffix())
 		}
 	}
 	st, err := js.Stream(ctx, s.cfg.Stream)
@@ -176,7 +178,7 @@ func (s *Sink) start(ctx context.Context, lastErr *errBox) error {
 		return fmt.Errorf("natssink: stream %s not found on %s: create it or pass --nats-create-stream", s.cfg.Stream, s.url)
 	}
 	if err != nil {
-		return fmt.Errorf("natssink: looking up stream %s on %s: %w", s.cfg.Stream, s.url, err)
+		return fmt.Errorf("natssink: looking up stream %s on %s: %w%s", s.cfg.Stream, s.url, err, lastErr.suffix())
 	}
 	info := st.CachedInfo()
 	if !subjectsCover(info.Config.Subjects) {
@@ -346,11 +348,12 @@ func (s *Sink) lookup(ctx context.Context, subject, id string, queued time.Time)
 	}()
 	pending := cons.CachedInfo().NumPending
 	for pending > 0 {
-		wait := time.Second
+		// Leave half of the attempt's time for the publish.
+		wait := s.cfg.PublishTimeout / 2
 		if dl, ok := ctx.Deadline(); ok {
-			wait = time.Until(dl)
+			wait = time.Until(dl) / 2
 		}
-		if wait <= 0 {
+		if wait < time.Millisecond {
 			return false, context.DeadlineExceeded
 		}
 		batch, err := cons.Fetch(int(min(pending, lookupBatch)), jetstream.FetchMaxWait(wait))
@@ -376,8 +379,10 @@ func (s *Sink) lookup(ctx context.Context, subject, id string, queued time.Time)
 			return false, fmt.Errorf("fetching: %w", err)
 		}
 		if got == 0 {
-			// Messages counted at creation are gone (max age, limits).
-			return false, nil
+			// Not "not found": a slow server must not cause a second copy.
+			// (Messages removed since the consumer counted them, by max age
+			// or limits, are not counted by the next attempt's consumer.)
+			return false, fmt.Errorf("%d messages pending, none delivered within %v", pending, wait.Round(time.Millisecond))
 		}
 	}
 	return false, nil
@@ -427,6 +432,15 @@ func (b *errBox) set(err error) {
 	b.mu.Lock()
 	b.err = err
 	b.mu.Unlock()
+}
+
+// suffix is "; last server error: <err>" when there is one, for a time-out
+// whose cause (a permissions violation) the server told asynchronously.
+func (b *errBox) suffix() string {
+	if err := b.get(); err != nil {
+		return "; last server error: " + err.Error()
+	}
+	return ""
 }
 
 func (b *errBox) get() error {

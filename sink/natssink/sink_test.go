@@ -382,3 +382,39 @@ func TestConnectFails(t *testing.T) {
 		t.Errorf("took %v", el)
 	}
 }
+
+// TestLookupManyOnSubject scans a subject with more messages than one
+// fetch asks for (a crash-looping pod).
+func TestLookupManyOnSubject(t *testing.T) {
+	ts := newServer(t, nil)
+	s := newSink(t, testConfig(t, ts))
+	const n = 3*lookupBatch + 20
+	begin := time.Now()
+	for i := range n {
+		if err := s.Publish(ctxT(t), delivery(bootID(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	subj := Subject(testReport(""))
+	from := begin.Add(-time.Second)
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{{bootID(0), true}, {bootID(n / 2), true}, {bootID(n - 1), true}, {"boot/absent", false}} {
+		t0 := time.Now()
+		found, err := s.lookup(ctxT(t), subj, tc.id, from)
+		if err != nil || found != tc.want {
+			t.Errorf("lookup %s = %v, %v; want %v", tc.id, found, err, tc.want)
+		}
+		t.Logf("lookup of %s over %d messages: %v", tc.id, n, time.Since(t0).Round(time.Microsecond))
+	}
+	// The lookup consumers are gone.
+	_, js := ts.client()
+	st, err := js.Stream(ctxT(t), StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := st.CachedInfo().State.Consumers; c != 0 {
+		t.Errorf("%d consumers left behind", c)
+	}
+}
