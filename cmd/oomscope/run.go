@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -23,30 +25,40 @@ import (
 	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/enrich/cgroupfs"
 	"github.com/oomscope/oomscope/enrich/kubepods"
+	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/kube"
+	"github.com/oomscope/oomscope/natsd"
 	"github.com/oomscope/oomscope/oomparse"
+	"github.com/oomscope/oomscope/outbox"
 	"github.com/oomscope/oomscope/report"
 	"github.com/oomscope/oomscope/sink"
+	"github.com/oomscope/oomscope/sink/natssink"
 )
 
 // runConfig is what the run command's flags say.
 type runConfig struct {
-	Device     string
-	Start      daemon.Start
-	StateDir   string
-	ArchiveDir string
-	Stdout     bool
-	Raw        bool
-	Host       string
-	MaxTasks   int
-	LogLevel   zerolog.Level
-	LogFormat  string
-	Kubeconfig string
-	PodLookup  podLookupFunc
-	PodLabels  []string
-	CgroupRoot string
-	ProcRoot   string
-	Metrics    string
+	Device string
+	// Source is the kernel log device or a saved log file ("-": stdin).
+	Source       string
+	NATSURL      string
+	NATSListen   string
+	NATSCreate   bool
+	DrainTimeout time.Duration
+	Start        daemon.Start
+	StateDir     string
+	ArchiveDir   string
+	Stdout       bool
+	Raw          bool
+	Host         string
+	MaxTasks     int
+	LogLevel     zerolog.Level
+	LogFormat    string
+	Kubeconfig   string
+	PodLookup    podLookupFunc
+	PodLabels    []string
+	CgroupRoot   string
+	ProcRoot     string
+	Metrics      string
 }
 
 func newRunCmd(lookup podLookupFunc) *cobra.Command {
@@ -87,13 +99,21 @@ twice. Needs read access to /dev/kmsg (root or CAP_SYSLOG).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&c.Device, "kmsg", "/dev/kmsg", "kernel log device")
+	f.StringVar(&c.Source, "source", "/dev/kmsg", "the kernel log device, or a saved log file in any format `parse` reads (\"-\": standard input): its reports go through enrichment, the outbox and every sink, then run exits")
+	f.StringVar(&c.Device, "kmsg", "", "kernel log device (deprecated: use --source)")
+	_ = f.MarkHidden("kmsg")
+	f.StringVar(&c.NATSURL, "nats-url", "", "NATS server URL(s) to publish to, comma separated; empty starts the embedded server at --nats-listen; \"none\" disables NATS")
+	f.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server (used when --nats-url is empty)")
+	f.BoolVar(&c.NATSCreate, "nats-create-stream", false, "create or update the OOMSCOPE stream on --nats-url (the embedded server's is always created)")
+	f.DurationVar(&c.DrainTimeout, "drain-timeout", time.Minute, "with --source FILE: how long to wait for every sink to confirm every report before exiting non-zero")
 	f.StringVar(&start, "start", string(daemon.StartResume), "where to start reading: resume (after the checkpoint; whole buffer when there is none), beginning, or end")
 	f.StringVar(&c.StateDir, "state-dir", "/var/lib/oomscope", "directory for the checkpoint (and the archive unless --archive-dir)")
 	f.StringVar(&c.ArchiveDir, "archive-dir", "", "post-mortem archive directory (default STATE-DIR/archive; \"-\" disables it)")
 	f.BoolVar(&c.Stdout, "stdout", false, "also print each report as a JSON line on standard output")
 	f.BoolVar(&c.Raw, "raw", false, "include raw kernel lines in --stdout output (the archive always has them)")
-	f.StringVar(&c.Host, "host", defaultHost(), "node name written into reports (default $NODE_NAME or the host name)")
+	f.StringVar(&c.Host, "node-name", defaultHost(), "node name written into reports (default $NODE_NAME or the host name)")
+	f.StringVar(&c.Host, "host", defaultHost(), "alias of --node-name")
+	_ = f.MarkHidden("host")
 	f.IntVar(&c.MaxTasks, "max-tasks", oomparse.DefaultMaxTasks, "task-table rows kept per report (the largest by rss)")
 	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file for the pod lookup (default: the in-cluster configuration when running in a pod; \"none\" disables the lookup)")
 	f.StringSliceVar(&c.PodLabels, "pod-labels", kubepods.DefaultLabelKeys, "pod labels copied into reports")
@@ -171,28 +191,10 @@ func defaultHost() string {
 func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error {
 	var lw io.Writer = stderr
 	if c.LogFormat == "console" {
-		lw = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.RFC3339}
+		lw = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.RFC3339, NoColor: !isTerminal(stderr)}
 	}
 	log := zerolog.New(lw).Level(c.LogLevel).With().Timestamp().Str("component", "oomscope").Logger()
 
-	var sinks sink.Multi
-	archive := c.ArchiveDir
-	if archive == "" {
-		archive = filepath.Join(c.StateDir, "archive")
-	}
-	if archive != "-" {
-		a, err := sink.NewArchive(archive)
-		if err != nil {
-			return err
-		}
-		sinks = append(sinks, a)
-	}
-	if c.Stdout {
-		sinks = append(sinks, sink.NewJSONLines(stdout, c.Raw))
-	}
-	if len(sinks) == 0 {
-		return usageError{fmt.Errorf("nothing to publish to: the archive is disabled and --stdout is not set")}
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	base := []enrich.Option{enrich.WithCgroupRoot(c.CgroupRoot), enrich.WithProcRoot(c.ProcRoot), enrich.WithLogger(log)}
@@ -212,15 +214,47 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 		}()
 		defer srv.Close()
 	}
-	log.Info().Str("archive", archive).Bool("stdout", c.Stdout).Str("state_dir", c.StateDir).Str("host", c.Host).Msg("starting")
+	if c.Device != "" {
+		c.Source = c.Device
+	}
+	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	ob, err := outbox.Open(filepath.Join(c.StateDir, "outbox.db"), outbox.Config{Logger: log, Registerer: reg})
+	if err != nil {
+		if errors.Is(err, outbox.ErrLocked) {
+			return fmt.Errorf("state dir %s is in use by another oomscope: %w", c.StateDir, err)
+		}
+		return err
+	}
+	defer ob.Close()
+	sinks, cleanup, err := buildSinks(ctx, stdout, c, log, reg)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	deliverCtx, stopDelivery := context.WithCancel(context.WithoutCancel(ctx))
+	delivered := make(chan error, 1)
+	go func() { delivered <- ob.Run(deliverCtx, sinks...) }()
+	defer func() { stopDelivery(); <-delivered }()
+
+	names := make([]string, len(sinks))
+	for i, s := range sinks {
+		names[i] = s.Name()
+	}
+	log.Info().Strs("sinks", names).Str("source", c.Source).Str("state_dir", c.StateDir).Str("node", c.Host).Msg("starting")
+	popts := []oomparse.Option{oomparse.WithMaxTasks(c.MaxTasks)}
+	if c.Source != "/dev/kmsg" && !strings.HasPrefix(c.Source, "/dev/") {
+		return replayFile(ctx, ob, enricher, popts, c, log)
+	}
 	err = daemon.Run(ctx, daemon.Config{
-		Device:        c.Device,
+		Device:        c.Source,
 		Start:         c.Start,
 		StatePath:     filepath.Join(c.StateDir, "checkpoint.json"),
 		Host:          c.Host,
-		Sink:          sinks,
+		Queue:         ob,
 		Enricher:      enricher,
-		ParserOptions: []oomparse.Option{oomparse.WithMaxTasks(c.MaxTasks)},
+		ParserOptions: popts,
 		Logger:        log,
 	})
 	if err != nil {
@@ -228,4 +262,107 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// replayFile sends a saved log's reports through enrichment and the outbox,
+// then waits until every sink confirmed them (at most c.DrainTimeout).
+func replayFile(ctx context.Context, ob *outbox.Outbox, e daemon.Enricher, popts []oomparse.Option, c runConfig, log zerolog.Logger) error {
+	var r io.Reader = os.Stdin
+	name := "standard input"
+	if c.Source != "-" {
+		f, err := os.Open(c.Source)
+		if err != nil {
+			return fmt.Errorf("--source: %w", err)
+		}
+		defer f.Close()
+		r, name = f, c.Source
+	}
+	if c.Host != "" {
+		popts = append(popts, oomparse.WithHost(c.Host))
+	}
+	read, added, err := daemon.Replay(ctx, kmsg.NewScanner(r), daemon.ReplayConfig{Queue: ob, Enricher: e, ParserOptions: popts, Logger: log})
+	if err != nil {
+		return fmt.Errorf("replaying %s: %w", name, err)
+	}
+	log.Info().Str("source", name).Int("reports", read).Int("new", added).Msg("log replayed; waiting for the sinks")
+	wctx, cancel := context.WithTimeout(ctx, c.DrainTimeout)
+	defer cancel()
+	if err := ob.WaitDrained(wctx); err != nil {
+		return fmt.Errorf("replaying %s: not every sink confirmed every report within --drain-timeout %v: %w", name, c.DrainTimeout, err)
+	}
+	log.Info().Str("source", name).Msg("every sink confirmed every report")
+	return nil
+}
+
+// buildSinks returns the outbox sinks run publishes to, and what to close
+// once the outbox stopped delivering.
+func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.Logger, reg prometheus.Registerer) ([]outbox.Sink, func(), error) {
+	var sinks []outbox.Sink
+	var closers []func()
+	cleanup := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	archive := c.ArchiveDir
+	if archive == "" {
+		archive = filepath.Join(c.StateDir, "archive")
+	}
+	if archive != "-" {
+		a, err := sink.NewArchive(archive)
+		if err != nil {
+			return nil, cleanup, err
+		}
+		sinks = append(sinks, outboxSink{a})
+	}
+	if c.Stdout {
+		sinks = append(sinks, outboxSink{sink.NewJSONLines(stdout, c.Raw)})
+	}
+	url, create := c.NATSURL, c.NATSCreate
+	if url == "" {
+		srv, err := natsd.Start(ctx, natsd.Config{Listen: c.NATSListen, StoreDir: filepath.Join(c.StateDir, "nats"), SyncAlways: true, Logger: log.With().Str("component", "nats-server").Logger()})
+		if err != nil {
+			return nil, cleanup, fmt.Errorf("embedded NATS server (--nats-listen %s; or give --nats-url, or --nats-url none): %w", c.NATSListen, err)
+		}
+		closers = append(closers, srv.Shutdown)
+		url, create = srv.ClientURL(), true
+		log.Info().Str("url", url).Msg("embedded NATS server with JetStream ready")
+	}
+	if url != "none" {
+		ns, err := natssink.New(ctx, natssink.Config{URLs: url, Node: c.Host, CreateStream: create, Logger: log, Registerer: reg})
+		if err != nil {
+			cleanup()
+			return nil, func() {}, fmt.Errorf("NATS: %w", err)
+		}
+		closers = append(closers, func() { ns.Close() })
+		sinks = append(sinks, outboxSink{ns})
+	}
+	if len(sinks) == 0 {
+		return nil, cleanup, usageError{fmt.Errorf("nothing to publish to: the archive and NATS are disabled and --stdout is not set")}
+	}
+	return sinks, cleanup, nil
+}
+
+// outboxSink delivers the outbox's stored reports to a sink.
+type outboxSink struct{ s sink.Sink }
+
+func (o outboxSink) Name() string { return o.s.Name() }
+
+func (o outboxSink) Deliver(ctx context.Context, e outbox.Entry) error {
+	var r report.Enriched
+	if err := json.Unmarshal(e.Body, &r); err != nil {
+		// Not retryable: the outbox only holds what the daemon encoded.
+		return fmt.Errorf("outbox entry %d (%s) is not a report: %w", e.Seq, e.ID, err)
+	}
+	return o.s.Publish(ctx, sink.Delivery{Report: &r, Queued: e.Put})
+}
+
+// isTerminal reports whether w is a terminal (colour codes only there).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
