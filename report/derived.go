@@ -10,6 +10,24 @@ type Derived struct {
 	// "assumed" (4096, no evidence in the report).
 	PageSizeSource string `json:"page_size_source"`
 
+	// MemoryBreakdown is the limiting cgroup's (or the node's) memory at
+	// the kill. It is embedded, so its keys are Derived's own in JSON; it
+	// is the one place these numbers live (the diagnosis refers to it).
+	MemoryBreakdown
+
+	// VictimRSSBytes is the first victim's anon+file+shmem rss at the kill,
+	// and VictimShare its fraction of UsageBytes.
+	VictimRSSBytes *uint64  `json:"victim_rss_bytes,omitempty"`
+	VictimShare    *float64 `json:"victim_share,omitempty"`
+	// TopTasks are the largest tasks of the task table by rss.
+	TopTasks []TopTask `json:"top_tasks,omitempty"`
+}
+
+// MemoryBreakdown is what the memory that ran out was made of, in bytes, as
+// the report printed it: the limiting cgroup's stats (memcg OOM) or the
+// node's page counters (global, cpuset, mempolicy OOM). Every field is nil
+// when the report lacks what it needs.
+type MemoryBreakdown struct {
 	// Source names the numbers the composition below was computed from:
 	// "memcg-v2-stats", "memcg-v1-stats" (total_* keys), "memcg-v1-inline"
 	// (summed over the subtree), "meminfo" (node-wide), or "meminfo-nodes"
@@ -42,13 +60,43 @@ type Derived struct {
 	WorkingSetBytes *uint64 `json:"working_set_bytes,omitempty"`
 	// DockerUsageBytes is usage minus page cache, as `docker stats` shows it.
 	DockerUsageBytes *uint64 `json:"docker_usage_bytes,omitempty"`
+}
 
-	// VictimRSSBytes is the first victim's anon+file+shmem rss at the kill,
-	// and VictimShare its fraction of UsageBytes.
-	VictimRSSBytes *uint64  `json:"victim_rss_bytes,omitempty"`
-	VictimShare    *float64 `json:"victim_share,omitempty"`
-	// TopTasks are the largest tasks of the task table by rss.
-	TopTasks []TopTask `json:"top_tasks,omitempty"`
+// FileBytes is the page cache as active + inactive file pages when the
+// report split it, else PageCacheBytes; nil when it printed neither.
+func (m *MemoryBreakdown) FileBytes() *uint64 {
+	switch {
+	case m == nil:
+		return nil
+	case m.ActiveFileBytes != nil && m.InactiveFileBytes != nil:
+		v := *m.ActiveFileBytes + *m.InactiveFileBytes
+		return &v
+	case m.PageCacheBytes != nil:
+		v := *m.PageCacheBytes
+		return &v
+	}
+	return nil
+}
+
+// Component is the byte count of a MemoryComposition.Dominant value (one
+// of the Component* constants); nil when unknown.
+func (m *MemoryBreakdown) Component(c string) *uint64 {
+	if m == nil {
+		return nil
+	}
+	switch c {
+	case ComponentAnon:
+		return m.AnonBytes
+	case ComponentPageCache:
+		return m.FileBytes()
+	case ComponentShmem:
+		return m.ShmemBytes
+	case ComponentKernel:
+		return m.KernelBytes
+	case ComponentSwap:
+		return m.SwapBytes
+	}
+	return nil
 }
 
 // TopTask is one of the largest tasks of a report's task table.

@@ -110,7 +110,7 @@ func TestDiagnose(t *testing.T) {
 				if d.Victim.QoSMismatch || d.Victim.ImpliedQoS != report.QoSBurstable {
 					t.Errorf("victim = %+v, want Burstable without mismatch", d.Victim)
 				}
-				if d.Memory.WorkingSetBytes == nil || *d.Memory.WorkingSetBytes != 250<<20 || d.Memory.MostlyReclaimable {
+				if ws := d.Memory.Breakdown.WorkingSetBytes; ws == nil || *ws != 250<<20 || d.Memory.MostlyReclaimable {
 					t.Errorf("memory = %+v, want working set 250Mi, not mostly reclaimable", d.Memory)
 				}
 			},
