@@ -2,38 +2,47 @@ package sink
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
 
-	"github.com/oomscope/oomscope/internal/atomicfile"
+	"github.com/oomscope/oomscope/archive"
 	"github.com/oomscope/oomscope/report"
 )
 
-// Archive is the local post-mortem archive: one pretty-printed JSON file per
-// report, raw kernel lines included. A report read from the kernel log
-// (id "<boot id>/<seq>") is kept at <dir>/<boot id>/<seq>.json, one folder
-// per boot; any other (id "sha256:<hex>", from a file) at
-// <dir>/files/sha256-<hex>.json. The path depends on the id alone, so the
-// same report is never stored twice. Files are written to a temporary name,
-// synced and renamed, so a crash never leaves a half-written report behind.
+// Archive is the sink of the local post-mortem archive (package
+// [archive]): one pretty-printed JSON file per report, raw kernel lines
+// included, at <dir>/<boot id>/<seq>.json for a report read from the
+// kernel log (id "<boot id>/<seq>") or <dir>/files/sha256-<hex>.json for
+// any other; an index of one line per report for `oomscope archive`; and
+// retention by age and size. The path depends on the id alone, so the same
+// report is never stored twice. A report file is written to a temporary
+// name, synced and renamed, and indexed after that, so a crash never leaves
+// a half-written report behind; the temporary files of a crash are removed
+// when the archive is next opened.
 type Archive struct {
-	dir string
+	w *archive.Writer
 }
 
-// NewArchive returns an archive rooted at dir, creating it when needed.
+// NewArchive returns the archive sink rooted at dir, creating it when
+// needed, with the default retention ([archive.DefaultConfig]: 30 days,
+// 1 GiB) and no logger or metrics. It is OpenArchive with that
+// configuration.
 func NewArchive(dir string) (*Archive, error) {
 	if dir == "" {
 		return nil, errors.New("sink: archive directory is empty")
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("sink: creating archive directory: %w", err)
+	return OpenArchive(context.Background(), archive.DefaultConfig(dir))
+}
+
+// OpenArchive opens the archive of cfg for writing (see
+// [archive.OpenWriter]: it takes the archive's writer lock, repairs what a
+// crash left, enforces retention) and returns its sink. Close releases it.
+func OpenArchive(ctx context.Context, cfg archive.Config) (*Archive, error) {
+	w, err := archive.OpenWriter(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sink: archive: %w", err)
 	}
-	return &Archive{dir: dir}, nil
+	return &Archive{w: w}, nil
 }
 
 // Name implements [Sink].
@@ -45,55 +54,29 @@ func (a *Archive) Path(r *report.Enriched) string {
 	if r.Report != nil {
 		id = r.ID
 	}
-	if boot, seq, ok := strings.Cut(id, "/"); ok && isBootID(boot) && isDigits(seq) {
-		return filepath.Join(a.dir, boot, seq+".json")
-	}
-	return filepath.Join(a.dir, "files", FileName(id)+".json")
-}
-
-func isBootID(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789abcdefABCDEF-") == ""
-}
-
-func isDigits(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
+	return archive.Path(a.w.Dir(), id)
 }
 
 // FileName turns a report id into a safe file name: "/" and ":" become "-",
-// anything outside [A-Za-z0-9._-] becomes "_".
-func FileName(id string) string {
-	if id == "" {
-		return "no-id"
-	}
-	return strings.Map(func(c rune) rune {
-		switch {
-		case c == '/' || c == ':':
-			return '-'
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-			return c
-		}
-		return '_'
-	}, id)
-}
+// anything outside [A-Za-z0-9._-] becomes "_". It is [archive.FileName].
+func FileName(id string) string { return archive.FileName(id) }
 
-// Publish implements [Sink]. A report already in the archive is left as is.
-func (a *Archive) Publish(_ context.Context, d Delivery) error {
+// Publish implements [Sink]. A report already in the archive is left as
+// is. When Publish returns nil the report file and its index line are on
+// disk, synced.
+func (a *Archive) Publish(ctx context.Context, d Delivery) error {
 	r := d.Report
 	if r == nil || r.Report == nil {
 		return errors.New("sink: nil report")
 	}
-	path := a.Path(r)
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("sink: archive: %w", err)
-	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return fmt.Errorf("sink: archive: encoding report %s: %w", r.ID, err)
-	}
-	if err := atomicfile.WriteFile(path, append(b, '\n')); err != nil {
-		return fmt.Errorf("sink: archive: %w", err)
+	if _, err := a.w.Put(ctx, r); err != nil {
+		return fmt.Errorf("sink: %w", err)
 	}
 	return nil
 }
+
+// Writer returns the archive's writer (for Enforce, Len, Bytes).
+func (a *Archive) Writer() *archive.Writer { return a.w }
+
+// Close releases the archive (its index file and writer lock).
+func (a *Archive) Close() error { return a.w.Close() }

@@ -3,6 +3,8 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -18,13 +20,61 @@ func TestWriteFile(t *testing.T) {
 			t.Fatalf("read back %q, %v; want %q", got, err, content)
 		}
 	}
-	left, _ := filepath.Glob(filepath.Join(dir, "a", ".tmp-*"))
-	if len(left) != 0 {
-		t.Errorf("temporary files left: %v", left)
+	ents, _ := os.ReadDir(filepath.Join(dir, "a"))
+	if len(ents) != 1 {
+		t.Errorf("files left besides b.json: %v", ents)
 	}
 	f := filepath.Join(dir, "file")
 	os.WriteFile(f, nil, 0o644)
 	if err := WriteFile(filepath.Join(f, "x"), []byte("x")); err == nil {
 		t.Error("writing below a regular file succeeded")
+	}
+}
+
+func TestTempNames(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sha256-00ff.json")
+	// What a writer killed between CreateTemp and Rename leaves behind.
+	f, err := os.CreateTemp(dir, TempPrefix+filepath.Base(p)+"-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if !IsTemp(filepath.Base(f.Name())) {
+		t.Errorf("IsTemp(%q) = false", filepath.Base(f.Name()))
+	}
+	if !strings.Contains(filepath.Base(f.Name()), "sha256-00ff.json") {
+		t.Errorf("temporary name %q does not say which file it was for", f.Name())
+	}
+	for _, n := range []string{"sha256-00ff.json", ".tmp-123", "oomscope-tmp-x", TempPrefix} {
+		if IsTemp(n) {
+			t.Errorf("IsTemp(%q) = true", n)
+		}
+	}
+	// Other files, including other programs' temporary files, stay.
+	keep := []string{"sha256-00ff.json", ".tmp-foreign", "notes.txt", ".hidden"}
+	for _, n := range keep {
+		os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644)
+	}
+	os.Mkdir(filepath.Join(dir, TempPrefix+"dir"), 0o755) // not a regular file: kept
+	removed, err := RemoveTemps(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != filepath.Base(f.Name()) {
+		t.Errorf("removed %v, want [%s]", removed, filepath.Base(f.Name()))
+	}
+	var left []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		left = append(left, e.Name())
+	}
+	want := append(slices.Clone(keep), TempPrefix+"dir")
+	slices.Sort(want)
+	if !slices.Equal(left, want) {
+		t.Errorf("left %v, want %v", left, want)
+	}
+	if r, err := RemoveTemps(filepath.Join(dir, "missing")); err != nil || r != nil {
+		t.Errorf("RemoveTemps(missing) = %v, %v", r, err)
 	}
 }
