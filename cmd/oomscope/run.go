@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/oomscope/oomscope/archive"
 	"github.com/oomscope/oomscope/daemon"
 	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/enrich/cgroupfs"
@@ -309,10 +310,14 @@ func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.
 		archive = filepath.Join(c.StateDir, "archive")
 	}
 	if archive != "-" {
-		a, err := sink.NewArchive(archive)
+		cfg := archiveConfig(archive)
+		cfg.Logger = log
+		cfg.Registerer = reg
+		a, err := sink.OpenArchive(ctx, cfg)
 		if err != nil {
 			return nil, cleanup, err
 		}
+		closers = append(closers, func() { a.Close() })
 		sinks = append(sinks, outboxSink{a})
 	}
 	if c.Stdout {
@@ -366,3 +371,7 @@ func isTerminal(w io.Writer) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
+
+// archiveConfig is the archive's configuration: the defaults (retention
+// of 30 days and 1 GiB) at dir.
+func archiveConfig(dir string) archive.Config { return archive.DefaultConfig(dir) }
