@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/oomscope/oomscope/internal/ascii"
 )
 
 // ErrMalformed is wrapped by every error about a line that is not a valid
@@ -169,10 +171,4 @@ func unhex(c byte) byte {
 }
 
 // clip shortens s for use in an error message.
-func clip(s string) string {
-	const max = 80
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "..."
-}
+func clip(s string) string { return ascii.Clip(s, 80) }

@@ -2,6 +2,7 @@ package kmsg
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -13,8 +14,14 @@ import (
 // own limit is a few KiB per record.
 const DefaultMaxLineBytes = 64 << 10
 
-// ScanOption configures a [Scanner].
-type ScanOption func(*scanConfig)
+// ScanOption configures a [Scanner]. An option given a value out of range
+// makes the Scanner read nothing: its first [Scanner.Scan] returns false
+// and [Scanner.Err] returns the error, which wraps [ErrInvalidOption].
+type ScanOption func(*scanConfig) error
+
+// ErrInvalidOption is wrapped by [Scanner.Err] when a [ScanOption] was
+// given a value out of range.
+var ErrInvalidOption = errors.New("kmsg: invalid scanner option")
 
 type scanConfig struct {
 	format  Format
@@ -25,45 +32,62 @@ type scanConfig struct {
 }
 
 // WithFormat makes the Scanner read format f instead of detecting it.
-// [FormatAuto] (the default) detects.
+// [FormatAuto] (the default) detects. A value that is no [Format] is an
+// error.
 func WithFormat(f Format) ScanOption {
-	return func(c *scanConfig) {
-		if f.family() != famNone {
-			c.format = f
-		} else {
-			c.format = FormatAuto
+	return func(c *scanConfig) error {
+		if f != FormatAuto && f.family() == famNone {
+			return fmt.Errorf("%w: format %v", ErrInvalidOption, f)
 		}
+		c.format = f
+		return nil
 	}
 }
+
+// MinYear and MaxYear bound the year given to [WithYear]: a time outside
+// them has no RFC 3339 (JSON) form.
+const (
+	MinYear = 1
+	MaxYear = 9999
+)
 
 // WithYear places the first year-less syslog timestamp ("Apr 27 22:56:09")
 // in year. Later records follow it, moving to the next year when the
 // timestamps jump back by more than half a year (December to January).
-// It overrides [WithReference]. Years below 1 are ignored.
+// It overrides [WithReference]. A year outside [MinYear, MaxYear] is an
+// error.
 func WithYear(year int) ScanOption {
-	return func(c *scanConfig) {
-		if year >= 1 {
-			c.year = year
+	return func(c *scanConfig) error {
+		if year < MinYear || year > MaxYear {
+			return fmt.Errorf("%w: year %d is not in %d..%d", ErrInvalidOption, year, MinYear, MaxYear)
 		}
+		c.year = year
+		return nil
 	}
 }
 
 // WithReference places the first year-less syslog timestamp in the latest
 // year that does not put it after ref (give the file's modification time).
-// Later records follow as with [WithYear]. The default is the time
-// NewScanner is called.
+// Later records follow as with [WithYear]. The default (and a zero ref) is
+// the time NewScanner is called.
 func WithReference(ref time.Time) ScanOption {
-	return func(c *scanConfig) { c.ref = ref }
+	return func(c *scanConfig) error {
+		c.ref = ref
+		return nil
+	}
 }
 
 // WithLocation sets the time zone of timestamps printed without one
 // (syslog, journalctl short and short-precise, dmesg -T) and the location
-// every Record.Wall is reported in. The default is time.Local.
+// every Record.Wall is reported in. The default is time.Local; nil is an
+// error.
 func WithLocation(loc *time.Location) ScanOption {
-	return func(c *scanConfig) {
-		if loc != nil {
-			c.loc = loc
+	return func(c *scanConfig) error {
+		if loc == nil {
+			return fmt.Errorf("%w: nil location", ErrInvalidOption)
 		}
+		c.loc = loc
+		return nil
 	}
 }
 
@@ -71,14 +95,14 @@ func WithLocation(loc *time.Location) ScanOption {
 // record it assembles (Raw, first line and continuation lines together).
 // Longer lines are cut to n bytes and the record is flagged (see
 // [Scanner.Truncated]); continuation lines beyond the limit are dropped
-// the same way. n < 1 means [DefaultMaxLineBytes].
+// the same way. The default is [DefaultMaxLineBytes]; n < 1 is an error.
 func WithMaxLineBytes(n int) ScanOption {
-	return func(c *scanConfig) {
-		if n >= 1 {
-			c.maxLine = n
-		} else {
-			c.maxLine = DefaultMaxLineBytes
+	return func(c *scanConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: max line bytes must be >= 1, got %d", ErrInvalidOption, n)
 		}
+		c.maxLine = n
+		return nil
 	}
 }
 
@@ -156,12 +180,19 @@ type textLine struct {
 	trunc bool
 }
 
-// NewScanner returns a Scanner reading r.
+// NewScanner returns a Scanner reading r. Options: [WithFormat],
+// [WithYear], [WithReference], [WithLocation], [WithMaxLineBytes]. If an
+// option is invalid the Scanner reads nothing and [Scanner.Err] says why
+// (the error wraps [ErrInvalidOption]); nil options are ignored.
 func NewScanner(r io.Reader, opts ...ScanOption) *Scanner {
 	cfg := scanConfig{loc: time.Local, maxLine: DefaultMaxLineBytes}
+	var err error
 	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
+		if o == nil {
+			continue
+		}
+		if e := o(&cfg); e != nil && err == nil {
+			err = e
 		}
 	}
 	if cfg.ref.IsZero() {
@@ -172,6 +203,7 @@ func NewScanner(r io.Reader, opts ...ScanOption) *Scanner {
 		cfg:    cfg,
 		format: cfg.format,
 		years:  yearResolver{ref: cfg.ref, year: cfg.year},
+		err:    err,
 	}
 }
 
@@ -223,7 +255,7 @@ func (s *Scanner) Truncated() bool { return s.recTrnc }
 func (s *Scanner) Line() int { return s.recLine }
 
 // Err returns the error that ended the scan, nil at a clean end of input.
-// A read error is wrapped. An input whose non-blank lines all fail to match
+// A read error is wrapped; an invalid option wraps [ErrInvalidOption]. An input whose non-blank lines all fail to match
 // any format returns an error wrapping [ErrUnknownFormat].
 func (s *Scanner) Err() error { return s.err }
 

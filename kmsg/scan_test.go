@@ -334,7 +334,11 @@ func TestScanLongLines(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sc := NewScanner(strings.NewReader(tt.input), WithMaxLineBytes(tt.max))
+			var opts []ScanOption
+			if tt.max > 0 {
+				opts = append(opts, WithMaxLineBytes(tt.max))
+			}
+			sc := NewScanner(strings.NewReader(tt.input), opts...)
 			var got []string
 			var trunc []bool
 			for sc.Scan() {
@@ -403,6 +407,46 @@ func TestScanReadError(t *testing.T) {
 	}
 	if fmt.Sprintf("%q", got) != `["Mem-Info:\na:1" "b"]` || sc.Err() != nil {
 		t.Errorf("one byte reader: %q, Err %v", got, sc.Err())
+	}
+}
+
+func TestScanOptionErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		opt  ScanOption
+		bad  bool
+	}{
+		{"max line 12", WithMaxLineBytes(12), false},
+		{"max line 0", WithMaxLineBytes(0), true},
+		{"max line negative", WithMaxLineBytes(-5), true},
+		{"year 1", WithYear(MinYear), false},
+		{"year 9999", WithYear(MaxYear), false},
+		{"year 0", WithYear(0), true},
+		{"year 10000", WithYear(10000), true},
+		{"year negative", WithYear(-2024), true},
+		{"format auto", WithFormat(FormatAuto), false},
+		{"format kmsg", WithFormat(FormatKmsg), false},
+		{"format out of range", WithFormat(numFormats), true},
+		{"format negative", WithFormat(Format(-1)), true},
+		{"nil location", WithLocation(nil), true},
+		{"zero reference", WithReference(time.Time{}), false},
+		{"nil option", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := NewScanner(strings.NewReader("6,1,10,-;one\n"), tt.opt)
+			got := sc.Scan()
+			err := sc.Err()
+			if tt.bad {
+				if got || !errors.Is(err, ErrInvalidOption) {
+					t.Errorf("Scan() = %v, Err() = %v; want false and an ErrInvalidOption", got, err)
+				}
+				return
+			}
+			if !got || err != nil || sc.Record().Text != "one" {
+				t.Errorf("Scan() = %v, Err() = %v, record %q", got, err, sc.Record().Text)
+			}
+		})
 	}
 }
 

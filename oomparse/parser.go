@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oomscope/oomscope/internal/ascii"
 	"github.com/oomscope/oomscope/report"
 
 	"github.com/oomscope/oomscope/kmsg"
@@ -466,13 +467,8 @@ func (p *Parser) overflow(sec section, limit int) {
 	}
 }
 
-// clipBytes cuts s to at most n bytes.
-func clipBytes(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+// clipBytes cuts s to at most n bytes (at a UTF-8 boundary).
+func clipBytes(s string, n int) string { return ascii.Cut(s, n) }
 
 // lastStamp is the last record of the open report, made a [Stamp] only
 // when the report is emitted (a Stamp holds pointers: one allocation each).
@@ -558,12 +554,8 @@ func (p *Parser) malformed(line, what string) {
 	}
 }
 
-func clip(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "..."
-	}
-	return s
-}
+// clip shortens s for a problem message.
+func clip(s string) string { return ascii.Clip(s, 120) }
 
 // emit finishes the open report and queues it for delivery (see
 // [heldReport]); reports that are due are appended to dst. reason says why

@@ -108,6 +108,9 @@ func parseArgs(args []string, output, format string, raw bool, maxTasks, year in
 	if maxTasks < 1 {
 		return cfg, fmt.Errorf("--max-tasks must be >= 1, got %d", maxTasks)
 	}
+	if year != 0 && (year < kmsg.MinYear || year > kmsg.MaxYear) {
+		return cfg, fmt.Errorf("--year must be in %d..%d, got %d", kmsg.MinYear, kmsg.MaxYear, year)
+	}
 	if len(cfg.Files) == 0 {
 		cfg.Files = []string{"-"}
 	}
