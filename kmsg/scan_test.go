@@ -104,21 +104,22 @@ func TestScanEdgeCases(t *testing.T) {
 	}{
 		{name: "empty", input: "", format: FormatAuto},
 		{name: "blank lines", input: "\n  \n\t\n\n", format: FormatAuto},
-		{name: "garbage only", input: "hello\nworld\n", format: FormatAuto, skipped: 2, errIs: ErrUnknownFormat},
-		{name: "binary garbage", input: "\x00\x01\x02\xff\xfe\n\x7fELF\x02\x01\n", format: FormatAuto, skipped: 2, errIs: ErrUnknownFormat},
+		// No line has a known prefix: bare kernel text, never an error.
+		{name: "text only", input: "hello\nworld\n", format: FormatText, texts: []string{"hello", "world"}},
+		{name: "binary garbage", input: "\x00\x01\x02\xff\xfe\n\x7fELF\x02\x01\n", format: FormatAuto, skipped: 2},
 		{
-			name:    "garbage before records is skipped",
+			name:    "lines of no format before records are text",
 			input:   "\xff\xfegarbage\nnot a line\n6,1,10,-;one\n6,2,20,-;two\n",
 			format:  FormatKmsg,
-			texts:   []string{"one", "two"},
-			skipped: 2,
+			texts:   []string{"not a line", "one", "two"},
+			skipped: 1,
 		},
 		{
-			name:    "garbage between kmsg records",
+			name:    "text between kmsg records",
 			input:   "6,1,10,-;one\n\x00\x01\x02\n6,2,20,-;two\nno header\n",
 			format:  FormatKmsg,
-			texts:   []string{"one", "two"},
-			skipped: 2,
+			texts:   []string{"one", "two", "no header"},
+			skipped: 1,
 		},
 		{
 			name:   "CRLF kmsg",
@@ -170,8 +171,8 @@ func TestScanEdgeCases(t *testing.T) {
 			name:    "json: other transports skipped, bad lines skipped",
 			input:   `{"MESSAGE":"k","_TRANSPORT":"kernel"}` + "\n" + `{"MESSAGE":"u","_TRANSPORT":"journal"}` + "\n{broken\n" + `{"MESSAGE":[104,105],"_TRANSPORT":"kernel"}` + "\n",
 			format:  FormatJournalJSON,
-			texts:   []string{"k", "hi"},
-			skipped: 2,
+			texts:   []string{"k", "{broken", "hi"},
+			skipped: 1,
 		},
 		{
 			name:   "kmsg escapes decoded",
@@ -180,11 +181,10 @@ func TestScanEdgeCases(t *testing.T) {
 			texts:  []string{"a\nb\\c\\x"},
 		},
 		{
-			name:    "kmsg dictionary line without record",
-			input:   " SUBSYSTEM=orphan\n6,1,10,-;one\n",
-			format:  FormatKmsg,
-			texts:   []string{"one"},
-			skipped: 1,
+			name:   "kmsg dictionary line without record",
+			input:  " SUBSYSTEM=orphan\n6,1,10,-;one\n",
+			format: FormatKmsg,
+			texts:  []string{"SUBSYSTEM=orphan", "one"},
 		},
 	}
 	for _, tt := range tests {
@@ -359,13 +359,6 @@ func TestScanLongLines(t *testing.T) {
 			}
 		})
 	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func TestScanReadError(t *testing.T) {
