@@ -42,6 +42,11 @@ const (
 	FormatJournalISO
 	// FormatJournalJSON is "journalctl -o json": one JSON object per line.
 	FormatJournalJSON
+	// FormatText is kernel text without a known prefix ("dmesg -t", a code
+	// block in a ticket): every non-blank line is one record, without a
+	// timestamp. With [FormatAuto] such lines are read this way among the
+	// others.
+	FormatText
 
 	numFormats
 )
@@ -73,6 +78,8 @@ func (f Format) String() string {
 		return "journal-short-iso"
 	case FormatJournalJSON:
 		return "journal-json"
+	case FormatText:
+		return "text"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
@@ -80,7 +87,7 @@ func (f Format) String() string {
 // ParseFormat returns the format named s (case-insensitive): a name returned
 // by [Format.String], or one of the aliases "raw" (kmsg), "dmesg-t", "ctime",
 // "kern.log", "messages", "short", "short-precise", "short-iso",
-// "short-iso-precise" and "json". Errors wrap [ErrUnknownFormat].
+// "short-iso-precise", "json", "bare" and "plain" (text). Errors wrap [ErrUnknownFormat].
 func ParseFormat(s string) (Format, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "auto", "":
@@ -103,6 +110,8 @@ func ParseFormat(s string) (Format, error) {
 		return FormatJournalISO, nil
 	case "journal-json", "json":
 		return FormatJournalJSON, nil
+	case "text", "bare", "plain":
+		return FormatText, nil
 	}
 	names := make([]string, 0, numFormats)
 	for f := FormatAuto; f < numFormats; f++ {
@@ -120,6 +129,7 @@ const (
 	famDmesg        // dmesg, dmesg -T, dmesg --time-format=iso
 	famShort        // syslog and journalctl short*
 	famJSON         // journalctl -o json
+	famText         // no prefix (or one of no known format)
 )
 
 func (f Format) family() family {
@@ -132,6 +142,8 @@ func (f Format) family() family {
 		return famShort
 	case FormatJournalJSON:
 		return famJSON
+	case FormatText:
+		return famText
 	}
 	return famNone
 }

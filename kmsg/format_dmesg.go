@@ -62,6 +62,10 @@ func parseDmesgHead(line string, loc *time.Location) (head, bool) {
 			h.rec.Mono, h.rec.HasMono = mono, true
 		} else if t, ok := parseCtime(inner, loc); ok {
 			h.rec.Wall, h.format = t, FormatDmesgT
+		} else if t, ok := parseCtimeAny(inner, loc); ok {
+			// Another locale's day and month names: read what can be
+			// read, the date is unknown when the month is.
+			h.rec.Wall, h.format = t, FormatDmesgT
 		} else {
 			return head{}, false
 		}

@@ -47,6 +47,9 @@ func parseShortHead(line string, loc *time.Location) (head, bool) {
 		return head{}, false
 	}
 	p := n + 1
+	if p < len(line) && line[p] == ' ' { // an empty host name: "22:56:09  kernel:"
+		p++
+	}
 	tok, ok := token(line[p:])
 	if !ok {
 		return head{}, false

@@ -257,5 +257,83 @@ func parseCtime(s string, loc *time.Location) (time.Time, bool) {
 	if k < 4 || n+1+k != len(s) {
 		return time.Time{}, false
 	}
-	return time.Date(int(y), mon, day, h, m, sec, 0, loc), true
+	t := time.Date(int(y), mon, day, h, m, sec, 0, loc)
+	if t.Day() != day { // "Feb 31": no such date
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// localMonths maps the month abbreviations strftime's %b prints in other
+// locales than C (lower case, without a trailing '.') to their month. Each
+// name means one month in every language listed; a name that is not here
+// leaves the date unknown.
+var localMonths = map[string]time.Month{
+	"jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
+	// German, French, Spanish, Italian, Portuguese, Dutch, Swedish
+	"jän": 1, "janv": 1, "ene": 1, "gen": 1,
+	"févr": 2, "fev": 2,
+	"mär": 3, "mars": 3, "mrt": 3,
+	"avr": 4, "avril": 4, "abr": 4,
+	"mai": 5, "mag": 5, "mei": 5, "maj": 5,
+	"juin": 6, "giu": 6,
+	"juil": 7, "lug": 7,
+	"août": 8, "ago": 8,
+	"sept": 9, "set": 9,
+	"okt": 10, "ott": 10, "out": 10,
+	"déc": 12, "dez": 12, "dic": 12,
+	// Russian (genitive, as %b prints it)
+	"янв": 1, "фев": 2, "мар": 3, "апр": 4, "мая": 5, "май": 5, "июн": 6, "июл": 7, "авг": 8, "сен": 9, "окт": 10, "ноя": 11, "дек": 12,
+}
+
+// monthAny reads a month name or number as any locale's %b prints it:
+// English ("Apr"), a name of localMonths, "4月" (Chinese, Japanese), "4월"
+// (Korean), or a bare number 1-12.
+func monthAny(tok string) (time.Month, bool) {
+	if m, ok := monthIndex(tok); ok && len(tok) == 3 {
+		return m, true
+	}
+	low := strings.TrimSuffix(strings.ToLower(tok), ".")
+	if m, ok := localMonths[low]; ok {
+		return m, true
+	}
+	num := strings.TrimSuffix(strings.TrimSuffix(tok, "月"), "월")
+	if v, n := digits(num, 2); n > 0 && n == len(num) && v >= 1 && v <= 12 {
+		return time.Month(v), true
+	}
+	return 0, false
+}
+
+// parseCtimeAny parses the inside of a "dmesg -T" bracket printed in any
+// locale: strftime "%a %b %e %H:%M:%S %Y" with the weekday and month in
+// that locale's words ("[六 4月 27 22:56:09 2019]", "[Sa Apr 27 ...]").
+// ok says the bracket has that shape (a time of day and a year at its
+// end); the time is zero when the month or day cannot be read.
+func parseCtimeAny(s string, loc *time.Location) (t time.Time, ok bool) {
+	f := strings.Fields(s)
+	if len(f) < 3 || len(f) > 6 {
+		return time.Time{}, false
+	}
+	y, yn := digits(f[len(f)-1], 5)
+	if yn < 4 || yn != len(f[len(f)-1]) {
+		return time.Time{}, false
+	}
+	h, m, sec, okc := clock(f[len(f)-2])
+	if !okc || len(f[len(f)-2]) != 8 {
+		return time.Time{}, false
+	}
+	// Before the time: [weekday] month day.
+	if len(f) < 4 {
+		return time.Time{}, true
+	}
+	mon, okm := monthAny(f[len(f)-4])
+	d, dn := digits(f[len(f)-3], 2)
+	if !okm || dn == 0 || dn != len(f[len(f)-3]) || d < 1 || d > 31 {
+		return time.Time{}, true
+	}
+	t = time.Date(int(y), mon, int(d), h, m, sec, 0, loc)
+	if t.Day() != int(d) { // "Feb 31"
+		return time.Time{}, true
+	}
+	return t, true
 }

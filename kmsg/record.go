@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/oomscope/oomscope/internal/ascii"
 )
 
 // ErrMalformed is wrapped by every error about a line that is not a valid
@@ -45,8 +47,13 @@ type Record struct {
 	Text string
 	// Dict holds the dictionary lines (without the leading space).
 	Dict []string
-	// Raw is the record as read, escapes intact, for archiving.
+	// Raw is the record as read, escapes intact, for archiving (without
+	// what a paste put before each line: quote marks, line numbers).
 	Raw string
+	// Bare is true for a line read without any prefix (no timestamp, no
+	// record header, no syslog tag): kernel text as pasted, or a line of
+	// another program that cannot be told from it.
+	Bare bool
 }
 
 // Level is the syslog level name of the record's priority.
@@ -169,10 +176,4 @@ func unhex(c byte) byte {
 }
 
 // clip shortens s for use in an error message.
-func clip(s string) string {
-	const max = 80
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "..."
-}
+func clip(s string) string { return ascii.Clip(s, 80) }

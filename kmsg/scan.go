@@ -2,6 +2,7 @@ package kmsg
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -13,8 +14,14 @@ import (
 // own limit is a few KiB per record.
 const DefaultMaxLineBytes = 64 << 10
 
-// ScanOption configures a [Scanner].
-type ScanOption func(*scanConfig)
+// ScanOption configures a [Scanner]. An option given a value out of range
+// makes the Scanner read nothing: its first [Scanner.Scan] returns false
+// and [Scanner.Err] returns the error, which wraps [ErrInvalidOption].
+type ScanOption func(*scanConfig) error
+
+// ErrInvalidOption is wrapped by [Scanner.Err] when a [ScanOption] was
+// given a value out of range.
+var ErrInvalidOption = errors.New("kmsg: invalid scanner option")
 
 type scanConfig struct {
 	format  Format
@@ -25,45 +32,62 @@ type scanConfig struct {
 }
 
 // WithFormat makes the Scanner read format f instead of detecting it.
-// [FormatAuto] (the default) detects.
+// [FormatAuto] (the default) detects. A value that is no [Format] is an
+// error.
 func WithFormat(f Format) ScanOption {
-	return func(c *scanConfig) {
-		if f.family() != famNone {
-			c.format = f
-		} else {
-			c.format = FormatAuto
+	return func(c *scanConfig) error {
+		if f != FormatAuto && f.family() == famNone {
+			return fmt.Errorf("%w: format %v", ErrInvalidOption, f)
 		}
+		c.format = f
+		return nil
 	}
 }
+
+// MinYear and MaxYear bound the year given to [WithYear]: a time outside
+// them has no RFC 3339 (JSON) form.
+const (
+	MinYear = 1
+	MaxYear = 9999
+)
 
 // WithYear places the first year-less syslog timestamp ("Apr 27 22:56:09")
 // in year. Later records follow it, moving to the next year when the
 // timestamps jump back by more than half a year (December to January).
-// It overrides [WithReference]. Years below 1 are ignored.
+// It overrides [WithReference]. A year outside [MinYear, MaxYear] is an
+// error.
 func WithYear(year int) ScanOption {
-	return func(c *scanConfig) {
-		if year >= 1 {
-			c.year = year
+	return func(c *scanConfig) error {
+		if year < MinYear || year > MaxYear {
+			return fmt.Errorf("%w: year %d is not in %d..%d", ErrInvalidOption, year, MinYear, MaxYear)
 		}
+		c.year = year
+		return nil
 	}
 }
 
 // WithReference places the first year-less syslog timestamp in the latest
 // year that does not put it after ref (give the file's modification time).
-// Later records follow as with [WithYear]. The default is the time
-// NewScanner is called.
+// Later records follow as with [WithYear]. The default (and a zero ref) is
+// the time NewScanner is called.
 func WithReference(ref time.Time) ScanOption {
-	return func(c *scanConfig) { c.ref = ref }
+	return func(c *scanConfig) error {
+		c.ref = ref
+		return nil
+	}
 }
 
 // WithLocation sets the time zone of timestamps printed without one
 // (syslog, journalctl short and short-precise, dmesg -T) and the location
-// every Record.Wall is reported in. The default is time.Local.
+// every Record.Wall is reported in. The default is time.Local; nil is an
+// error.
 func WithLocation(loc *time.Location) ScanOption {
-	return func(c *scanConfig) {
-		if loc != nil {
-			c.loc = loc
+	return func(c *scanConfig) error {
+		if loc == nil {
+			return fmt.Errorf("%w: nil location", ErrInvalidOption)
 		}
+		c.loc = loc
+		return nil
 	}
 }
 
@@ -71,14 +95,14 @@ func WithLocation(loc *time.Location) ScanOption {
 // record it assembles (Raw, first line and continuation lines together).
 // Longer lines are cut to n bytes and the record is flagged (see
 // [Scanner.Truncated]); continuation lines beyond the limit are dropped
-// the same way. n < 1 means [DefaultMaxLineBytes].
+// the same way. The default is [DefaultMaxLineBytes]; n < 1 is an error.
 func WithMaxLineBytes(n int) ScanOption {
-	return func(c *scanConfig) {
-		if n >= 1 {
-			c.maxLine = n
-		} else {
-			c.maxLine = DefaultMaxLineBytes
+	return func(c *scanConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: max line bytes must be >= 1, got %d", ErrInvalidOption, n)
 		}
+		c.maxLine = n
+		return nil
 	}
 }
 
@@ -88,8 +112,17 @@ func WithMaxLineBytes(n int) ScanOption {
 // records; lines that belong to no kernel record (other programs' syslog
 // lines, journalctl's markers, garbage) are counted by [Scanner.Skipped].
 //
-// With [FormatAuto] the format is detected from the first line that
-// identifies one (see [Detect]); the lines before it are skipped.
+// With [FormatAuto] (the default) every line is read by its own prefix,
+// so that a paste may mix formats: first what a paste put before the log
+// line is taken off (e-mail quote marks "> ", a line number "1234:" or
+// "1234 ", indentation), then the line is read as a /dev/kmsg record, a
+// dmesg line ([Detect] lists the shapes), a syslog or journalctl line, a
+// journal JSON object, or, when its prefix is of no known format, from
+// its kernel anchor on (a "[ sec.usec]" timestamp or a "kernel:" tag
+// behind a log shipper's columns). A line with none of these is bare
+// kernel text ([Record.Bare]): no file is ever refused. Lines of other
+// programs (syslog lines with another tag) and binary junk are skipped.
+// A forced format ([WithFormat]) reads only its own lines.
 //
 // Records of the text formats may span lines: dmesg and journalctl print
 // the second and later lines of a record whose text contains '\n' (the
@@ -119,9 +152,13 @@ type Scanner struct {
 	format Format
 	years  yearResolver
 
-	journalHint bool // a journalctl marker line was seen before detection
-	nonBlank    int  // non-blank lines read
-	lineNo      int  // lines read
+	auto        bool  // detect per line (FormatAuto)
+	journalHint bool  // a journalctl marker line was seen before detection
+	numPrev     int64 // the line number candidate of the previous line ...
+	numHave     bool  // ... when this is true
+	sawText     bool  // a record without a known prefix was returned
+	nonBlank    int   // non-blank lines read
+	lineNo      int   // lines read
 	eof         bool
 	rerr        error // the read error, reported once the lines are used up
 
@@ -131,6 +168,8 @@ type Scanner struct {
 	// the record being assembled
 	open      bool
 	cur       head
+	curFam    family // the open record's parser
+	curWs     int    // blanks before the open record's first line (inside the paste's decorations)
 	curFirst  string
 	curLineNo int
 	curLines  int
@@ -154,14 +193,25 @@ type textLine struct {
 	text  string
 	no    int
 	trunc bool
+	// body is text without what a paste put before the log line (quote
+	// marks, a line number); set by [Scanner.decorate] in auto mode.
+	body      string
+	decorated bool
 }
 
-// NewScanner returns a Scanner reading r.
+// NewScanner returns a Scanner reading r. Options: [WithFormat],
+// [WithYear], [WithReference], [WithLocation], [WithMaxLineBytes]. If an
+// option is invalid the Scanner reads nothing and [Scanner.Err] says why
+// (the error wraps [ErrInvalidOption]); nil options are ignored.
 func NewScanner(r io.Reader, opts ...ScanOption) *Scanner {
 	cfg := scanConfig{loc: time.Local, maxLine: DefaultMaxLineBytes}
+	var err error
 	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
+		if o == nil {
+			continue
+		}
+		if e := o(&cfg); e != nil && err == nil {
+			err = e
 		}
 	}
 	if cfg.ref.IsZero() {
@@ -171,7 +221,9 @@ func NewScanner(r io.Reader, opts ...ScanOption) *Scanner {
 		br:     bufio.NewReaderSize(r, min(cfg.maxLine+2, 32<<10)),
 		cfg:    cfg,
 		format: cfg.format,
+		auto:   cfg.format == FormatAuto,
 		years:  yearResolver{ref: cfg.ref, year: cfg.year},
+		err:    err,
 	}
 }
 
@@ -194,8 +246,11 @@ func (s *Scanner) Scan() bool {
 			s.end()
 			return false
 		}
+		if !ln.decorated {
+			s.decorate(&ln)
+		}
 		if s.open {
-			if s.continues(ln.text) {
+			if s.continues(ln.body) {
 				s.appendLine(ln)
 				continue
 			}
@@ -223,12 +278,15 @@ func (s *Scanner) Truncated() bool { return s.recTrnc }
 func (s *Scanner) Line() int { return s.recLine }
 
 // Err returns the error that ended the scan, nil at a clean end of input.
-// A read error is wrapped. An input whose non-blank lines all fail to match
-// any format returns an error wrapping [ErrUnknownFormat].
+// A read error is wrapped; an invalid option wraps [ErrInvalidOption].
+// With [FormatAuto] no input is an error: lines of no known format are
+// kernel text.
 func (s *Scanner) Err() error { return s.err }
 
 // Format returns the format being read: the one given with [WithFormat], or
-// the detected one ([FormatAuto] until a line identifies it).
+// the first one a line identified ([FormatAuto] until a line identifies
+// one; [FormatText] at the end of an input none of whose lines had a known
+// prefix). With [FormatAuto] every line is read by its own format.
 func (s *Scanner) Format() Format { return s.format }
 
 // Skipped returns the number of non-blank lines read so far that are not
@@ -310,29 +368,8 @@ func (s *Scanner) start(ln textLine) bool {
 		return false
 	}
 	s.nonBlank++
-	if s.format == FormatAuto {
-		if isJournalMarker(t) {
-			s.journalHint = true
-			s.skipped++
-			return false
-		}
-		f := Detect(t)
-		if f == FormatAuto && ln.trunc {
-			if fixed := repairJSON(t); fixed != "" {
-				f = Detect(fixed)
-			}
-		}
-		if f == FormatAuto {
-			s.skipped++
-			return false
-		}
-		if s.journalHint && f == FormatSyslog {
-			f = FormatJournalShort
-			if t[0] >= '0' && t[0] <= '9' {
-				f = FormatJournalISO
-			}
-		}
-		s.format = f
+	if s.auto {
+		return s.startAuto(ln)
 	}
 	loc := s.cfg.loc
 	var h head
@@ -344,22 +381,7 @@ func (s *Scanner) start(ln textLine) bool {
 		}
 		h.kernel = true
 	case famJSON:
-		rec, kernel, ok := parseJournalJSON(t, loc)
-		if !ok && ln.trunc {
-			// Cut by the line limit: keep the fields read so far.
-			if fixed := repairJSON(t); fixed != "" {
-				rec, kernel, ok = parseJournalJSON(fixed, loc)
-				rec.Raw = t
-			}
-		}
-		if !ok || !kernel {
-			s.skipped++
-			return false
-		}
-		s.seq++
-		rec.Seq = s.seq
-		s.rec, s.recLine, s.recTrnc = rec, ln.no, ln.trunc
-		return true
+		return s.jsonRecord(ln, t)
 	case famDmesg:
 		var ok bool
 		if h, ok = parseDmesgHead(t, loc); !ok {
@@ -379,26 +401,160 @@ func (s *Scanner) start(ln textLine) bool {
 		if h.yearless {
 			h.rec.Wall = s.years.resolve(h.bsd, loc)
 		}
+	case famText:
+		h = head{kernel: true, text: t}
+		h.rec.Priority = -1
 	}
-	s.open, s.cur = true, h
-	s.curFirst, s.curLineNo, s.curLines, s.curTrunc = t, ln.no, 1, ln.trunc
-	s.curMulti, s.curFull = false, false
+	s.openRecord(ln, h, s.format.family(), 0, t)
 	return false
 }
 
-// continues reports whether line t belongs to the open record: a
-// dictionary line of a /dev/kmsg record, or a line indented to the text
-// column of a dmesg or journalctl record.
-func (s *Scanner) continues(t string) bool {
-	if s.format.family() == famKmsg {
-		return strings.HasPrefix(t, " ")
+// openRecord opens the record whose first line is first (the line without
+// the paste's decorations and ws blanks), read by fam.
+func (s *Scanner) openRecord(ln textLine, h head, fam family, ws int, first string) {
+	s.open, s.cur, s.curFam, s.curWs = true, h, fam, ws
+	s.curFirst, s.curLineNo, s.curLines, s.curTrunc = first, ln.no, 1, ln.trunc
+	s.curMulti, s.curFull = false, false
+}
+
+// jsonRecord returns the journal JSON line t as a record, or skips it.
+func (s *Scanner) jsonRecord(ln textLine, t string) bool {
+	rec, kernel, ok := parseJournalJSON(t, s.cfg.loc)
+	if !ok && ln.trunc {
+		// Cut by the line limit: keep the fields read so far.
+		if fixed := repairJSON(t); fixed != "" {
+			rec, kernel, ok = parseJournalJSON(fixed, s.cfg.loc)
+			rec.Raw = t
+		}
 	}
-	n := s.cur.indent
-	if n <= 0 || len(t) < n {
+	if !ok || !kernel {
+		s.skipped++
+		return false
+	}
+	s.seq++
+	rec.Seq = s.seq
+	s.rec, s.recLine, s.recTrnc = rec, ln.no, ln.trunc
+	return true
+}
+
+// decorate finds what a paste put before the log line: e-mail quote
+// marks and a line number. A line number is taken as one when its
+// separator says so (':' or a tab), when it follows the previous line's
+// number, or when a known prefix follows it; "3351 total pagecache pages"
+// stays kernel text.
+func (s *Scanner) decorate(ln *textLine) {
+	ln.decorated, ln.body = true, ln.text
+	if !s.auto {
+		return
+	}
+	body := ln.text[quoteLen(ln.text):]
+	num, ok := parseLineNumber(body)
+	if !ok {
+		s.numHave = false
+		ln.body = body
+		return
+	}
+	accept := num.sure || (s.numHave && num.n == s.numPrev+1)
+	if !accept {
+		rest := body[num.width:]
+		accept = Detect(rest[leadingBlanks(rest):]) != FormatAuto
+	}
+	s.numPrev, s.numHave = num.n, true
+	if accept {
+		body = body[num.width:]
+	}
+	ln.body = body
+}
+
+// startAuto opens a record from a line read by its own format: a known
+// prefix, a kernel anchor behind an unknown prefix, or none (bare kernel
+// text). Lines of other programs are skipped.
+func (s *Scanner) startAuto(ln textLine) bool {
+	ws := leadingBlanks(ln.body)
+	t := ln.body[ws:]
+	if t == "" {
+		return false
+	}
+	if isJournalMarker(t) {
+		s.journalHint = true
+		s.skipped++
+		return false
+	}
+	if strings.HasPrefix(t, "░░") || s.format.family() == famShort && isJournalCatalog(t) {
+		s.skipped++
+		return false
+	}
+	loc := s.cfg.loc
+	if t[0] == '{' || t[0] == 0x1e {
+		if isJournalJSON(t) || ln.trunc && repairJSON(t) != "" {
+			s.identified(FormatJournalJSON)
+			return s.jsonRecord(ln, t)
+		}
+	}
+	if t[0] >= '0' && t[0] <= '9' && isKmsgLine(t) {
+		s.identified(FormatKmsg)
+		s.openRecord(ln, head{kernel: true}, famKmsg, ws, t)
+		return false
+	}
+	if h, ok := parseDmesgHead(t, loc); ok {
+		s.identified(h.format)
+		s.openRecord(ln, h, famDmesg, ws, t)
+		return false
+	}
+	if h, ok := parseShortHead(t, loc); ok {
+		if h.yearless {
+			h.rec.Wall = s.years.resolve(h.bsd, loc)
+		}
+		f := h.format
+		if s.journalHint && f == FormatSyslog {
+			f = FormatJournalShort
+			if t[0] >= '0' && t[0] <= '9' {
+				f = FormatJournalISO
+			}
+		}
+		s.identified(f)
+		s.openRecord(ln, h, famShort, ws, t)
+		return false
+	}
+	if foreignTagged(t) || isBinary(t) {
+		s.skipped++
+		return false
+	}
+	t = trimBlanksRight(t)
+	h, ok := anchoredHead(t, loc, &s.years)
+	if !ok {
+		h = head{kernel: true, text: t}
+		h.rec.Priority = -1
+		h.rec.Bare = true
+	}
+	h.indent = 0 // no continuation lines: the prefix's width is unknown
+	s.openRecord(ln, h, famText, ws, t)
+	return false
+}
+
+// identified records the first format a line identified, for Format.
+func (s *Scanner) identified(f Format) {
+	if s.format == FormatAuto {
+		s.format = f
+	}
+}
+
+// continues reports whether line t (without the paste's decorations)
+// belongs to the open record: a dictionary line of a /dev/kmsg record, or
+// a line indented to the text column of a dmesg or journalctl record.
+func (s *Scanner) continues(t string) bool {
+	switch s.curFam {
+	case famKmsg:
+		return strings.HasPrefix(t, " ")
+	case famText:
+		return false
+	}
+	n := s.curWs + s.cur.indent
+	if s.cur.indent <= 0 || len(t) < n {
 		return false
 	}
 	for i := 0; i < n; i++ {
-		if t[i] != ' ' {
+		if t[i] != ' ' && (i >= s.curWs || t[i] != '\t') {
 			return false
 		}
 	}
@@ -411,9 +567,11 @@ func (s *Scanner) appendLine(ln textLine) {
 	if !s.cur.kernel {
 		return
 	}
-	add := ln.text
-	if s.format.family() != famKmsg {
-		add = add[s.cur.indent:]
+	line := ln.body
+	add := line
+	if s.curFam != famKmsg {
+		add = line[s.curWs+s.cur.indent:]
+		line = line[s.curWs:]
 	}
 	if !s.curMulti {
 		s.curMulti = true
@@ -422,7 +580,7 @@ func (s *Scanner) appendLine(ln textLine) {
 		s.curText.WriteString(s.cur.text)
 		s.curRaw.WriteString(s.curFirst)
 	}
-	if s.curFull || s.curRaw.Len()+1+len(ln.text) > s.cfg.maxLine {
+	if s.curFull || s.curRaw.Len()+1+len(line) > s.cfg.maxLine {
 		s.curTrunc, s.curFull = true, true
 		return
 	}
@@ -430,7 +588,7 @@ func (s *Scanner) appendLine(ln textLine) {
 	s.curText.WriteByte('\n')
 	s.curText.WriteString(add)
 	s.curRaw.WriteByte('\n')
-	s.curRaw.WriteString(ln.text)
+	s.curRaw.WriteString(line)
 }
 
 // finish closes the open record. It returns true with the record in s.rec,
@@ -448,16 +606,17 @@ func (s *Scanner) finish() bool {
 		s.curRaw.Reset()
 	}
 	var rec Record
-	switch s.format.family() {
+	switch s.curFam {
 	case famKmsg:
 		var err error
 		if rec, err = ParseRecord(raw); err != nil {
 			s.skipped += s.curLines
 			return false
 		}
-	case famDmesg:
+	case famDmesg, famText:
 		rec = s.cur.rec
 		rec.Text, rec.Raw = Unescape(text), raw
+		s.sawText = s.sawText || s.curFam == famText
 	default:
 		rec = s.cur.rec
 		rec.Text, rec.Raw = text, raw
@@ -478,8 +637,8 @@ func (s *Scanner) end() {
 	case s.format != FormatAuto:
 	case s.journalHint:
 		s.format = FormatJournalShort
-	case s.nonBlank > 0:
-		s.err = fmt.Errorf("%w: none of %d non-blank lines matches a supported format", ErrUnknownFormat, s.nonBlank)
+	case s.sawText:
+		s.format = FormatText
 	}
 }
 

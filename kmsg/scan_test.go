@@ -104,21 +104,22 @@ func TestScanEdgeCases(t *testing.T) {
 	}{
 		{name: "empty", input: "", format: FormatAuto},
 		{name: "blank lines", input: "\n  \n\t\n\n", format: FormatAuto},
-		{name: "garbage only", input: "hello\nworld\n", format: FormatAuto, skipped: 2, errIs: ErrUnknownFormat},
-		{name: "binary garbage", input: "\x00\x01\x02\xff\xfe\n\x7fELF\x02\x01\n", format: FormatAuto, skipped: 2, errIs: ErrUnknownFormat},
+		// No line has a known prefix: bare kernel text, never an error.
+		{name: "text only", input: "hello\nworld\n", format: FormatText, texts: []string{"hello", "world"}},
+		{name: "binary garbage", input: "\x00\x01\x02\xff\xfe\n\x7fELF\x02\x01\n", format: FormatAuto, skipped: 2},
 		{
-			name:    "garbage before records is skipped",
+			name:    "lines of no format before records are text",
 			input:   "\xff\xfegarbage\nnot a line\n6,1,10,-;one\n6,2,20,-;two\n",
 			format:  FormatKmsg,
-			texts:   []string{"one", "two"},
-			skipped: 2,
+			texts:   []string{"not a line", "one", "two"},
+			skipped: 1,
 		},
 		{
-			name:    "garbage between kmsg records",
+			name:    "text between kmsg records",
 			input:   "6,1,10,-;one\n\x00\x01\x02\n6,2,20,-;two\nno header\n",
 			format:  FormatKmsg,
-			texts:   []string{"one", "two"},
-			skipped: 2,
+			texts:   []string{"one", "two", "no header"},
+			skipped: 1,
 		},
 		{
 			name:   "CRLF kmsg",
@@ -170,8 +171,8 @@ func TestScanEdgeCases(t *testing.T) {
 			name:    "json: other transports skipped, bad lines skipped",
 			input:   `{"MESSAGE":"k","_TRANSPORT":"kernel"}` + "\n" + `{"MESSAGE":"u","_TRANSPORT":"journal"}` + "\n{broken\n" + `{"MESSAGE":[104,105],"_TRANSPORT":"kernel"}` + "\n",
 			format:  FormatJournalJSON,
-			texts:   []string{"k", "hi"},
-			skipped: 2,
+			texts:   []string{"k", "{broken", "hi"},
+			skipped: 1,
 		},
 		{
 			name:   "kmsg escapes decoded",
@@ -180,11 +181,10 @@ func TestScanEdgeCases(t *testing.T) {
 			texts:  []string{"a\nb\\c\\x"},
 		},
 		{
-			name:    "kmsg dictionary line without record",
-			input:   " SUBSYSTEM=orphan\n6,1,10,-;one\n",
-			format:  FormatKmsg,
-			texts:   []string{"one"},
-			skipped: 1,
+			name:   "kmsg dictionary line without record",
+			input:  " SUBSYSTEM=orphan\n6,1,10,-;one\n",
+			format: FormatKmsg,
+			texts:  []string{"SUBSYSTEM=orphan", "one"},
 		},
 	}
 	for _, tt := range tests {
@@ -334,7 +334,11 @@ func TestScanLongLines(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sc := NewScanner(strings.NewReader(tt.input), WithMaxLineBytes(tt.max))
+			var opts []ScanOption
+			if tt.max > 0 {
+				opts = append(opts, WithMaxLineBytes(tt.max))
+			}
+			sc := NewScanner(strings.NewReader(tt.input), opts...)
 			var got []string
 			var trunc []bool
 			for sc.Scan() {
@@ -355,13 +359,6 @@ func TestScanLongLines(t *testing.T) {
 			}
 		})
 	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func TestScanReadError(t *testing.T) {
@@ -403,6 +400,46 @@ func TestScanReadError(t *testing.T) {
 	}
 	if fmt.Sprintf("%q", got) != `["Mem-Info:\na:1" "b"]` || sc.Err() != nil {
 		t.Errorf("one byte reader: %q, Err %v", got, sc.Err())
+	}
+}
+
+func TestScanOptionErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		opt  ScanOption
+		bad  bool
+	}{
+		{"max line 12", WithMaxLineBytes(12), false},
+		{"max line 0", WithMaxLineBytes(0), true},
+		{"max line negative", WithMaxLineBytes(-5), true},
+		{"year 1", WithYear(MinYear), false},
+		{"year 9999", WithYear(MaxYear), false},
+		{"year 0", WithYear(0), true},
+		{"year 10000", WithYear(10000), true},
+		{"year negative", WithYear(-2024), true},
+		{"format auto", WithFormat(FormatAuto), false},
+		{"format kmsg", WithFormat(FormatKmsg), false},
+		{"format out of range", WithFormat(numFormats), true},
+		{"format negative", WithFormat(Format(-1)), true},
+		{"nil location", WithLocation(nil), true},
+		{"zero reference", WithReference(time.Time{}), false},
+		{"nil option", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := NewScanner(strings.NewReader("6,1,10,-;one\n"), tt.opt)
+			got := sc.Scan()
+			err := sc.Err()
+			if tt.bad {
+				if got || !errors.Is(err, ErrInvalidOption) {
+					t.Errorf("Scan() = %v, Err() = %v; want false and an ErrInvalidOption", got, err)
+				}
+				return
+			}
+			if !got || err != nil || sc.Record().Text != "one" {
+				t.Errorf("Scan() = %v, Err() = %v, record %q", got, err, sc.Record().Text)
+			}
+		})
 	}
 }
 

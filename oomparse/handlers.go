@@ -6,12 +6,9 @@ import (
 	"github.com/oomscope/oomscope/report"
 )
 
-// line dispatches one line of text. Lines that begin or end a report are
-// recognised in every state; section lines only where they can appear.
+// line dispatches one line of text by its row of the table (markers.go).
+// Lines of no row are read by the section that is open.
 func (p *Parser) line(dst []report.Report, line string) []report.Report {
-	if p.state == stIdle {
-		return p.idleLine(dst, line)
-	}
 	if p.state == stTasks && isTaskRow(line) {
 		// The hot path of a large table: a line that starts "[  1234]" is
 		// a row, it cannot be any other line of a report.
@@ -19,45 +16,82 @@ func (p *Parser) line(dst []report.Report, line string) []report.Report {
 		p.unrelated = 0
 		return dst
 	}
-	if h, ok := parseHeader(line); ok {
+	s := classify(line)
+	if p.state == stIdle {
+		return p.idleLine(dst, line, s)
+	}
+	if s == nil {
+		if p.sectionLine(line) {
+			p.unrelated = 0
+			return dst
+		}
+		return p.unknownLine(dst, line)
+	}
+	done, dst := p.known(dst, s, line)
+	if !done {
+		return p.unknownLine(dst, line)
+	}
+	if s.rank != rankAny {
+		p.unrelated = 0
+	}
+	return dst
+}
+
+// known handles a line of row s in an open report. It reports false when
+// the line is not one the report can take where it is.
+func (p *Parser) known(dst []report.Report, s *shape, line string) (bool, []report.Report) {
+	switch s.kind {
+	case kHeader:
+		h, ok := parseHeader(line)
+		if !ok {
+			return false, dst
+		}
 		dst = p.emit(dst, "a new report started")
 		p.startHeader(h)
-		return dst
+		return true, dst
+	case kStack, kHardware, kCpuset:
+		return p.state == stHeader && p.headerOnlyLine(s.kind, line), dst
+	case kTaskIn, kLimitReached, kCounter, kStatsHeader, kProtection:
+		p.memcgLine(s.kind, line)
+		return true, dst
+	case kMemInfo, kSlabHeader, kSlabExcessive, kTasksState, kCompaction, kTaskHeader:
+		p.sectionStart(s.kind, line)
+		return true, dst
+	case kTaskRow:
+		return p.state == stTasks && p.taskRow(line), dst
+	case kNever:
+		return false, dst
 	}
-	if done, d := p.victimLine(dst, line); done {
-		return d
-	}
-	if p.sectionLine(line) {
-		p.unrelated = 0
-		return dst
-	}
-	return p.unknownLine(dst, line)
+	return p.victimLine(dst, s.kind, line)
 }
 
 // idleLine handles a line while no report is open: a header starts one; a
 // victim line without a header is a rate-limited (partial) report.
-func (p *Parser) idleLine(dst []report.Report, line string) []report.Report {
-	if !mayStart(line) {
+func (p *Parser) idleLine(dst []report.Report, line string, s *shape) []report.Report {
+	if s == nil {
 		return dst
 	}
-	if h, ok := parseHeader(line); ok {
-		p.startHeader(h)
-		return dst
-	}
-	if n, ok := parseSuppressed(line); ok {
-		p.suppressed += n
-		return dst
-	}
-	if pid, r, ok := parseReaper(line); ok {
+	switch s.kind {
+	case kHeader:
+		if h, ok := parseHeader(line); ok {
+			p.startHeader(h)
+		}
+	case kSuppressed:
+		if n, ok := parseSuppressed(line); ok {
+			p.suppressed += n
+		}
+	case kReaper:
 		// A late reaper line of a held report, or of a report already
 		// delivered or never seen (then dropped).
-		p.attachHeld(pid, r)
-		return dst
-	}
-	for _, bare := range []func(string) bool{p.bareVictim, p.bareKill, p.bareOther} {
-		if bare(line) {
-			return dst
+		if pid, r, ok := parseReaper(line); ok {
+			p.attachHeld(pid, r)
 		}
+	case kKilled, kExiting:
+		p.bareVictim(line)
+	case kKill:
+		p.bareKill(line)
+	case kGroup, kNoKillable:
+		p.bareOther(s.kind, line)
 	}
 	return dst
 }
@@ -118,26 +152,24 @@ func (p *Parser) choose(c report.Chosen, line string) {
 
 // bareOther handles the remaining report lines met without a header:
 // their header was lost, so the report is incomplete as well as partial.
-func (p *Parser) bareOther(line string) bool {
-	if path, ok := parseGroup(line); ok {
+func (p *Parser) bareOther(k kind, line string) {
+	switch k {
+	case kGroup:
+		path, _ := parseGroup(line)
 		p.openPartial()
 		p.r.OOMGroup = path
 		p.r.Incomplete = true
 		p.problem("memory.oom.group line without the victim line before it")
-		p.state = stVictims
-		p.victimMono = p.lastMono
-		return true
-	}
-	if line == noKillable {
+	case kNoKillable:
 		p.openPartial()
 		p.r.NoKillable = true
 		p.r.Incomplete = true
 		p.problem("\"no killable processes\" without the report header (it is never rate limited: records were lost)")
-		p.state = stVictims
-		p.victimMono = p.lastMono
-		return true
+	default:
+		return
 	}
-	return false
+	p.state = stVictims
+	p.victimMono = p.lastMono
 }
 
 // openPartial opens a report that starts without its header.
@@ -153,9 +185,9 @@ func (p *Parser) openPartial() {
 
 // victimLine handles the lines that end a report's dump: summary, Kill,
 // Killed, already exiting, oom.group, reaper, no killable, mm pinned.
-func (p *Parser) victimLine(dst []report.Report, line string) (bool, []report.Report) {
-	switch {
-	case strings.HasPrefix(line, summaryPrefix):
+func (p *Parser) victimLine(dst []report.Report, k kind, line string) (bool, []report.Report) {
+	switch k {
+	case kSummary:
 		s, ok := parseSummary(line)
 		if !ok {
 			p.malformed(line, "oom-kill summary")
@@ -166,8 +198,7 @@ func (p *Parser) victimLine(dst []report.Report, line string) (bool, []report.Re
 		if p.state != stVictims {
 			p.state = stKill
 		}
-		return true, dst
-	case strings.HasPrefix(line, reaperPrefix):
+	case kReaper:
 		pid, r, ok := parseReaper(line)
 		if !ok {
 			p.malformed(line, "oom_reaper")
@@ -182,23 +213,20 @@ func (p *Parser) victimLine(dst []report.Report, line string) (bool, []report.Re
 			}
 		}
 		p.attachHeld(pid, r) // an earlier report's, or one never seen
-		return true, dst
-	case strings.Contains(line, killedMarker) || strings.HasSuffix(line, exitingMarker):
-		return true, p.killedLine(dst, line)
-	case strings.Contains(line, killMarker):
-		return true, p.killLine(dst, line)
-	case strings.HasPrefix(line, groupPrefix) && strings.HasSuffix(line, groupSuffix):
+	case kKilled, kExiting:
+		dst = p.killedLine(dst, line)
+	case kKill, kSharing:
+		dst = p.killLine(dst, line)
+	case kGroup:
 		path, _ := parseGroup(line)
 		p.use()
 		p.r.OOMGroup = path
 		p.state = stVictims
-		return true, dst
-	case line == noKillable:
+	case kNoKillable:
 		p.use()
 		p.r.NoKillable = true
 		p.enterVictims()
-		return true, dst
-	case strings.HasPrefix(line, "oom killer "):
+	case kPinned:
 		v, by, ok := parsePinned(line)
 		if !ok {
 			p.malformed(line, "mm pinned")
@@ -211,18 +239,17 @@ func (p *Parser) victimLine(dst []report.Report, line string) (bool, []report.Re
 				p.r.Victims[i].PinnedBy = &b
 			}
 		}
-		return true, dst
-	case strings.HasPrefix(line, "Kernel panic - not syncing: "):
+	case kPanic:
 		p.use()
 		p.r.Panic = strings.TrimPrefix(line, "Kernel panic - not syncing: ")
 		p.enterVictims()
-		return true, dst
-	case strings.HasPrefix(line, "oom_kill_process: ") && strings.HasSuffix(line, suppressed):
+	case kSuppressed:
 		n, _ := parseSuppressed(line)
 		p.suppressed += n
-		return true, dst
+	default:
+		return false, dst
 	}
-	return false, dst
+	return true, dst
 }
 
 // killedLine handles "Killed process" and "already exiting" lines.

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/oomscope/oomscope/internal/ascii"
 	"github.com/oomscope/oomscope/report"
 )
 
@@ -347,7 +348,7 @@ func parseKilled(line string) (report.Victim, bool) {
 	}
 	s := line[i+len(killedMarker):]
 	var uid *int
-	if num, tail, found := strings.Cut(s, ", UID "); found && isDigits(num) {
+	if num, tail, found := strings.Cut(s, ", UID "); found && ascii.IsDigits(num) {
 		// RHEL/CentOS 6 (2.6.32): "Killed process N, UID U, (comm) total-vm:..."
 		u, after, found := strings.Cut(tail, ", (")
 		n, ok := atoiOK(u)
@@ -503,16 +504,6 @@ func parseSuppressed(line string) (int, bool) {
 		return 0, false
 	}
 	return atoiOK(strings.TrimSuffix(rest, suppressed))
-}
-
-// isDigits reports whether s is a non-empty run of ASCII digits.
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // cutPIDComm parses "N (comm<anchor>rest": the comm ends at the LAST

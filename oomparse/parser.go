@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oomscope/oomscope/internal/ascii"
 	"github.com/oomscope/oomscope/report"
 
 	"github.com/oomscope/oomscope/kmsg"
@@ -177,7 +178,7 @@ func (p *Parser) Feed(dst []report.Report, rec kmsg.Record) []report.Report {
 		}
 		dst = p.flushPending(dst)
 	}
-	if p.state == stIdle && !mayStart(rec.Text) {
+	if p.state == stIdle && !mayMatter(rec.Text) {
 		// The quiet path: no report open and nothing that could start one.
 		// Only the sequence number matters; rec must not escape here, so
 		// that a healthy node's stream costs no allocation.
@@ -296,26 +297,6 @@ func (p *Parser) Deadline() (time.Duration, bool) {
 // record is held: everything fed so far has come out.
 func (p *Parser) Idle() bool { return p.r == nil && !p.hasPending && len(p.held) == 0 }
 
-// mayStart is the quiet-stream filter: can a line of this text begin or
-// belong to a report? It must be true for every line that idleLine acts on.
-func mayStart(text string) bool {
-	return strings.Contains(text, "oom") || strings.Contains(text, "ill process ") ||
-		strings.Contains(text, "OOM victim ") || strings.Contains(text, "Out of memory")
-}
-
-// crossContext reports whether text is a line that a context other than
-// the report's own task prints about OOM kills: the next report's header,
-// the oom_reaper kthread's lines, and the victim lines of a rate-limited
-// kill (printed without a header by the next OOMing task). A record from
-// another caller that is none of these is foreign, even when it mentions
-// "oom" (an audit record about oom_score_adj, say).
-func crossContext(text string) bool {
-	return strings.Contains(text, invokedMarker) || strings.HasPrefix(text, reaperPrefix) ||
-		strings.Contains(text, killedMarker) || strings.Contains(text, killMarker) ||
-		strings.Contains(text, "OOM victim ") || strings.HasPrefix(text, groupPrefix) ||
-		strings.HasPrefix(text, "oom_kill_process: ") || text == noKillable
-}
-
 // process handles one (possibly multi-line) record.
 func (p *Parser) process(dst []report.Report, rec *kmsg.Record) []report.Report {
 	var skip bool
@@ -328,14 +309,14 @@ func (p *Parser) process(dst []report.Report, rec *kmsg.Record) []report.Report 
 	if len(p.held) > 0 {
 		dst = p.deliverDue(dst)
 	}
-	if p.r == nil && !mayStart(rec.Text) {
+	if p.r == nil && !mayMatter(rec.Text) {
 		return dst
 	}
 	if p.state == stVictims && rec.HasMono && p.hasMono && rec.Mono >= p.victimMono+p.cfg.victimLinger {
 		dst = p.emit(dst, "")
 	}
 	p.cur, p.recUsed = rec, false
-	if p.r != nil && p.caller != "" && rec.Caller != "" && rec.Caller != p.caller && !crossContext(rec.Text) {
+	if p.r != nil && p.caller != "" && rec.Caller != "" && rec.Caller != p.caller && !fromOtherContext(rec.Text) {
 		// Another task's or CPU's record interleaved into the report: the
 		// kernel prints a report from one task, so only the lines other
 		// contexts print about OOM kills can belong to it.
@@ -466,13 +447,8 @@ func (p *Parser) overflow(sec section, limit int) {
 	}
 }
 
-// clipBytes cuts s to at most n bytes.
-func clipBytes(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+// clipBytes cuts s to at most n bytes (at a UTF-8 boundary).
+func clipBytes(s string, n int) string { return ascii.Cut(s, n) }
 
 // lastStamp is the last record of the open report, made a [Stamp] only
 // when the report is emitted (a Stamp holds pointers: one allocation each).
@@ -558,12 +534,8 @@ func (p *Parser) malformed(line, what string) {
 	}
 }
 
-func clip(s string) string {
-	if len(s) > 120 {
-		return s[:120] + "..."
-	}
-	return s
-}
+// clip shortens s for a problem message.
+func clip(s string) string { return ascii.Clip(s, 120) }
 
 // emit finishes the open report and queues it for delivery (see
 // [heldReport]); reports that are due are appended to dst. reason says why

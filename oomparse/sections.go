@@ -6,52 +6,40 @@ import (
 	"github.com/oomscope/oomscope/report"
 )
 
-// sectionLine handles the lines of a report's dump between the header and
-// the victim: stack-dump facts, the memory cgroup block, the node memory
-// dump, the slab table and the task table. It reports whether it used the line.
-func (p *Parser) sectionLine(line string) bool {
-	if p.state == stHeader && p.headerOnlyLine(line) {
-		return true
-	}
-	if p.memcgLine(line) {
-		return true
-	}
-	switch {
-	case line == "Mem-Info:":
-		p.use()
+// sectionStart handles the lines that open a section of the dump:
+// Mem-Info, the slab table, the task table, and COMPACTION.
+func (p *Parser) sectionStart(k kind, line string) {
+	p.use()
+	switch k {
+	case kMemInfo:
 		if p.r.MemInfo == nil {
 			p.r.MemInfo = &report.MemInfo{}
 		}
 		p.state = stMemInfo
-		return true
-	case line == "Unreclaimable slab info:":
-		p.use()
+	case kSlabHeader:
 		p.state = stSlab
-		return true
-	case line == "excessive unreclaimable slab but cannot dump stats":
-		p.use()
+	case kSlabExcessive:
 		p.problem("the kernel could not dump the unreclaimable slab table")
-		return true
-	case line == "Tasks state (memory values in pages):":
-		p.use()
+	case kTasksState:
 		p.state = stTasks
-		return true
-	case line == "COMPACTION is disabled!!!":
-		p.use()
+	case kCompaction:
 		if p.r.Trigger != nil {
 			p.r.Trigger.CompactionDisabled = true
 		}
-		return true
-	}
-	if names, cols, ok := parseTaskHeader(line); ok {
-		p.use()
+	case kTaskHeader:
+		names, cols, _ := parseTaskHeader(line)
 		p.r.TaskColumns, p.cols = names, cols
 		p.state = stTasks
-		return true
 	}
+}
+
+// sectionLine handles a line of no row of the table, by the section that
+// is open: the memory cgroup statistics, the node memory dump, the slab
+// table. It reports whether it used the line.
+func (p *Parser) sectionLine(line string) bool {
 	switch p.state {
-	case stTasks:
-		return p.taskRow(line)
+	case stStats:
+		return p.statLine(line)
 	case stMemInfo:
 		if p.memInfoN >= maxMemInfoLines {
 			if isMemInfoLine(line) {
@@ -86,8 +74,13 @@ func (p *Parser) sectionLine(line string) bool {
 
 // headerOnlyLine handles the lines that only follow the header: the cpuset
 // line (<= 4.19), the stack dump's CPU/PID line, the hardware name.
-func (p *Parser) headerOnlyLine(line string) bool {
-	if s, ok := parseStackInfo(line); ok {
+func (p *Parser) headerOnlyLine(k kind, line string) bool {
+	switch k {
+	case kStack:
+		s, ok := parseStackInfo(line)
+		if !ok {
+			return false
+		}
 		p.use()
 		t := p.r.Trigger
 		if t != nil && t.PID == nil && s.hasPID {
@@ -107,38 +100,41 @@ func (p *Parser) headerOnlyLine(line string) bool {
 			p.r.KernelVersion, p.r.KernelBuild = s.version, s.rest
 		}
 		return true
-	}
-	if hw, ok := strings.CutPrefix(line, "Hardware name: "); ok {
+	case kHardware:
 		p.use()
-		p.r.Hardware = hw
+		p.r.Hardware = strings.TrimPrefix(line, "Hardware name: ")
 		return true
-	}
-	if p.r.Trigger != nil && strings.HasPrefix(line, p.r.Trigger.Comm+" cpuset=") {
-		if cs, mems, ok := parseCpusetLine(line); ok {
-			p.use()
-			p.r.Cpuset, p.r.MemsAllowed = cs, mems
-			return true
+	case kCpuset:
+		if p.r.Trigger == nil || !strings.HasPrefix(line, p.r.Trigger.Comm+" cpuset=") {
+			return false
 		}
+		cs, mems, _ := parseCpusetLine(line)
+		p.use()
+		p.r.Cpuset, p.r.MemsAllowed = cs, mems
+		return true
 	}
 	return false
 }
 
 // memcgLine handles the memory cgroup block: "Task in", the page counters,
-// "Memory cgroup stats for" and its values, the protection line.
-func (p *Parser) memcgLine(line string) bool {
-	if task, memcg, ok := parseTaskIn(line); ok {
+// "Memory cgroup stats for", the protection line.
+func (p *Parser) memcgLine(k kind, line string) {
+	switch k {
+	case kTaskIn:
+		task, memcg, _ := parseTaskIn(line)
 		p.use()
 		p.r.TaskMemcg, p.r.OOMMemcg = clipBytes(task, maxPathBytes), clipBytes(memcg, maxPathBytes)
 		p.state = stMemcg
-		return true
-	}
-	if memcg, ok := strings.CutPrefix(line, "Memory limit reached of cgroup "); ok {
+	case kLimitReached:
 		p.use()
-		p.r.OOMMemcg = clipBytes(memcg, maxPathBytes)
+		p.r.OOMMemcg = clipBytes(strings.TrimPrefix(line, "Memory limit reached of cgroup "), maxPathBytes)
 		p.state = stMemcg
-		return true
-	}
-	if name, c, ok := parseCounter(line); ok {
+	case kCounter:
+		name, c, ok := parseCounter(line)
+		if !ok {
+			p.malformed(line, "memory cgroup counter")
+			return
+		}
 		p.use()
 		cc := c
 		switch name {
@@ -152,14 +148,13 @@ func (p *Parser) memcgLine(line string) bool {
 			p.r.Swap = &cc
 		}
 		p.state = stMemcg
-		return true
-	}
-	if path, inline, ok := parseStatsHeader(line); ok {
+	case kStatsHeader:
+		path, inline, _ := parseStatsHeader(line)
 		if p.statN >= maxStatLines {
 			p.stats = -1
 			p.state = stStats
 			p.overflow(secStats, maxStatLines)
-			return true
+			return
 		}
 		p.use()
 		p.statN++
@@ -171,17 +166,20 @@ func (p *Parser) memcgLine(line string) bool {
 		p.r.MemcgStats = append(p.r.MemcgStats, ms)
 		p.stats = len(p.r.MemcgStats) - 1
 		p.state = stStats
-		return true
-	}
-	if pr, ok := parseProtection(line); ok {
+	case kProtection:
+		pr, ok := parseProtection(line)
+		if !ok {
+			p.malformed(line, "memory cgroup protection")
+			return
+		}
 		p.use()
 		prot := pr // a copy, so that pr does not escape for every line
 		p.r.Protection = &prot
-		return true
 	}
-	if p.state != stStats {
-		return false
-	}
+}
+
+// statLine handles a line of an open "Memory cgroup stats" block.
+func (p *Parser) statLine(line string) bool {
 	if p.stats < 0 || p.statN >= maxStatLines {
 		if _, _, ok := parseStatLine(line); ok || isInlinePairs(line) {
 			p.overflow(secStats, maxStatLines)

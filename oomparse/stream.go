@@ -21,11 +21,14 @@ const maxHosts = 4096
 
 // Demux keeps one [Parser] per host, for sources that mix hosts (a
 // central syslog file): the records of different hosts are never joined
-// into one report. Like Parser it is owned by one goroutine.
+// into one report. A record that names no host (a dmesg or bare line in a
+// paste that mixes formats) goes to the parser of the last host named
+// before it. Like Parser it is owned by one goroutine.
 type Demux struct {
-	opts    []Option
-	parsers map[string]*Parser
-	order   []string
+	opts     []Option
+	parsers  map[string]*Parser
+	order    []string
+	lastHost string
 }
 
 // NewDemux returns a Demux whose parsers are made with opts.
@@ -38,21 +41,26 @@ func NewDemux(opts ...Option) (*Demux, error) {
 
 // Feed passes rec to its host's parser.
 func (d *Demux) Feed(dst []report.Report, rec kmsg.Record) ([]report.Report, error) {
-	p, ok := d.parsers[rec.Host]
+	host := rec.Host
+	if host == "" {
+		host = d.lastHost
+	}
+	d.lastHost = host
+	p, ok := d.parsers[host]
 	if !ok {
 		if len(d.parsers) >= maxHosts {
 			return dst, fmt.Errorf("oomparse: more than %d hosts in one stream", maxHosts)
 		}
 		opts := d.opts[:len(d.opts):len(d.opts)]
-		if rec.Host != "" {
-			opts = append(opts, WithHost(rec.Host))
+		if host != "" {
+			opts = append(opts, WithHost(host))
 		}
 		var err error
 		if p, err = New(opts...); err != nil {
 			return dst, err
 		}
-		d.parsers[rec.Host] = p
-		d.order = append(d.order, rec.Host)
+		d.parsers[host] = p
+		d.order = append(d.order, host)
 	}
 	return p.Feed(dst, rec), nil
 }

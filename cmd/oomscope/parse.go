@@ -67,8 +67,9 @@ func newParseCmd(lookup podLookupFunc) *cobra.Command {
 		Use:   "parse [FILE...|-]",
 		Short: "Print every OOM-kill report found in kernel logs",
 		Long: `Reads kernel logs — a raw /dev/kmsg dump, dmesg, dmesg -T, syslog / kern.log,
-journalctl -k (short, short-precise, short-iso) or journalctl -o json; the format
-is detected — and prints every oom-killer report in them, enriched with what
+journalctl -k (short, short-precise, short-iso) or journalctl -o json, or kernel
+text pasted without any prefix; the format is detected line by line, so a paste
+may mix them, be quoted or numbered — and prints every oom-killer report in them, enriched with what
 the cgroup paths say (pod UID, QoS class, container id and runtime) and a
 diagnosis. With --kubeconfig the pods are also looked up in the Kubernetes
 API. With no FILE, or when FILE is -, reads standard input.`,
@@ -83,7 +84,7 @@ API. With no FILE, or when FILE is -, reads standard input.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&output, "output", "o", "json", "output: json (one report per line), pretty, or text")
-	f.StringVar(&format, "format", "auto", "input format: auto, kmsg, dmesg, dmesg-t, syslog, journal-short, journal-precise, journal-iso, journal-json")
+	f.StringVar(&format, "format", "auto", "input format: auto (per line), kmsg, dmesg, dmesg-t, syslog, journal-short, journal-precise, journal-iso, journal-json, text")
 	f.BoolVar(&raw, "raw", false, "include the raw kernel records of each report in JSON output")
 	f.IntVar(&maxTasks, "max-tasks", oomparse.DefaultMaxTasks, "task-table rows kept per report (the largest by rss)")
 	f.IntVar(&year, "year", 0, "year of syslog timestamps that carry none (default: the current year)")
@@ -108,6 +109,9 @@ func parseArgs(args []string, output, format string, raw bool, maxTasks, year in
 	cfg.Format = f
 	if maxTasks < 1 {
 		return cfg, fmt.Errorf("--max-tasks must be >= 1, got %d", maxTasks)
+	}
+	if year != 0 && (year < kmsg.MinYear || year > kmsg.MaxYear) {
+		return cfg, fmt.Errorf("--year must be in %d..%d, got %d", kmsg.MinYear, kmsg.MaxYear, year)
 	}
 	if len(cfg.Files) == 0 {
 		cfg.Files = []string{"-"}

@@ -79,6 +79,7 @@ func TestParseExitCodes(t *testing.T) {
 		{"bad output", []string{"parse", "-o", "yaml", capturePod}, "", 2, 0, `--output "yaml"`},
 		{"bad format", []string{"parse", "--format", "xml", capturePod}, "", 2, 0, "--format"},
 		{"bad max tasks", []string{"parse", "--max-tasks", "0", capturePod}, "", 2, 0, "--max-tasks"},
+		{"bad year", []string{"parse", "--year", "12345", capturePod}, "", 2, 0, "--year"},
 		{"unknown flag", []string{"parse", "--bogus", capturePod}, "", 2, 0, "unknown flag"},
 		{"kubeconfig unreadable", []string{"parse", "--kubeconfig", filepath.Join(dir, "kc"), capturePod}, "", 1, 0, "Kubernetes pod lookup:"},
 	}
