@@ -250,11 +250,22 @@ func Run(ctx context.Context, cfg Config) error {
 
 	expire := time.NewTimer(time.Hour)
 	defer expire.Stop()
-	tick := time.NewTicker(cfg.CheckpointEvery)
-	defer tick.Stop()
+	// The checkpoint is saved at most CheckpointEvery after it moved, by a
+	// timer armed only then: an idle daemon has no periodic wake-up.
+	var save *time.Timer
+	var saveC <-chan time.Time
+	defer func() {
+		if save != nil {
+			save.Stop()
+		}
+	}()
 	var reports []report.Report
 
 	for {
+		if r.dirty && save == nil {
+			save = time.NewTimer(cfg.CheckpointEvery)
+			saveC = save.C
+		}
 		if d, ok := p.Deadline(); ok {
 			wait := d - cfg.Clock()
 			if wait < 0 {
@@ -267,7 +278,8 @@ func Run(ctx context.Context, cfg Config) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-saveC:
+			save, saveC = nil, nil
 			r.cp.Lost = r.lostBase + live.Lost()
 			r.saveCheckpointIfDirty()
 			continue

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -49,6 +50,7 @@ type runConfig struct {
 	StateDir     string
 	ArchiveDir   string
 	Stdout       bool
+	Output       string
 	Raw          bool
 	Host         string
 	MaxTasks     int
@@ -66,6 +68,7 @@ func newRunCmd(lookup podLookupFunc) *cobra.Command {
 	var (
 		c                  runConfig
 		start, level, lfmt string
+		configFile, output string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -76,10 +79,25 @@ lines included) and, with --stdout, as JSON lines on standard output.
 
 A checkpoint in --state-dir records how far the kernel log was read; after a
 restart in the same boot, reading resumes there, and no report is published
-twice. Needs read access to /dev/kmsg (root or CAP_SYSLOG).`,
+twice. Needs read access to /dev/kmsg (root or CAP_SYSLOG).
+
+Every flag can also be set as an environment variable OOMSCOPE_<FLAG>
+(--nats-url: OOMSCOPE_NATS_URL) or as a key of the YAML file named by
+--config ("nats-url: nats://…"); the command line wins over the
+environment, which wins over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile == "" {
+				configFile = os.Getenv(envName("config"))
+			}
+			if err := applyConfig(cmd, configFile); err != nil {
+				return usageError{err}
+			}
 			var err error
+			if output != "json" && output != "text" {
+				return usageError{fmt.Errorf("-o/--output %q: want json or text", output)}
+			}
+			c.Output = output
 			if c.Start, err = daemon.ParseStart(start); err != nil {
 				return usageError{err}
 			}
@@ -110,7 +128,9 @@ twice. Needs read access to /dev/kmsg (root or CAP_SYSLOG).`,
 	f.StringVar(&start, "start", string(daemon.StartResume), "where to start reading: resume (after the checkpoint; whole buffer when there is none), beginning, or end")
 	f.StringVar(&c.StateDir, "state-dir", "/var/lib/oomscope", "directory for the checkpoint (and the archive unless --archive-dir)")
 	f.StringVar(&c.ArchiveDir, "archive-dir", "", "post-mortem archive directory (default STATE-DIR/archive; \"-\" disables it)")
-	f.BoolVar(&c.Stdout, "stdout", false, "also print each report as a JSON line on standard output")
+	f.StringVar(&configFile, "config", "", "YAML file of settings, keys are flag names (env OOMSCOPE_CONFIG)")
+	f.BoolVar(&c.Stdout, "stdout", false, "also print each report on standard output (see -o)")
+	f.StringVarP(&output, "output", "o", "json", "--stdout format: json (one JSON line per report) or text (the post-mortem)")
 	f.BoolVar(&c.Raw, "raw", false, "include raw kernel lines in --stdout output (the archive always has them)")
 	f.StringVar(&c.Host, "node-name", defaultHost(), "node name written into reports (default $NODE_NAME or the host name)")
 	f.StringVar(&c.Host, "host", defaultHost(), "alias of --node-name")
@@ -321,7 +341,11 @@ func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.
 		sinks = append(sinks, outboxSink{a})
 	}
 	if c.Stdout {
-		sinks = append(sinks, outboxSink{sink.NewJSONLines(stdout, c.Raw)})
+		if c.Output == "text" {
+			sinks = append(sinks, outboxSink{&textSink{w: stdout}})
+		} else {
+			sinks = append(sinks, outboxSink{sink.NewJSONLines(stdout, c.Raw)})
+		}
 	}
 	url, create := c.NATSURL, c.NATSCreate
 	if url == "" {
@@ -375,3 +399,22 @@ func isTerminal(w io.Writer) bool {
 // archiveConfig is the archive's configuration: the defaults (retention
 // of 30 days and 1 GiB) at dir.
 func archiveConfig(dir string) archive.Config { return archive.DefaultConfig(dir) }
+
+// textSink prints each report as the post-mortem text (`run --stdout -o
+// text`): what a person watching a terminal reads.
+type textSink struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (t *textSink) Name() string { return "stdout" }
+
+func (t *textSink) Publish(_ context.Context, d sink.Delivery) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := writeText(t.w, d.Report); err != nil {
+		return fmt.Errorf("stdout: %w", err)
+	}
+	_, err := io.WriteString(t.w, "\n")
+	return err
+}
