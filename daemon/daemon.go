@@ -159,6 +159,8 @@ type Config struct {
 	// writer can use, so a record of another facility is at best a test
 	// and at worst a forged report. Set it to replay logs into /dev/kmsg.
 	AcceptUserspace bool
+	// Metrics, if set, counts records and reports.
+	Metrics *Metrics
 	// OnReady, if set, is called once the kernel log is open and reading
 	// (a readiness signal).
 	OnReady func()
@@ -281,6 +283,7 @@ func Run(ctx context.Context, cfg Config) error {
 		case <-saveC:
 			save, saveC = nil, nil
 			r.cp.Lost = r.lostBase + live.Lost()
+			r.cfg.Metrics.setLost(r.cp.Lost)
 			r.saveCheckpointIfDirty()
 			continue
 		case <-expire.C:
@@ -323,6 +326,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		if len(reports) > 0 {
 			r.cp.Lost = r.lostBase + live.Lost()
+			r.cfg.Metrics.setLost(r.cp.Lost)
 			r.saveCheckpointIfDirty()
 		}
 	}
@@ -362,6 +366,7 @@ func (r *runner) feed(p *oomparse.Parser, dst []report.Report, rec kmsg.Record) 
 		r.lastSeq, r.haveLast = rec.Seq, true
 	}
 	r.postponed = 0
+	r.cfg.Metrics.record()
 	return p.Feed(dst, rec)
 }
 
@@ -385,7 +390,7 @@ func (r *runner) publish(ctx context.Context, parsed *report.Report) error {
 		return nil
 	}
 	if r.cfg.Queue != nil {
-		if _, err := store(ctx, r.cfg.Queue, r.cfg.Enricher, rep, r.log, r.cfg.RetryMax); err != nil {
+		if _, err := store(ctx, r.cfg.Queue, r.cfg.Enricher, rep, r.log, r.cfg.RetryMax, r.cfg.Metrics, true); err != nil {
 			return err // stopping: not stored, the checkpoint does not move
 		}
 		r.published(rep.ID)

@@ -32,6 +32,8 @@ type ReplayConfig struct {
 	// RetryMax caps the backoff between attempts to store a report; zero
 	// means 30s.
 	RetryMax time.Duration
+	// Metrics, if set, counts the reports.
+	Metrics *Metrics
 }
 
 // Replay reads a saved kernel log to its end and sends every report in it
@@ -55,7 +57,7 @@ func Replay(ctx context.Context, src oomparse.RecordSource, cfg ReplayConfig) (r
 		for i := range reports {
 			rep := new(report.Report)
 			*rep = reports[i]
-			n, err := store(ctx, cfg.Queue, cfg.Enricher, rep, cfg.Logger, cfg.RetryMax)
+			n, err := store(ctx, cfg.Queue, cfg.Enricher, rep, cfg.Logger, cfg.RetryMax, cfg.Metrics, false)
 			if err != nil {
 				return err
 			}
@@ -87,8 +89,9 @@ func Replay(ctx context.Context, src oomparse.RecordSource, cfg ReplayConfig) (r
 
 // store enriches rep and puts it into q, retrying with backoff until it is
 // stored or ctx is done. It returns 1 when the report was new to q.
-func store(ctx context.Context, q Queue, e Enricher, rep *report.Report, log zerolog.Logger, retryMax time.Duration) (int, error) {
+func store(ctx context.Context, q Queue, e Enricher, rep *report.Report, log zerolog.Logger, retryMax time.Duration, m *Metrics, live bool) (int, error) {
 	var er *report.Enriched
+	began := time.Now()
 	if e != nil {
 		er = e.Enrich(ctx, rep)
 		if err := ctx.Err(); err != nil {
@@ -97,6 +100,7 @@ func store(ctx context.Context, q Queue, e Enricher, rep *report.Report, log zer
 	} else {
 		er = &report.Enriched{Report: rep}
 	}
+	enrichTime := time.Since(began)
 	body, err := marshalReport(er)
 	if err != nil {
 		return 0, err
@@ -106,10 +110,16 @@ func store(ctx context.Context, q Queue, e Enricher, rep *report.Report, log zer
 		added, err := q.Put(rep.ID, body)
 		if err == nil {
 			logPublished(log, rep, added)
-			if added {
-				return 1, nil
+			if !added {
+				return 0, nil
 			}
-			return 0, nil
+			var lat time.Duration
+			haveLat := live && rep.Last.Wall != nil
+			if haveLat {
+				lat = time.Since(*rep.Last.Wall)
+			}
+			m.stored(er, enrichTime, lat, haveLat)
+			return 1, nil
 		}
 		log.Error().Err(err).Str("id", rep.ID).Dur("retry_in", backoff).Msg("storing report in the outbox failed")
 		select {

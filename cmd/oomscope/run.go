@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/oomscope/oomscope/archive"
 	"github.com/oomscope/oomscope/daemon"
@@ -226,14 +227,23 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 	if err != nil {
 		return fmt.Errorf("enrichment: %w", err)
 	}
+	health := &healthState{stateDir: c.StateDir}
 	if c.Metrics != "" {
-		srv := &http.Server{Addr: c.Metrics, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		mux.HandleFunc("/readyz", health.serveReady)
+		srv := &http.Server{Addr: c.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error().Err(err).Str("addr", c.Metrics).Msg("metrics server")
 			}
 		}()
 		defer srv.Close()
+	}
+	metrics, err := daemon.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
 	}
 	if c.Device != "" {
 		c.Source = c.Device
@@ -249,7 +259,7 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 		return err
 	}
 	defer ob.Close()
-	sinks, cleanup, err := buildSinks(ctx, stdout, c, log, reg)
+	sinks, cleanup, err := buildSinks(ctx, stdout, c, log, reg, health)
 	if err != nil {
 		return err
 	}
@@ -266,7 +276,7 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 	log.Info().Strs("sinks", names).Str("source", c.Source).Str("state_dir", c.StateDir).Str("node", c.Host).Msg("starting")
 	popts := []oomparse.Option{oomparse.WithMaxTasks(c.MaxTasks)}
 	if c.Source != "/dev/kmsg" && !strings.HasPrefix(c.Source, "/dev/") {
-		return replayFile(ctx, ob, enricher, popts, c, log)
+		return replayFile(ctx, ob, enricher, popts, c, log, metrics)
 	}
 	err = daemon.Run(ctx, daemon.Config{
 		Device:        c.Source,
@@ -277,6 +287,8 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 		Enricher:      enricher,
 		ParserOptions: popts,
 		Logger:        log,
+		Metrics:       metrics,
+		OnReady:       func() { health.kmsg.Store(true) },
 	})
 	if err != nil {
 		return err
@@ -287,7 +299,7 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 
 // replayFile sends a saved log's reports through enrichment and the outbox,
 // then waits until every sink confirmed them (at most c.DrainTimeout).
-func replayFile(ctx context.Context, ob *outbox.Outbox, e daemon.Enricher, popts []oomparse.Option, c runConfig, log zerolog.Logger) error {
+func replayFile(ctx context.Context, ob *outbox.Outbox, e daemon.Enricher, popts []oomparse.Option, c runConfig, log zerolog.Logger, m *daemon.Metrics) error {
 	var r io.Reader = os.Stdin
 	name := "standard input"
 	if c.Source != "-" {
@@ -301,7 +313,7 @@ func replayFile(ctx context.Context, ob *outbox.Outbox, e daemon.Enricher, popts
 	if c.Host != "" {
 		popts = append(popts, oomparse.WithHost(c.Host))
 	}
-	read, added, err := daemon.Replay(ctx, kmsg.NewScanner(r), daemon.ReplayConfig{Queue: ob, Enricher: e, ParserOptions: popts, Logger: log})
+	read, added, err := daemon.Replay(ctx, kmsg.NewScanner(r), daemon.ReplayConfig{Queue: ob, Enricher: e, ParserOptions: popts, Logger: log, Metrics: m})
 	if err != nil {
 		return fmt.Errorf("replaying %s: %w", name, err)
 	}
@@ -317,7 +329,7 @@ func replayFile(ctx context.Context, ob *outbox.Outbox, e daemon.Enricher, popts
 
 // buildSinks returns the outbox sinks run publishes to, and what to close
 // once the outbox stopped delivering.
-func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.Logger, reg prometheus.Registerer) ([]outbox.Sink, func(), error) {
+func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.Logger, reg prometheus.Registerer, health *healthState) ([]outbox.Sink, func(), error) {
 	var sinks []outbox.Sink
 	var closers []func()
 	cleanup := func() {
@@ -354,6 +366,7 @@ func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.
 			return nil, cleanup, fmt.Errorf("embedded NATS server (--nats-listen %s; or give --nats-url, or --nats-url none): %w", c.NATSListen, err)
 		}
 		closers = append(closers, srv.Shutdown)
+		health.nats.Store(srv)
 		url, create = srv.ClientURL(), true
 		log.Info().Str("url", url).Msg("embedded NATS server with JetStream ready")
 	}
@@ -417,4 +430,32 @@ func (t *textSink) Publish(_ context.Context, d sink.Delivery) error {
 	}
 	_, err := io.WriteString(t.w, "\n")
 	return err
+}
+
+// healthState answers /readyz: ready once the kernel log is open, the state
+// dir (the outbox's) is writable and the embedded NATS server, when there
+// is one, is ready.
+type healthState struct {
+	stateDir string
+	kmsg     atomic.Bool
+	nats     atomic.Pointer[natsd.Server]
+}
+
+func (h *healthState) serveReady(w http.ResponseWriter, _ *http.Request) {
+	var problems []string
+	if !h.kmsg.Load() {
+		problems = append(problems, "kernel log not open")
+	}
+	if err := unix.Access(h.stateDir, unix.W_OK); err != nil {
+		problems = append(problems, "state dir (outbox) not writable: "+err.Error())
+	}
+	if s := h.nats.Load(); s != nil && !s.Ready() {
+		problems = append(problems, "embedded NATS server not ready")
+	}
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, strings.Join(problems, "\n")+"\n")
+		return
+	}
+	io.WriteString(w, "ok\n")
 }
