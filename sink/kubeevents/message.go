@@ -44,7 +44,7 @@ const (
 // when needed.
 func Message(r *report.Enriched) string {
 	p := onNode
-	if podKnown(r) {
+	if podAddressable(r) {
 		p = onPod
 	}
 	return killMessage(r, p)

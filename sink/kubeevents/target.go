@@ -31,7 +31,9 @@ type target struct {
 // fieldPath is the container's path in the pod spec, the way the kubelet
 // names it in its Events.
 func fieldPath(c *report.Container) string {
-	if c == nil || c.Name == "" {
+	// Container names from the API are DNS labels; anything else is not
+	// put into the reference (the message shows it, escaped).
+	if c == nil || len(validation.IsDNS1123Label(c.Name)) > 0 {
 		return ""
 	}
 	switch c.Kind {
@@ -43,10 +45,18 @@ func fieldPath(c *report.Container) string {
 	return "spec.containers{" + c.Name + "}"
 }
 
-// podTarget is the Pod r names; ok is false when the pod is not known to
-// the API (no name).
+// podAddressable reports whether an Event can be about r's pod: the API
+// knows it (it has a name), and its namespace and name are valid (they
+// are when they come from the API).
+func podAddressable(r *report.Enriched) bool {
+	return podKnown(r) && len(validation.IsDNS1123Label(r.Pod.Namespace)) == 0 &&
+		len(validation.IsDNS1123Subdomain(r.Pod.Name)) == 0
+}
+
+// podTarget is the Pod r names; ok is false when an Event cannot be about
+// it (see podAddressable).
 func podTarget(r *report.Enriched) (target, bool) {
-	if !podKnown(r) {
+	if !podAddressable(r) {
 		return target{}, false
 	}
 	p := r.Pod
