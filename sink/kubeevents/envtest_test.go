@@ -442,6 +442,26 @@ func (e *envt) testEventsLand(ctx context.Context, t *testing.T) {
 		t.Errorf("init container Events: %+v", evs)
 	}
 
+	// A static pod's kill: kubectl describe looks for the config hash
+	// (the mirror pod's annotation), as the kubelet names the pod in its
+	// Events, not for the mirror pod's uid.
+	const hash = "6f1a0e3c9b2d4a5e8f7c6b5a4d3e2f1a"
+	mirror, err := e.admin.CoreV1().Pods("shop").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "etcd-" + testNode, Annotations: map[string]string{corev1.MirrorPodAnnotationKey: hash}},
+		Spec:       corev1.PodSpec{NodeName: testNode, Containers: []corev1.Container{{Name: "app", Image: "example.com/etcd:3"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := containerKill(250, now, "shop", mirror.Name, string(mirror.UID), "etcd", 99)
+	static.Cgroups.Victim.PodUID, static.Cgroups.Limiting.PodUID = hash, hash
+	mustPublish(ctx, t, s, static)
+	describeRef := mirror.DeepCopy()
+	describeRef.UID = hash
+	if evs := e.events(ctx, t, "shop", podFields(describeRef)); len(evs) != 1 {
+		t.Errorf("%d Events for the static pod as kubectl describe looks for them, want 1", len(evs))
+	}
+
 	// A node-level kill: on the Node, with its uid.
 	global := globalKill(300, now, "stress", 31337)
 	mustPublish(ctx, t, s, global)

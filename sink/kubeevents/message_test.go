@@ -252,6 +252,19 @@ func TestEventNames(t *testing.T) {
 	}
 }
 
+func TestStaticPodUID(t *testing.T) {
+	const hash = "6f1a0e3c9b2d4a5e8f7c6b5a4d3e2f1a"
+	r := containerKill(1, at0, "kube-system", "etcd-node-a", podUID, "etcd", 1)
+	if tgt, _ := podTarget(r); string(tgt.ref.UID) != podUID {
+		t.Errorf("uid %s, want the API's %s", tgt.ref.UID, podUID)
+	}
+	// The mirror pod: the API's uid in Pod, the config hash in the path.
+	r.Cgroups.Victim.PodUID, r.Cgroups.Limiting.PodUID = hash, hash
+	if tgt, _ := podTarget(r); string(tgt.ref.UID) != hash {
+		t.Errorf("uid %s, want the static pod's config hash %s", tgt.ref.UID, hash)
+	}
+}
+
 func TestFieldPath(t *testing.T) {
 	for kind, want := range map[string]string{
 		"app":       "spec.containers{c}",

@@ -65,7 +65,7 @@ func podTarget(r *report.Enriched) (target, bool) {
 		Kind:       "Pod",
 		Namespace:  p.Namespace,
 		Name:       p.Name,
-		UID:        types.UID(p.UID),
+		UID:        types.UID(kubeletPodUID(r)),
 		FieldPath:  fieldPath(r.Container),
 	}
 	return target{
@@ -75,6 +75,39 @@ func podTarget(r *report.Enriched) (target, bool) {
 		key:       joinKey("pod", p.Namespace, p.Name, p.UID, containerKey(r.Container)),
 		subject:   subject(r, onPod),
 	}, true
+}
+
+// kubeletPodUID is the pod uid as the kubelet's own Events name it, which
+// is what kubectl describe pod looks for: the API's uid, except for a
+// static pod, whose Events carry its config hash (the uid in its cgroup
+// path; the mirror pod in the API has another uid and the hash in its
+// kubernetes.io/config.mirror annotation).
+func kubeletPodUID(r *report.Enriched) string {
+	if cg := r.Cgroups; cg != nil {
+		for _, c := range []*report.CgroupPath{cg.Victim, cg.Limiting} {
+			if c != nil && c.PodUID != "" {
+				if isConfigHash(c.PodUID) && !strings.EqualFold(c.PodUID, r.Pod.UID) {
+					return c.PodUID
+				}
+				break
+			}
+		}
+	}
+	return r.Pod.UID
+}
+
+// isConfigHash reports whether s is a static pod's config hash (32 hex
+// digits) rather than a UUID.
+func isConfigHash(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // nodeTarget is the Node, for a kill outside any pod, in a pod the API does
