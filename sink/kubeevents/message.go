@@ -79,7 +79,7 @@ func aggregateMessage(n int, subject string, since time.Time, last *report.Enric
 		kills = "kill"
 	}
 	body.litf("%d more OOM %s in ", n, kills)
-	body.b.WriteString(subject) // already escaped and bounded
+	body.atom(subject) // already escaped, and at most 512 bytes: it fits
 	body.litf(" since %s, last: ", since.UTC().Format(time.RFC3339))
 	if last != nil && last.Report != nil {
 		writeKill(body, last, p)
