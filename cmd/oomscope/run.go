@@ -35,6 +35,7 @@ import (
 	"github.com/oomscope/oomscope/outbox"
 	"github.com/oomscope/oomscope/report"
 	"github.com/oomscope/oomscope/sink"
+	"github.com/oomscope/oomscope/sink/kubeevents"
 	"github.com/oomscope/oomscope/sink/natssink"
 )
 
@@ -379,6 +380,12 @@ func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.
 		closers = append(closers, func() { ns.Close() })
 		sinks = append(sinks, outboxSink{ns})
 	}
+	if ks, err := kubeEventSink(c, log, reg); err != nil {
+		cleanup()
+		return nil, func() {}, err
+	} else if ks != nil {
+		sinks = append(sinks, outboxSink{ks})
+	}
 	if len(sinks) == 0 {
 		return nil, cleanup, usageError{fmt.Errorf("nothing to publish to: the archive and NATS are disabled and --stdout is not set")}
 	}
@@ -458,4 +465,28 @@ func (h *healthState) serveReady(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	io.WriteString(w, "ok\n")
+}
+
+// kubeEventSink is the Kubernetes Event sink when an API server is
+// configured (--kubeconfig, or the in-cluster service account); nil when
+// there is none, said once in the log.
+func kubeEventSink(c runConfig, log zerolog.Logger, reg prometheus.Registerer) (sink.Sink, error) {
+	cfg, err := kube.LoadRESTConfig(c.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes events: %w", err)
+	}
+	if cfg == nil {
+		log.Info().Msg("no Kubernetes API server (not in a cluster, no --kubeconfig, or --kubeconfig none): no Kubernetes Events")
+		return nil, nil
+	}
+	client, err := kube.NewClientset(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes events: %w", err)
+	}
+	l := log.With().Str("sink", "kubernetes-events").Logger()
+	ks, err := kubeevents.New(client, kubeevents.Config{NodeName: c.Host, Registerer: reg, Logger: &l})
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes events: %w", err)
+	}
+	return ks, nil
 }
