@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -351,13 +350,13 @@ func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.
 			return nil, cleanup, err
 		}
 		closers = append(closers, func() { a.Close() })
-		sinks = append(sinks, outboxSink{a})
+		sinks = append(sinks, sink.ForOutbox(a))
 	}
 	if c.Stdout {
 		if c.Output == "text" {
-			sinks = append(sinks, outboxSink{&textSink{w: stdout}})
+			sinks = append(sinks, sink.ForOutbox(&textSink{w: stdout}))
 		} else {
-			sinks = append(sinks, outboxSink{sink.NewJSONLines(stdout, c.Raw)})
+			sinks = append(sinks, sink.ForOutbox(sink.NewJSONLines(stdout, c.Raw)))
 		}
 	}
 	url, create := c.NATSURL, c.NATSCreate
@@ -378,32 +377,18 @@ func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.
 			return nil, func() {}, fmt.Errorf("NATS: %w", err)
 		}
 		closers = append(closers, func() { ns.Close() })
-		sinks = append(sinks, outboxSink{ns})
+		sinks = append(sinks, sink.ForOutbox(ns))
 	}
 	if ks, err := kubeEventSink(c, log, reg); err != nil {
 		cleanup()
 		return nil, func() {}, err
 	} else if ks != nil {
-		sinks = append(sinks, outboxSink{ks})
+		sinks = append(sinks, sink.ForOutbox(ks))
 	}
 	if len(sinks) == 0 {
 		return nil, cleanup, usageError{fmt.Errorf("nothing to publish to: the archive and NATS are disabled and --stdout is not set")}
 	}
 	return sinks, cleanup, nil
-}
-
-// outboxSink delivers the outbox's stored reports to a sink.
-type outboxSink struct{ s sink.Sink }
-
-func (o outboxSink) Name() string { return o.s.Name() }
-
-func (o outboxSink) Deliver(ctx context.Context, e outbox.Entry) error {
-	var r report.Enriched
-	if err := json.Unmarshal(e.Body, &r); err != nil {
-		// Not retryable: the outbox only holds what the daemon encoded.
-		return fmt.Errorf("outbox entry %d (%s) is not a report: %w", e.Seq, e.ID, err)
-	}
-	return o.s.Publish(ctx, sink.Delivery{Report: &r, Queued: e.Put})
 }
 
 // isTerminal reports whether w is a terminal (colour codes only there).
