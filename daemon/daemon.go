@@ -439,13 +439,15 @@ func (r *runner) published(id string) {
 func logPublished(log zerolog.Logger, rep *report.Report, added bool) {
 	ev := log.Info().Str("id", rep.ID).Str("kind", rep.Kind).Bool("partial", rep.Partial).Bool("incomplete", rep.Incomplete)
 	if len(rep.Victims) > 0 {
-		ev = ev.Int("victim_pid", rep.Victims[0].PID).Str("victim_comm", rep.Victims[0].Comm)
+		// Process names and cgroup paths are the workload's own words:
+		// escaped, so that a console log line cannot be forged or hidden.
+		ev = ev.Int("victim_pid", rep.Victims[0].PID).Str("victim_comm", report.Escape(rep.Victims[0].Comm, 64))
 	}
 	msg := "published OOM report"
 	if !added {
 		msg = "OOM report already in the outbox"
 	}
-	ev.Str("oom_memcg", rep.OOMMemcg).Msg(msg)
+	ev.Str("oom_memcg", report.Escape(rep.OOMMemcg, 512)).Msg(msg)
 }
 
 // marshalReport is the report as the outbox stores it: the JSON every sink

@@ -213,7 +213,7 @@ func (e *Enricher) Enrich(ctx context.Context, r *report.Report) *report.Enriche
 			out.Enrichment.Sources = append(out.Enrichment.Sources, SourceKernelCounters)
 		}
 		for _, m := range missed {
-			e.log.Warn().Str("cgroup", m.Cgroup).Uint64("count", m.Count).Str("report", r.ID).Msg("OOM kills without a report")
+			e.log.Warn().Str("cgroup", report.Escape(m.Cgroup, 512)).Uint64("count", m.Count).Str("report", r.ID).Msg("OOM kills without a report")
 		}
 	}
 	if e.lookup != nil {
@@ -371,7 +371,7 @@ func (e *Enricher) takeSnapshot(out *report.Enriched) {
 		out.Enrichment.Errors = append(out.Enrichment.Errors, fmt.Sprintf("No cgroup snapshot: the limiting cgroup %s no longer exists.", p))
 	case err != nil:
 		out.Enrichment.Errors = append(out.Enrichment.Errors, fmt.Sprintf("No cgroup snapshot of %s: %v.", p, err))
-		e.log.Debug().Err(err).Str("cgroup", p).Msg("cgroup snapshot failed")
+		e.log.Debug().Err(err).Str("cgroup", report.Escape(p, 512)).Msg("cgroup snapshot failed")
 	default:
 		out.Snapshot = s
 		out.Enrichment.Sources = append(out.Enrichment.Sources, SourceCgroupSnapshot)

@@ -442,7 +442,11 @@ func TestSchemaCoversEnrichReport(t *testing.T) {
 	// enrichment is in every enriched report (TestSchemaEnrichedGoldens
 	// checks it) but cannot be required: the same schema describes bare
 	// oomparse reports.
-	for _, msg := range v.Cover(reflect.TypeFor[report.Enriched](), jsonschema.OptionalKeys("enrichment")) {
+	// report.Enriched marshals itself only to escape terminal controls in
+	// the encoding/json output of its own fields: its keys are those of
+	// the plain struct.
+	type plainEnriched report.Enriched
+	for _, msg := range v.Cover(reflect.TypeFor[plainEnriched](), jsonschema.OptionalKeys("enrichment")) {
 		t.Error(msg)
 	}
 }
