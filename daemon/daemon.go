@@ -161,6 +161,12 @@ type Config struct {
 	AcceptUserspace bool
 	// Metrics, if set, counts records and reports.
 	Metrics *Metrics
+	// DrainTimeout is how long, once ctx is done, the reports already read
+	// may still take to be enriched and stored (SIGTERM drains them into
+	// the outbox); zero means 10s. Reports still open in the parser are
+	// not drained: the checkpoint stays before them and the next start
+	// reads them again.
+	DrainTimeout time.Duration
 	// OnReady, if set, is called once the kernel log is open and reading
 	// (a readiness signal).
 	OnReady func()
@@ -250,6 +256,19 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.OnReady()
 	}
 
+	// Reports in hand are stored on a context that outlives ctx by the
+	// drain timeout.
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
+	drain, stopDrain := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopDrain()
+	stopAfter := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(cfg.DrainTimeout, stopDrain)
+		context.AfterFunc(drain, func() { t.Stop() })
+	})
+	defer stopAfter()
+
 	expire := time.NewTimer(time.Hour)
 	defer expire.Stop()
 	// The checkpoint is saved at most CheckpointEvery after it moved, by a
@@ -315,7 +334,7 @@ func Run(ctx context.Context, cfg Config) error {
 			reports = r.feed(p, reports[:0], rec)
 		}
 		for i := range reports {
-			if err := r.publish(ctx, &reports[i]); err != nil {
+			if err := r.publish(drain, &reports[i]); err != nil {
 				return nil // ctx done while retrying; checkpoint not moved
 			}
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/oomscope/oomscope/daemon"
 	"github.com/oomscope/oomscope/kmsg"
+	"github.com/oomscope/oomscope/report"
 	"github.com/oomscope/oomscope/sink"
 )
 
@@ -247,5 +248,56 @@ func TestPipelineUserspaceRecordsIgnored(t *testing.T) {
 	})
 	if ids := rec.snapshot(); len(ids) != 0 {
 		t.Errorf("user-space records published as reports: %v", ids)
+	}
+}
+
+// slowEnricher takes a while, as a pod lookup waiting for the API can.
+type slowEnricher struct {
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (s *slowEnricher) Enrich(ctx context.Context, r *report.Report) *report.Enriched {
+	s.once.Do(func() { close(s.entered) })
+	select {
+	case <-time.After(300 * time.Millisecond):
+	case <-ctx.Done():
+	}
+	return &report.Enriched{Report: r}
+}
+
+// TestPipelineStopDrainsReportsInHand: a stop (SIGTERM) while a finished
+// report is being enriched still stores it, within the drain timeout, and
+// the checkpoint is saved.
+func TestPipelineStopDrainsReportsInHand(t *testing.T) {
+	recs := captureRecords(t)
+	state := filepath.Join(t.TempDir(), "checkpoint.json")
+	var opened []daemon.Position
+	clk := &kernelClock{}
+	rec := &recorder{}
+	se := &slowEnricher{entered: make(chan struct{})}
+	cfg := baseConfig(t, openCanned(recs, clk, true, &opened), clk, rec, state)
+	cfg.Enricher = se
+	cfg.DrainTimeout = 5 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- daemon.Run(ctx, cfg) }()
+	select {
+	case <-se.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no report reached the enricher")
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	// The three reports of the capture were all in hand (complete, the
+	// first in enrichment) when the stop came: all are stored.
+	if ids := rec.snapshot(); len(ids) != 3 {
+		t.Fatalf("published %v after a stop during enrichment, want the 3 reports in hand", ids)
+	}
+	cp, ok, err := daemon.LoadCheckpoint(state)
+	if err != nil || !ok || cp.Published != 3 {
+		t.Errorf("checkpoint after the stop: %+v %v %v, want 3 published", cp, ok, err)
 	}
 }

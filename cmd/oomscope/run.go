@@ -42,27 +42,28 @@ import (
 type runConfig struct {
 	Device string
 	// Source is the kernel log device or a saved log file ("-": stdin).
-	Source       string
-	NATSURL      string
-	NATSListen   string
-	NATSCreate   bool
-	DrainTimeout time.Duration
-	Start        daemon.Start
-	StateDir     string
-	ArchiveDir   string
-	Stdout       bool
-	Output       string
-	Raw          bool
-	Host         string
-	MaxTasks     int
-	LogLevel     zerolog.Level
-	LogFormat    string
-	Kubeconfig   string
-	PodLookup    podLookupFunc
-	PodLabels    []string
-	CgroupRoot   string
-	ProcRoot     string
-	Metrics      string
+	Source        string
+	NATSURL       string
+	NATSListen    string
+	NATSCreate    bool
+	DrainTimeout  time.Duration
+	ShutdownGrace time.Duration
+	Start         daemon.Start
+	StateDir      string
+	ArchiveDir    string
+	Stdout        bool
+	Output        string
+	Raw           bool
+	Host          string
+	MaxTasks      int
+	LogLevel      zerolog.Level
+	LogFormat     string
+	Kubeconfig    string
+	PodLookup     podLookupFunc
+	PodLabels     []string
+	CgroupRoot    string
+	ProcRoot      string
+	Metrics       string
 }
 
 func newRunCmd(lookup podLookupFunc) *cobra.Command {
@@ -125,6 +126,7 @@ environment, which wins over the file.`,
 	f.StringVar(&c.NATSURL, "nats-url", "", "NATS server URL(s) to publish to, comma separated; empty starts the embedded server at --nats-listen; \"none\" disables NATS")
 	f.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server (used when --nats-url is empty)")
 	f.BoolVar(&c.NATSCreate, "nats-create-stream", false, "create or update the OOMSCOPE stream on --nats-url (the embedded server's is always created)")
+	f.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long the reports already read may take to reach the outbox before oomscope exits (a DaemonSet's terminationGracePeriodSeconds should be longer)")
 	f.DurationVar(&c.DrainTimeout, "drain-timeout", time.Minute, "with --source FILE: how long to wait for every sink to confirm every report before exiting non-zero")
 	f.StringVar(&start, "start", string(daemon.StartResume), "where to start reading: resume (after the checkpoint; whole buffer when there is none), beginning, or end")
 	f.StringVar(&c.StateDir, "state-dir", "/var/lib/oomscope", "directory for the checkpoint (and the archive unless --archive-dir)")
@@ -288,6 +290,7 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 		ParserOptions: popts,
 		Logger:        log,
 		Metrics:       metrics,
+		DrainTimeout:  c.ShutdownGrace,
 		OnReady:       func() { health.kmsg.Store(true) },
 	})
 	if err != nil {

@@ -392,7 +392,7 @@ func TestStopDuringEnrichment(t *testing.T) {
 	col := &collector{got: map[string]*report.Enriched{}, tag: tag}
 	se := slowEnricher{entered: make(chan struct{})}
 	logger := zerolog.New(zerolog.NewTestWriter(t))
-	d := start(t, daemon.Config{StatePath: state, Sink: col, Enricher: se, Logger: logger, AcceptUserspace: true})
+	d := start(t, daemon.Config{StatePath: state, Sink: col, Enricher: se, Logger: logger, AcceptUserspace: true, DrainTimeout: 500 * time.Millisecond})
 	inject(t, reportTexts(t, tag))
 	select {
 	case <-se.entered:
