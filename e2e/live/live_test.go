@@ -30,7 +30,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
-	"github.com/oomscope/oomscope/e2e/cgscratch"
+	"github.com/oomscope/oomscope/internal/cgscratch"
 	"github.com/oomscope/oomscope/e2e/kernellock"
 	"github.com/oomscope/oomscope/enrich/cgpath"
 	"github.com/oomscope/oomscope/report"

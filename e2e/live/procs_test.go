@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oomscope/oomscope/e2e/cgscratch"
+	"github.com/oomscope/oomscope/internal/cgscratch"
 )
 
 // buildAlloc builds the allocator helper into a temporary directory and
