@@ -15,7 +15,7 @@ RUN_STATE ?= $(CURDIR)/.cache/run
 deps: ## install the system packages the tests need (qemu-system-x86, busybox-static, cpio) when missing
 	hack/deps.sh
 
-.PHONY: deps help build test unit lint fmt vet fuzz bench envtest-bins e2e e2e-live e2e-qemu run clean
+.PHONY: deps help build test unit lint fmt vet fuzz bench envtest-bins e2e e2e-live e2e-qemu run demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ build: ## build bin/oomscope (static)
 run: build ## run the node daemon on this machine: tail /dev/kmsg, archive to .cache/run/archive, print reports (needs root)
 	@mkdir -p $(RUN_STATE)
 	$(BIN) run --state-dir $(RUN_STATE) --stdout --log-format console
+
+demo: build ## cause one real OOM kill in a scratch cgroup and show its report arriving on NATS and in the archive (root)
+	$(BIN) demo
 
 LIVE_TABLE := $(CURDIR)/.cache/e2e-live-table.txt
 

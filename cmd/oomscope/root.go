@@ -41,7 +41,7 @@ func newRootCmdWith(stdin io.Reader, stdout, stderr io.Writer, lookup podLookupF
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newParseCmd(lookup), newRunCmd(lookup), newVersionCmd())
+	root.AddCommand(newParseCmd(lookup), newRunCmd(lookup), newVersionCmd(), newDemoCmd(), newDemoAllocCmd())
 	return root
 }
 

@@ -48,22 +48,24 @@ type runConfig struct {
 	NATSCreate    bool
 	DrainTimeout  time.Duration
 	ShutdownGrace time.Duration
-	Start         daemon.Start
-	StateDir      string
-	ArchiveDir    string
-	Stdout        bool
-	Output        string
-	Raw           bool
-	Host          string
-	MaxTasks      int
-	LogLevel      zerolog.Level
-	LogFormat     string
-	Kubeconfig    string
-	PodLookup     podLookupFunc
-	PodLabels     []string
-	CgroupRoot    string
-	ProcRoot      string
-	Metrics       string
+	// onReady, if set, is called once the kernel log is open (the demo).
+	onReady    func()
+	Start      daemon.Start
+	StateDir   string
+	ArchiveDir string
+	Stdout     bool
+	Output     string
+	Raw        bool
+	Host       string
+	MaxTasks   int
+	LogLevel   zerolog.Level
+	LogFormat  string
+	Kubeconfig string
+	PodLookup  podLookupFunc
+	PodLabels  []string
+	CgroupRoot string
+	ProcRoot   string
+	Metrics    string
 }
 
 func newRunCmd(lookup podLookupFunc) *cobra.Command {
@@ -291,7 +293,12 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 		Logger:        log,
 		Metrics:       metrics,
 		DrainTimeout:  c.ShutdownGrace,
-		OnReady:       func() { health.kmsg.Store(true) },
+		OnReady: func() {
+			health.kmsg.Store(true)
+			if c.onReady != nil {
+				c.onReady()
+			}
+		},
 	})
 	if err != nil {
 		return err
