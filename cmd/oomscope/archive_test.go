@@ -327,3 +327,48 @@ func TestArchiveReindex(t *testing.T) {
 		t.Errorf("list under the daemon: %d\n%s", code, out)
 	}
 }
+
+// TestParseArchivedReport: `oomscope parse` reads the archive's own files
+// (and its own JSON output) and prints them as it prints the reports of the
+// kernel log they came from.
+func TestParseArchivedReport(t *testing.T) {
+	dir := t.TempDir()
+	reports := parsedReports(t, capturePod)
+	publish(t, dir, reports...)
+	var files []string
+	for _, r := range reports {
+		files = append(files, archive.Path(dir, r.ID))
+	}
+	for _, o := range []string{"json", "pretty", "text"} {
+		_, fromLog, _ := run(t, "", "parse", "-o", o, capturePod)
+		code, fromArchive, errs := run(t, "", append([]string{"parse", "-o", o}, files...)...)
+		if code != 0 {
+			t.Fatalf("parse -o %s of archive files: %d %s", o, code, errs)
+		}
+		if fromArchive != fromLog {
+			t.Errorf("parse -o %s: archive files print differently from their log:\n%s\nwant\n%s", o, fromArchive, fromLog)
+		}
+	}
+	// --raw keeps the archived raw lines.
+	code, out, _ := run(t, "", "parse", "--raw", files[0])
+	if r := jsonLines(t, out); code != 0 || len(r) != 1 || len(r[0]["raw"].([]any)) != len(reports[0].Raw) {
+		t.Errorf("parse --raw of an archive file: %d %s", code, out)
+	}
+	// parse's own JSON output, from standard input.
+	_, jsonOut, _ := run(t, "", "parse", "--raw", capturePod)
+	code, again, _ := run(t, jsonOut, "parse", "--raw", "-")
+	if code != 0 || again != jsonOut {
+		t.Errorf("parse of parse -o json output:\n%s", again)
+	}
+	// JSON that is not a report is still read as a kernel log (journalctl
+	// -o json), and a broken report is an error.
+	journal := "../../testdata/cases/robust-truncated-eof.alt.json.log"
+	if code, out, errs := run(t, "", "parse", journal); code != 0 || len(jsonLines(t, out)) == 0 {
+		t.Errorf("journal JSON: %d %s", code, errs)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"schema":"oomscope.report/v1","id":"x","victims":[]}`+"\n"+`{"schema":"other/v9"}`), 0o644)
+	if code, out, errs := run(t, "", "parse", bad); code != 1 || !strings.Contains(errs, "report 2: not an oomscope report") || len(jsonLines(t, out)) != 1 {
+		t.Errorf("a broken report file: %d %q %q", code, out, errs)
+	}
+}
