@@ -147,3 +147,18 @@ func BenchmarkFindID(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOpenWriter measures the daemon's start: the writer lock, the
+// temporary-file sweep and reconciling the index with every report
+// directory (retention off, so that nothing is removed).
+func BenchmarkOpenWriter(b *testing.B) {
+	dir := benchArchive(b)
+	ctx := context.Background()
+	for b.Loop() {
+		w, err := OpenWriter(ctx, Config{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		w.Close()
+	}
+}

@@ -151,29 +151,30 @@ func (w *Writer) registerMetrics() error {
 }
 
 func (w *Writer) open(ctx context.Context) error {
-	dir := w.cfg.Dir
-	if temps, err := removeTemps(dir); err != nil {
-		return err
-	} else if len(temps) > 0 {
-		w.log.Info().Int("count", len(temps)).Strs("files", temps).Msg("archive: removed temporary files left by an interrupted write")
-	}
-	if err := w.load(ctx, false); err != nil {
+	if err := w.load(ctx); err != nil {
 		return err
 	}
 	_, err := w.enforce(ctx, true)
 	return err
 }
 
-// load reads the index, reconciles it with the files and opens it for
-// appending.
-func (w *Writer) load(ctx context.Context, reread bool) error {
+// load removes the temporary files of crashed writes, reads the index,
+// reconciles it with the files and opens it for appending.
+func (w *Writer) load(ctx context.Context) error {
 	dir := w.cfg.Dir
+	files, temps, err := scanDisk(ctx, dir, true)
+	if len(temps) > 0 {
+		w.log.Info().Int("count", len(temps)).Strs("files", temps).Msg("archive: removed temporary files left by an interrupted write")
+	}
+	if err != nil {
+		return err
+	}
 	ixPath := filepath.Join(dir, IndexFile)
 	ix, err := readIndex(ixPath)
 	if err != nil {
 		return err
 	}
-	rc, err := reconcile(ctx, dir, ix, reread)
+	rc, err := reconcile(ctx, dir, ix, files, false)
 	if err != nil {
 		return err
 	}
@@ -184,7 +185,7 @@ func (w *Writer) load(ctx context.Context, reread bool) error {
 		if err := writeIndex(ixPath, rc.entries); err != nil {
 			return err
 		}
-		if ix.exists && !reread {
+		if ix.exists {
 			w.log.Info().Int("added", rc.added).Int("dropped", rc.dropped).Int("damaged_lines", ix.damaged).Int("duplicate_lines", ix.dups).
 				Msg("archive: index repaired (reports written but not indexed before a crash, files removed by hand, a cut line)")
 		}
@@ -485,17 +486,19 @@ func Reindex(ctx context.Context, cfg Config) (int, error) {
 		return 0, err
 	}
 	defer unlock(lock)
-	if temps, err := removeTemps(cfg.Dir); err != nil {
-		return 0, err
-	} else if len(temps) > 0 {
+	files, temps, err := scanDisk(ctx, cfg.Dir, true)
+	if len(temps) > 0 {
 		cfg.Logger.Info().Int("count", len(temps)).Strs("files", temps).Msg("archive: removed temporary files left by an interrupted write")
+	}
+	if err != nil {
+		return 0, err
 	}
 	ixPath := filepath.Join(cfg.Dir, IndexFile)
 	ix, err := readIndex(ixPath)
 	if err != nil {
 		return 0, err
 	}
-	rc, err := reconcile(ctx, cfg.Dir, ix, true)
+	rc, err := reconcile(ctx, cfg.Dir, ix, files, true)
 	if err != nil {
 		return 0, err
 	}
