@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -233,7 +234,7 @@ func TestPermissionsAndLayout(t *testing.T) {
 		{"sha256:00ff", "files/sha256-00ff.json"},
 		{"", "files/no-id.json"},
 	} {
-		if got := RelPath(cases.id); got != cases.want || !validRel(got) {
+		if got := RelPath(cases.id); got != cases.want || !validRel(got) || !isRelPathOf(got, cases.id) || isRelPathOf(got+"x", cases.id) {
 			t.Errorf("RelPath(%q) = %q (valid %v), want %q", cases.id, got, validRel(got), cases.want)
 		}
 	}
@@ -749,4 +750,11 @@ func FuzzDecodeFast(f *testing.F) {
 			t.Fatalf("decoders disagree on %q:\n%+v\n%+v", line, fast, slow)
 		}
 	})
+}
+
+// validRel tells whether rel is a path the archive lists as a report: a
+// report directory and a report file (not hidden, .json).
+func validRel(rel string) bool {
+	d, f, ok := strings.Cut(rel, "/")
+	return ok && isReportDir(d) && isReportFile(f) && !strings.Contains(f, "/") && path.Clean(rel) == rel
 }

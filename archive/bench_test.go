@@ -162,3 +162,28 @@ func BenchmarkOpenWriter(b *testing.B) {
 		w.Close()
 	}
 }
+
+// BenchmarkOpenBehind measures Open when a report directory changed after
+// the index was last written, as it does while the daemon writes (a report
+// is renamed into place before its index line is appended): that
+// directory is read to find reports not indexed yet.
+func BenchmarkOpenBehind(b *testing.B) {
+	dir := benchArchive(b)
+	ctx := context.Background()
+	r, err := Open(ctx, Config{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	boot := filepath.Dir(Path(dir, r.entries[r.Len()-1].ID))
+	for b.Loop() {
+		b.StopTimer()
+		future := time.Now().Add(time.Hour)
+		if err := os.Chtimes(boot, future, future); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := Open(ctx, Config{Dir: dir}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

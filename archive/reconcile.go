@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // reconciled is an index brought in line with the report files on disk.
@@ -97,15 +98,20 @@ func unindexed(ctx context.Context, dir string, ix index) ([]Entry, error) {
 	if len(behind) == 0 {
 		return nil, nil
 	}
-	indexed := make(map[string]struct{}, len(ix.entries))
-	for _, e := range ix.entries {
-		indexed[e.File] = struct{}{}
-	}
 	var out []Entry
 	for _, name := range behind {
 		files, _, err := reportFiles(dir, name, false)
 		if err != nil {
 			return nil, err
+		}
+		// The index entries of this directory only: a boot's directory
+		// holds a fraction of the reports.
+		indexed := make(map[string]struct{}, len(files))
+		prefix := name + "/"
+		for _, e := range ix.entries {
+			if strings.HasPrefix(e.File, prefix) {
+				indexed[e.File] = struct{}{}
+			}
 		}
 		for _, f := range files {
 			if _, ok := indexed[f]; ok {

@@ -164,90 +164,152 @@ var listColumns = []struct {
 }
 
 // writeEntriesTable writes the entries as an aligned table, one line per
-// report whatever the names hold.
+// report whatever the names hold. It makes two passes over the entries —
+// column widths, then the lines — filling the same cell buffers each time:
+// with 100,000 reports, formatting must not cost more than reading the
+// index.
 func writeEntriesTable(w io.Writer, entries []archive.Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	rows := make([][]string, 0, len(entries)+1)
-	head := make([]string, len(listColumns))
-	for i, c := range listColumns {
-		head[i] = c.name
-	}
-	rows = append(rows, head)
-	for _, e := range entries {
-		rows = append(rows, entryCells(e))
-	}
+	var c tableCells
 	width := make([]int, len(listColumns))
-	for _, row := range rows {
-		for i, c := range row {
-			width[i] = max(width[i], utf8.RuneCountInString(c))
+	for i, col := range listColumns {
+		width[i] = utf8.RuneCountInString(col.name)
+	}
+	for _, e := range entries {
+		c.fill(e)
+		for i := range c.cell {
+			width[i] = max(width[i], utf8.RuneCount(c.cell[i]))
 		}
 	}
-	var b strings.Builder
-	for _, row := range rows {
-		b.Reset()
-		for i, c := range row {
-			if i == len(row)-1 {
-				b.WriteString(c)
-				break
-			}
-			b.WriteString(c)
-			b.WriteString(strings.Repeat(" ", width[i]-utf8.RuneCountInString(c)+2))
+	line := make([]byte, 0, 512)
+	pad := func(n int) {
+		for range n {
+			line = append(line, ' ')
 		}
-		b.WriteByte('\n')
-		if _, err := io.WriteString(w, b.String()); err != nil {
+	}
+	for i, col := range listColumns {
+		line = append(line, col.name...)
+		if i < len(listColumns)-1 {
+			pad(width[i] - utf8.RuneCountInString(col.name) + 2)
+		}
+	}
+	line = append(line, '\n')
+	if _, err := w.Write(line); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		c.fill(e)
+		line = line[:0]
+		for i, cell := range c.cell {
+			line = append(line, cell...)
+			if i < len(c.cell)-1 {
+				pad(width[i] - utf8.RuneCount(cell) + 2)
+			}
+		}
+		line = append(line, '\n')
+		if _, err := w.Write(line); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// entryCells returns the table cells of e, escaped and bounded.
-func entryCells(e archive.Entry) []string {
-	dash := func(s string) string {
-		if s == "" {
-			return "-"
-		}
-		return s
+// tableCells holds the cells of one table row, reused from row to row.
+type tableCells struct {
+	cell   [8][]byte
+	limits map[uint64]string // human(limit): a few limits repeat
+}
+
+// fill sets the cells of e's row, escaped and bounded.
+func (c *tableCells) fill(e archive.Entry) {
+	for i := range c.cell {
+		c.cell[i] = c.cell[i][:0]
 	}
-	var who []string
+	orDash := func(b []byte) []byte {
+		if len(b) == 0 {
+			return append(b, '-')
+		}
+		return b
+	}
+	c.cell[0] = e.Time.Local().AppendFormat(c.cell[0], time.DateTime)
+	c.cell[1] = orDash(append(c.cell[1], e.Node...))
+	who := c.cell[2]
 	switch {
 	case e.Pod != "":
-		who = append(who, dash(e.Namespace), e.Pod)
+		if e.Namespace == "" {
+			who = append(who, '-')
+		}
+		who = append(append(append(who, e.Namespace...), '/'), e.Pod...)
 	case e.PodUID != "":
-		who = append(who, "pod "+shorten(e.PodUID, 8))
+		who = append(append(who, "pod "...), shorten(e.PodUID, 8)...)
 	}
 	if e.Container != "" {
-		who = append(who, e.Container)
+		if len(who) > 0 {
+			who = append(who, '/')
+		}
+		who = append(who, e.Container...)
 	}
-	victim := "-"
+	c.cell[2] = orDash(who)
 	if e.Comm != "" || e.PID != 0 {
-		victim = fmt.Sprintf("%s %d", e.Comm, e.PID)
+		c.cell[3] = strconv.AppendInt(append(append(c.cell[3], e.Comm...), ' '), int64(e.PID), 10)
+	} else {
+		c.cell[3] = append(c.cell[3], '-')
 	}
 	scope := e.Scope
 	if scope == "" {
 		scope = e.Kind
 	}
-	limit := "-"
+	c.cell[4] = orDash(append(c.cell[4], scope...))
 	if e.LimitBytes != nil {
-		limit = human(*e.LimitBytes)
+		h, ok := c.limits[*e.LimitBytes]
+		if !ok {
+			h = human(*e.LimitBytes)
+			if c.limits == nil {
+				c.limits = make(map[uint64]string)
+			}
+			if len(c.limits) < 4096 {
+				c.limits[*e.LimitBytes] = h
+			}
+		}
+		c.cell[5] = append(c.cell[5], h...)
+	} else {
+		c.cell[5] = append(c.cell[5], '-')
 	}
-	var flags []string
+	flags := c.cell[6]
 	if e.Partial {
-		flags = append(flags, "partial")
+		flags = append(flags, "partial"...)
 	}
 	if e.Incomplete {
-		flags = append(flags, "incomplete")
+		if len(flags) > 0 {
+			flags = append(flags, ',')
+		}
+		flags = append(flags, "incomplete"...)
 	}
-	cells := []string{
-		e.Time.Local().Format(time.DateTime), dash(e.Node), dash(strings.Join(who, "/")), victim,
-		dash(scope), limit, dash(strings.Join(flags, ",")), e.ID,
+	c.cell[6] = orDash(flags)
+	c.cell[7] = append(c.cell[7], e.ID...)
+	for i, b := range c.cell {
+		if !plainWithin(b, listColumns[i].max) {
+			// Index fields are escaped already, unless the index was
+			// written by hand: escape again (a no-op on escaped text) and
+			// bound.
+			c.cell[i] = append(b[:0], archive.Escape(string(b), listColumns[i].max)...)
+		}
 	}
-	for i, c := range cells {
-		cells[i] = archive.Escape(c, listColumns[i].max)
+}
+
+// plainWithin tells whether b is printable ASCII of at most max bytes.
+func plainWithin(b []byte, max int) bool {
+	if len(b) > max {
+		return false
 	}
-	return cells
+	for _, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func shorten(s string, n int) string {
