@@ -85,7 +85,7 @@ func Open(ctx context.Context, cfg Config) (*Reader, error) {
 // only an optimisation: when it cannot, it returns false and logs why at
 // debug.
 func repair(ctx context.Context, cfg Config) (*Reader, bool) {
-	lock, err := lockDir(cfg.Dir)
+	lock, err := lockDir(cfg.Dir, "a reader rebuilding the index")
 	if err != nil {
 		cfg.Logger.Debug().Err(err).Msg("archive: index not rebuilt")
 		return nil, false

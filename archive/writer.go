@@ -19,10 +19,14 @@ import (
 	"github.com/oomscope/oomscope/report"
 )
 
-// Retention defaults, used by [DefaultConfig].
+// Defaults of [DefaultConfig].
 const (
 	DefaultMaxAge   = 30 * 24 * time.Hour
 	DefaultMaxBytes = 1 << 30 // 1 GiB
+	// DefaultLockWait is how long a starting daemon waits for the
+	// archive's lock: a reader may hold it for as long as it takes to
+	// rebuild a missing index.
+	DefaultLockWait = 2 * time.Minute
 )
 
 // Config configures an archive.
@@ -45,14 +49,18 @@ type Config struct {
 	// report id, repairs of the index after a crash. The zero Logger
 	// writes nothing.
 	Logger zerolog.Logger
+	// LockWait is how long OpenWriter waits for the writer lock while
+	// another process holds it before failing with [ErrLocked]; 0 fails
+	// at once.
+	LockWait time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
 // DefaultConfig returns the configuration of the archive at dir with the
-// default retention: 30 days, 1 GiB.
+// default retention, 30 days and 1 GiB, and lock wait, 2 minutes.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, MaxAge: DefaultMaxAge, MaxBytes: DefaultMaxBytes}
+	return Config{Dir: dir, MaxAge: DefaultMaxAge, MaxBytes: DefaultMaxBytes, LockWait: DefaultLockWait}
 }
 
 func (c Config) now() time.Time {
@@ -95,8 +103,8 @@ type Writer struct {
 }
 
 // OpenWriter opens the archive at cfg.Dir for writing, creating it when
-// needed. It takes the writer lock (failing with [ErrLocked] when another
-// process holds it), removes the temporary files a crash left, brings the
+// needed. It takes the writer lock (waiting up to cfg.LockWait, then
+// failing with [ErrLocked], while another process holds it), removes the temporary files a crash left, brings the
 // index in line with the report files (a report written just before a
 // crash, before its index line, is indexed now; lines of files that are
 // gone are dropped; a cut last line is discarded) and enforces retention.
@@ -111,7 +119,7 @@ func OpenWriter(ctx context.Context, cfg Config) (*Writer, error) {
 	if err := w.registerMetrics(); err != nil {
 		return nil, err
 	}
-	lock, err := lockDir(cfg.Dir)
+	lock, err := lockDirWait(ctx, cfg.Dir, "writer", cfg.LockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -481,7 +489,7 @@ func Reindex(ctx context.Context, cfg Config) (int, error) {
 	if _, err := os.Stat(cfg.Dir); err != nil {
 		return 0, fmt.Errorf("archive: %w", err)
 	}
-	lock, err := lockDir(cfg.Dir)
+	lock, err := lockDirWait(ctx, cfg.Dir, "oomscope archive reindex", cfg.LockWait)
 	if err != nil {
 		return 0, err
 	}

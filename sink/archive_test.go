@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -114,7 +115,9 @@ func TestArchiveErrors(t *testing.T) {
 	}
 	// One writer per archive: a second daemon on the same state directory
 	// fails instead of interleaving writes.
-	if _, err := NewArchive(dir); err == nil || !strings.Contains(err.Error(), "another process") {
+	cfg := archive.DefaultConfig(dir)
+	cfg.LockWait = 0
+	if _, err := OpenArchive(context.Background(), cfg); !errors.Is(err, archive.ErrLocked) {
 		t.Errorf("second archive on the same directory: %v", err)
 	}
 }
