@@ -294,12 +294,10 @@ func (w *Writer) Put(ctx context.Context, er *report.Enriched) (bool, error) {
 	if err := w.append(e); err != nil {
 		return false, err
 	}
-	if w.sweepDue(now) {
-		if _, err := w.enforce(ctx, false); err != nil {
-			// The report is durable; retention runs again after the
-			// next write.
-			w.log.Error().Err(err).Msg("archive: retention")
-		}
+	if _, err := w.enforce(ctx, false); err != nil {
+		// The report is durable; retention runs again after the next
+		// write.
+		w.log.Error().Err(err).Msg("archive: retention")
 	}
 	return true, nil
 }
@@ -334,12 +332,13 @@ func (w *Writer) sweepInterval() time.Duration {
 	return min(time.Hour, w.cfg.MaxAge/10)
 }
 
-// sweepDue tells, cheaply, whether retention has something to remove.
-func (w *Writer) sweepDue(now time.Time) bool {
+// sweepDue tells, cheaply, whether retention has something to remove;
+// unless force, reports past MaxAge count only once per sweepInterval.
+func (w *Writer) sweepDue(now time.Time, force bool) bool {
 	if w.cfg.MaxBytes > 0 && w.total > w.cfg.MaxBytes {
 		return true
 	}
-	if w.cfg.MaxAge <= 0 || now.Sub(w.lastSweep) < w.sweepInterval() {
+	if w.cfg.MaxAge <= 0 || (!force && now.Sub(w.lastSweep) < w.sweepInterval()) {
 		return false
 	}
 	cutoff := now.Add(-w.cfg.MaxAge).UnixNano()
@@ -371,7 +370,7 @@ func (w *Writer) Enforce(ctx context.Context) (int, error) {
 // without index lines, which the next open indexes and removes again.
 func (w *Writer) enforce(ctx context.Context, force bool) (int, error) {
 	now := w.cfg.now()
-	if !force && !w.sweepDue(now) {
+	if !w.sweepDue(now, force) {
 		return 0, nil
 	}
 	w.lastSweep = now
