@@ -97,6 +97,15 @@ var (
 	benchDir  string
 )
 
+// TestMain removes the benchmarks' archive when they built one.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchDir != "" {
+		os.RemoveAll(benchDir)
+	}
+	os.Exit(code)
+}
+
 // BenchmarkOpen measures reading the index (what `archive list` does
 // before printing).
 func BenchmarkOpen(b *testing.B) {
