@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -233,7 +235,7 @@ func TestPermissionsAndLayout(t *testing.T) {
 		{"sha256:00ff", "files/sha256-00ff.json"},
 		{"", "files/no-id.json"},
 	} {
-		if got := RelPath(cases.id); got != cases.want || !validRel(got) {
+		if got := RelPath(cases.id); got != cases.want || !validRel(got) || !isRelPathOf(got, cases.id) || isRelPathOf(got+"x", cases.id) {
 			t.Errorf("RelPath(%q) = %q (valid %v), want %q", cases.id, got, validRel(got), cases.want)
 		}
 	}
@@ -441,8 +443,30 @@ func TestReaderRepairsMissingIndex(t *testing.T) {
 func TestLock(t *testing.T) {
 	dir := t.TempDir()
 	w := openWriter(t, Config{Dir: dir})
-	if _, err := OpenWriter(context.Background(), Config{Dir: dir}); !errors.Is(err, ErrLocked) {
+	if _, err := OpenWriter(context.Background(), Config{Dir: dir}); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("locked by writer, pid %d", os.Getpid())) {
 		t.Errorf("second writer: %v", err)
+	}
+	// A writer waits for the lock up to LockWait (a reader may hold it
+	// while it rebuilds the index).
+	held := w
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		held.Close()
+	}()
+	t0 := time.Now()
+	w2, err := OpenWriter(context.Background(), Config{Dir: dir, LockWait: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("waiting writer: %v", err)
+	}
+	if d := time.Since(t0); d < 250*time.Millisecond {
+		t.Errorf("the second writer did not wait (%v)", d)
+	}
+	w2.Close()
+	w = openWriter(t, Config{Dir: dir})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := OpenWriter(ctx, Config{Dir: dir, LockWait: time.Hour}); !errors.Is(err, ErrLocked) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("waiting writer, context ends: %v", err)
 	}
 	if _, err := Reindex(context.Background(), Config{Dir: dir}); !errors.Is(err, ErrLocked) {
 		t.Errorf("reindex under a writer: %v", err)
@@ -749,4 +773,11 @@ func FuzzDecodeFast(f *testing.F) {
 			t.Fatalf("decoders disagree on %q:\n%+v\n%+v", line, fast, slow)
 		}
 	})
+}
+
+// validRel tells whether rel is a path the archive lists as a report: a
+// report directory and a report file (not hidden, .json).
+func validRel(rel string) bool {
+	d, f, ok := strings.Cut(rel, "/")
+	return ok && isReportDir(d) && isReportFile(f) && !strings.Contains(f, "/") && path.Clean(rel) == rel
 }

@@ -97,6 +97,15 @@ var (
 	benchDir  string
 )
 
+// TestMain removes the benchmarks' archive when they built one.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchDir != "" {
+		os.RemoveAll(benchDir)
+	}
+	os.Exit(code)
+}
+
 // BenchmarkOpen measures reading the index (what `archive list` does
 // before printing).
 func BenchmarkOpen(b *testing.B) {
@@ -143,6 +152,46 @@ func BenchmarkFindID(b *testing.B) {
 	id := r.entries[r.Len()/2].ID
 	for b.Loop() {
 		if _, err := Find(ctx, Config{Dir: dir}, id); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpenWriter measures the daemon's start: the writer lock, the
+// temporary-file sweep and reconciling the index with every report
+// directory (retention off, so that nothing is removed).
+func BenchmarkOpenWriter(b *testing.B) {
+	dir := benchArchive(b)
+	ctx := context.Background()
+	for b.Loop() {
+		w, err := OpenWriter(ctx, Config{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		w.Close()
+	}
+}
+
+// BenchmarkOpenBehind measures Open when a report directory changed after
+// the index was last written, as it does while the daemon writes (a report
+// is renamed into place before its index line is appended): that
+// directory is read to find reports not indexed yet.
+func BenchmarkOpenBehind(b *testing.B) {
+	dir := benchArchive(b)
+	ctx := context.Background()
+	r, err := Open(ctx, Config{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	boot := filepath.Dir(Path(dir, r.entries[r.Len()-1].ID))
+	for b.Loop() {
+		b.StopTimer()
+		future := time.Now().Add(time.Hour)
+		if err := os.Chtimes(boot, future, future); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := Open(ctx, Config{Dir: dir}); err != nil {
 			b.Fatal(err)
 		}
 	}

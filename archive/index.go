@@ -140,7 +140,7 @@ func decodeLine(line []byte, e *Entry, in *interner) lineState {
 			return lineDamaged
 		}
 	}
-	if e.ID == "" || e.File != RelPath(e.ID) {
+	if e.ID == "" || !isRelPathOf(e.File, e.ID) {
 		*e = Entry{}
 		return lineDamaged
 	}

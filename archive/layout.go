@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"path"
 	"path/filepath"
 	"strings"
 )
@@ -34,6 +33,19 @@ func RelPath(id string) string {
 // Path returns the file of the report with this id in the archive at dir.
 func Path(dir, id string) string {
 	return filepath.Join(dir, filepath.FromSlash(RelPath(id)))
+}
+
+// isRelPathOf tells whether rel is RelPath(id), without building it.
+func isRelPathOf(rel, id string) bool {
+	if boot, seq, ok := strings.Cut(id, "/"); ok && isBootID(boot) && isDigits(seq) {
+		return len(rel) == len(id)+len(".json") && strings.HasPrefix(rel, id) && strings.HasSuffix(rel, ".json")
+	}
+	name, ok := strings.CutPrefix(rel, filesDir+"/")
+	if !ok {
+		return false
+	}
+	name, ok = strings.CutSuffix(name, ".json")
+	return ok && name == FileName(id)
 }
 
 func isBootID(s string) bool {
@@ -75,11 +87,4 @@ func isReportDir(name string) bool {
 // report: "<something>.json", not hidden (temporary files are hidden).
 func isReportFile(name string) bool {
 	return strings.HasSuffix(name, ".json") && len(name) > len(".json") && !strings.HasPrefix(name, ".")
-}
-
-// validRel tells whether rel is a report path as RelPath makes them:
-// two clean components, a report directory and a report file.
-func validRel(rel string) bool {
-	d, f, ok := strings.Cut(rel, "/")
-	return ok && isReportDir(d) && isReportFile(f) && !strings.Contains(f, "/") && path.Clean(rel) == rel
 }

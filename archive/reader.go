@@ -66,7 +66,7 @@ func Open(ctx context.Context, cfg Config) (*Reader, error) {
 		}
 	}
 	if !ix.exists || ix.damaged > 0 {
-		if r, ok := repair(ctx, cfg, ix); ok {
+		if r, ok := repair(ctx, cfg); ok {
 			return r, nil
 		}
 	}
@@ -84,17 +84,23 @@ func Open(ctx context.Context, cfg Config) (*Reader, error) {
 // the directory is writable, and returns the reader of the result. It is
 // only an optimisation: when it cannot, it returns false and logs why at
 // debug.
-func repair(ctx context.Context, cfg Config, ix index) (*Reader, bool) {
-	lock, err := lockDir(cfg.Dir)
+func repair(ctx context.Context, cfg Config) (*Reader, bool) {
+	lock, err := lockDir(cfg.Dir, "a reader rebuilding the index")
 	if err != nil {
 		cfg.Logger.Debug().Err(err).Msg("archive: index not rebuilt")
 		return nil, false
 	}
 	defer unlock(lock)
-	if _, err := removeTemps(cfg.Dir); err != nil {
-		cfg.Logger.Debug().Err(err).Msg("archive: temporary files")
+	var ix index
+	files, _, err := scanDisk(ctx, cfg.Dir, true)
+	if err == nil {
+		ix, err = readIndex(filepath.Join(cfg.Dir, IndexFile)) // again, under the lock
 	}
-	rc, err := reconcile(ctx, cfg.Dir, ix, false)
+	if err != nil {
+		cfg.Logger.Debug().Err(err).Msg("archive: index not rebuilt")
+		return nil, false
+	}
+	rc, err := reconcile(ctx, cfg.Dir, ix, files, false)
 	if err == nil && rc.rewrite {
 		err = writeIndex(filepath.Join(cfg.Dir, IndexFile), rc.entries)
 	}

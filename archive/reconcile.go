@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // reconciled is an index brought in line with the report files on disk.
@@ -22,23 +23,22 @@ type reconciled struct {
 // (in time order, after the others). With reread every file is read again
 // and the index rebuilt from the files alone, in time order (keeping the
 // archiving time the old index knew). The caller holds the writer lock.
-func reconcile(ctx context.Context, dir string, ix index, reread bool) (reconciled, error) {
+func reconcile(ctx context.Context, dir string, ix index, files []string, reread bool) (reconciled, error) {
 	var rc reconciled
-	files, err := allReportFiles(ctx, dir)
-	if err != nil {
-		return rc, err
-	}
 	onDisk := make(map[string]struct{}, len(files))
 	for _, f := range files {
 		onDisk[f] = struct{}{}
 	}
-	indexed := make(map[string]Entry, len(ix.entries))
-	for _, e := range ix.entries {
+	indexed := make(map[string]int, len(ix.entries)) // file -> position in ix.entries
+	if !reread {
+		rc.entries = make([]Entry, 0, len(ix.entries))
+	}
+	for i, e := range ix.entries {
 		if _, ok := onDisk[e.File]; !ok {
 			rc.dropped++
 			continue
 		}
-		indexed[e.File] = e
+		indexed[e.File] = i
 		if !reread {
 			rc.entries = append(rc.entries, e)
 		}
@@ -50,7 +50,7 @@ func reconcile(ctx context.Context, dir string, ix index, reread bool) (reconcil
 				return rc, err
 			}
 		}
-		old, known := indexed[f]
+		pos, known := indexed[f]
 		if known && !reread {
 			continue
 		}
@@ -60,7 +60,7 @@ func reconcile(ctx context.Context, dir string, ix index, reread bool) (reconcil
 			continue
 		}
 		if known {
-			e.Archived = old.Archived
+			e.Archived = ix.entries[pos].Archived
 		} else {
 			rc.added++
 		}
@@ -98,15 +98,20 @@ func unindexed(ctx context.Context, dir string, ix index) ([]Entry, error) {
 	if len(behind) == 0 {
 		return nil, nil
 	}
-	indexed := make(map[string]struct{}, len(ix.entries))
-	for _, e := range ix.entries {
-		indexed[e.File] = struct{}{}
-	}
 	var out []Entry
 	for _, name := range behind {
-		files, err := reportFiles(dir, name)
+		files, _, err := reportFiles(dir, name, false)
 		if err != nil {
 			return nil, err
+		}
+		// The index entries of this directory only: a boot's directory
+		// holds a fraction of the reports.
+		indexed := make(map[string]struct{}, len(files))
+		prefix := name + "/"
+		for _, e := range ix.entries {
+			if strings.HasPrefix(e.File, prefix) {
+				indexed[e.File] = struct{}{}
+			}
 		}
 		for _, f := range files {
 			if _, ok := indexed[f]; ok {

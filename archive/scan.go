@@ -46,42 +46,74 @@ func reportDirs(dir string) ([]reportDir, error) {
 }
 
 // reportFiles lists the report files of one report directory as paths
-// relative to the archive's root.
-func reportFiles(dir, name string) ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(dir, name))
+// relative to the archive's root; with clean it also removes the temporary
+// files of crashed writes in it and returns them (relative too).
+func reportFiles(dir, name string, clean bool) (files, temps []string, err error) {
+	sub := filepath.Join(dir, name)
+	f, err := os.Open(sub)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("archive: reading %s: %w", filepath.Join(dir, name), err)
+		return nil, nil, fmt.Errorf("archive: %w", err)
 	}
-	var out []string
-	for _, e := range ents {
-		if e.Type().IsRegular() && isReportFile(e.Name()) {
-			out = append(out, name+"/"+e.Name())
+	names, err := f.Readdirnames(-1) // unsorted, no stat: fast on 100,000 files
+	f.Close()
+	if err != nil {
+		return nil, nil, fmt.Errorf("archive: reading %s: %w", sub, err)
+	}
+	var errs []error
+	for _, n := range names {
+		switch {
+		case isReportFile(n):
+			files = append(files, name+"/"+n)
+		case clean && (atomicfile.IsTemp(n) || isLegacyTemp(n)):
+			if err := os.Remove(filepath.Join(sub, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+				continue
+			}
+			temps = append(temps, name+"/"+n)
 		}
 	}
-	return out, nil
+	if len(temps) > 0 {
+		if err := atomicfile.SyncDir(sub); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return files, temps, fmt.Errorf("archive: removing temporary files: %w", err)
+	}
+	return files, temps, nil
 }
 
-// allReportFiles lists every report file of the archive.
-func allReportFiles(ctx context.Context, dir string) ([]string, error) {
+// scanDisk lists every report file of the archive. With clean it also
+// removes the temporary files of crashed writes — atomicfile's
+// (".oomscope-tmp-*") at the root and in report directories, and in report
+// directories those of oomscope versions before it (".tmp-<digits>", the
+// names os.CreateTemp made from ".tmp-*"); nothing else is touched. Only a
+// holder of the writer lock may clean: no write can be under way then.
+func scanDisk(ctx context.Context, dir string, clean bool) (files, temps []string, err error) {
+	if clean {
+		if temps, err = atomicfile.RemoveTemps(dir); err != nil {
+			return nil, temps, fmt.Errorf("archive: %w", err)
+		}
+	}
 	dirs, err := reportDirs(dir)
 	if err != nil {
-		return nil, err
+		return nil, temps, err
 	}
-	var out []string
 	for _, d := range dirs {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, temps, err
 		}
-		files, err := reportFiles(dir, d.name)
+		f, t, err := reportFiles(dir, d.name, clean)
+		temps = append(temps, t...)
 		if err != nil {
-			return nil, err
+			return nil, temps, err
 		}
-		out = append(out, files...)
+		files = append(files, f...)
 	}
-	return out, nil
+	return files, temps, nil
 }
 
 // errMisplaced tells that a file holds a report that belongs elsewhere.
@@ -119,51 +151,6 @@ func loadEntry(dir, rel string) (Entry, error) {
 		return Entry{}, fmt.Errorf("%s holds report %q: %w (%s)", rel, er.ID, errMisplaced, RelPath(er.ID))
 	}
 	return EntryFor(er, st.Size(), st.ModTime()), nil
-}
-
-// removeTemps removes the temporary files of crashed writes at the root and
-// in every report directory: atomicfile's (".oomscope-tmp-*"), and in report
-// directories those of oomscope versions before it (".tmp-<digits>", the
-// names os.CreateTemp made from ".tmp-*"). Nothing else is touched. The
-// caller holds the writer lock: no write can be under way.
-func removeTemps(dir string) ([]string, error) {
-	removed, err := atomicfile.RemoveTemps(dir)
-	if err != nil {
-		return removed, fmt.Errorf("archive: %w", err)
-	}
-	dirs, err := reportDirs(dir)
-	if err != nil {
-		return removed, err
-	}
-	var errs []error
-	for _, d := range dirs {
-		sub := filepath.Join(dir, d.name)
-		r, err := atomicfile.RemoveTemps(sub)
-		for _, n := range r {
-			removed = append(removed, d.name+"/"+n)
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
-		ents, err := os.ReadDir(sub)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		for _, e := range ents {
-			if n := e.Name(); e.Type().IsRegular() && isLegacyTemp(n) {
-				if err := os.Remove(filepath.Join(sub, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					errs = append(errs, err)
-					continue
-				}
-				removed = append(removed, d.name+"/"+n)
-			}
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return removed, fmt.Errorf("archive: %w", err)
-	}
-	return removed, nil
 }
 
 // sortEntries sorts entries by time, then id.

@@ -19,10 +19,14 @@ import (
 	"github.com/oomscope/oomscope/report"
 )
 
-// Retention defaults, used by [DefaultConfig].
+// Defaults of [DefaultConfig].
 const (
 	DefaultMaxAge   = 30 * 24 * time.Hour
 	DefaultMaxBytes = 1 << 30 // 1 GiB
+	// DefaultLockWait is how long a starting daemon waits for the
+	// archive's lock: a reader may hold it for as long as it takes to
+	// rebuild a missing index.
+	DefaultLockWait = 2 * time.Minute
 )
 
 // Config configures an archive.
@@ -45,14 +49,18 @@ type Config struct {
 	// report id, repairs of the index after a crash. The zero Logger
 	// writes nothing.
 	Logger zerolog.Logger
+	// LockWait is how long OpenWriter waits for the writer lock while
+	// another process holds it before failing with [ErrLocked]; 0 fails
+	// at once.
+	LockWait time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
 // DefaultConfig returns the configuration of the archive at dir with the
-// default retention: 30 days, 1 GiB.
+// default retention, 30 days and 1 GiB, and lock wait, 2 minutes.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, MaxAge: DefaultMaxAge, MaxBytes: DefaultMaxBytes}
+	return Config{Dir: dir, MaxAge: DefaultMaxAge, MaxBytes: DefaultMaxBytes, LockWait: DefaultLockWait}
 }
 
 func (c Config) now() time.Time {
@@ -95,8 +103,8 @@ type Writer struct {
 }
 
 // OpenWriter opens the archive at cfg.Dir for writing, creating it when
-// needed. It takes the writer lock (failing with [ErrLocked] when another
-// process holds it), removes the temporary files a crash left, brings the
+// needed. It takes the writer lock (waiting up to cfg.LockWait, then
+// failing with [ErrLocked], while another process holds it), removes the temporary files a crash left, brings the
 // index in line with the report files (a report written just before a
 // crash, before its index line, is indexed now; lines of files that are
 // gone are dropped; a cut last line is discarded) and enforces retention.
@@ -111,7 +119,7 @@ func OpenWriter(ctx context.Context, cfg Config) (*Writer, error) {
 	if err := w.registerMetrics(); err != nil {
 		return nil, err
 	}
-	lock, err := lockDir(cfg.Dir)
+	lock, err := lockDirWait(ctx, cfg.Dir, "writer", cfg.LockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -151,29 +159,30 @@ func (w *Writer) registerMetrics() error {
 }
 
 func (w *Writer) open(ctx context.Context) error {
-	dir := w.cfg.Dir
-	if temps, err := removeTemps(dir); err != nil {
-		return err
-	} else if len(temps) > 0 {
-		w.log.Info().Int("count", len(temps)).Strs("files", temps).Msg("archive: removed temporary files left by an interrupted write")
-	}
-	if err := w.load(ctx, false); err != nil {
+	if err := w.load(ctx); err != nil {
 		return err
 	}
 	_, err := w.enforce(ctx, true)
 	return err
 }
 
-// load reads the index, reconciles it with the files and opens it for
-// appending.
-func (w *Writer) load(ctx context.Context, reread bool) error {
+// load removes the temporary files of crashed writes, reads the index,
+// reconciles it with the files and opens it for appending.
+func (w *Writer) load(ctx context.Context) error {
 	dir := w.cfg.Dir
+	files, temps, err := scanDisk(ctx, dir, true)
+	if len(temps) > 0 {
+		w.log.Info().Int("count", len(temps)).Strs("files", temps).Msg("archive: removed temporary files left by an interrupted write")
+	}
+	if err != nil {
+		return err
+	}
 	ixPath := filepath.Join(dir, IndexFile)
 	ix, err := readIndex(ixPath)
 	if err != nil {
 		return err
 	}
-	rc, err := reconcile(ctx, dir, ix, reread)
+	rc, err := reconcile(ctx, dir, ix, files, false)
 	if err != nil {
 		return err
 	}
@@ -184,7 +193,7 @@ func (w *Writer) load(ctx context.Context, reread bool) error {
 		if err := writeIndex(ixPath, rc.entries); err != nil {
 			return err
 		}
-		if ix.exists && !reread {
+		if ix.exists {
 			w.log.Info().Int("added", rc.added).Int("dropped", rc.dropped).Int("damaged_lines", ix.damaged).Int("duplicate_lines", ix.dups).
 				Msg("archive: index repaired (reports written but not indexed before a crash, files removed by hand, a cut line)")
 		}
@@ -285,12 +294,10 @@ func (w *Writer) Put(ctx context.Context, er *report.Enriched) (bool, error) {
 	if err := w.append(e); err != nil {
 		return false, err
 	}
-	if w.sweepDue(now) {
-		if _, err := w.enforce(ctx, false); err != nil {
-			// The report is durable; retention runs again after the
-			// next write.
-			w.log.Error().Err(err).Msg("archive: retention")
-		}
+	if _, err := w.enforce(ctx, false); err != nil {
+		// The report is durable; retention runs again after the next
+		// write.
+		w.log.Error().Err(err).Msg("archive: retention")
 	}
 	return true, nil
 }
@@ -325,12 +332,13 @@ func (w *Writer) sweepInterval() time.Duration {
 	return min(time.Hour, w.cfg.MaxAge/10)
 }
 
-// sweepDue tells, cheaply, whether retention has something to remove.
-func (w *Writer) sweepDue(now time.Time) bool {
+// sweepDue tells, cheaply, whether retention has something to remove;
+// unless force, reports past MaxAge count only once per sweepInterval.
+func (w *Writer) sweepDue(now time.Time, force bool) bool {
 	if w.cfg.MaxBytes > 0 && w.total > w.cfg.MaxBytes {
 		return true
 	}
-	if w.cfg.MaxAge <= 0 || now.Sub(w.lastSweep) < w.sweepInterval() {
+	if w.cfg.MaxAge <= 0 || (!force && now.Sub(w.lastSweep) < w.sweepInterval()) {
 		return false
 	}
 	cutoff := now.Add(-w.cfg.MaxAge).UnixNano()
@@ -362,7 +370,7 @@ func (w *Writer) Enforce(ctx context.Context) (int, error) {
 // without index lines, which the next open indexes and removes again.
 func (w *Writer) enforce(ctx context.Context, force bool) (int, error) {
 	now := w.cfg.now()
-	if !force && !w.sweepDue(now) {
+	if !w.sweepDue(now, force) {
 		return 0, nil
 	}
 	w.lastSweep = now
@@ -480,22 +488,24 @@ func Reindex(ctx context.Context, cfg Config) (int, error) {
 	if _, err := os.Stat(cfg.Dir); err != nil {
 		return 0, fmt.Errorf("archive: %w", err)
 	}
-	lock, err := lockDir(cfg.Dir)
+	lock, err := lockDirWait(ctx, cfg.Dir, "oomscope archive reindex", cfg.LockWait)
 	if err != nil {
 		return 0, err
 	}
 	defer unlock(lock)
-	if temps, err := removeTemps(cfg.Dir); err != nil {
-		return 0, err
-	} else if len(temps) > 0 {
+	files, temps, err := scanDisk(ctx, cfg.Dir, true)
+	if len(temps) > 0 {
 		cfg.Logger.Info().Int("count", len(temps)).Strs("files", temps).Msg("archive: removed temporary files left by an interrupted write")
+	}
+	if err != nil {
+		return 0, err
 	}
 	ixPath := filepath.Join(cfg.Dir, IndexFile)
 	ix, err := readIndex(ixPath)
 	if err != nil {
 		return 0, err
 	}
-	rc, err := reconcile(ctx, cfg.Dir, ix, true)
+	rc, err := reconcile(ctx, cfg.Dir, ix, files, true)
 	if err != nil {
 		return 0, err
 	}

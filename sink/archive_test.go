@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -114,7 +115,9 @@ func TestArchiveErrors(t *testing.T) {
 	}
 	// One writer per archive: a second daemon on the same state directory
 	// fails instead of interleaving writes.
-	if _, err := NewArchive(dir); err == nil || !strings.Contains(err.Error(), "another process") {
+	cfg := archive.DefaultConfig(dir)
+	cfg.LockWait = 0
+	if _, err := OpenArchive(context.Background(), cfg); !errors.Is(err, archive.ErrLocked) {
 		t.Errorf("second archive on the same directory: %v", err)
 	}
 }
@@ -346,4 +349,57 @@ func onTempFile(t *testing.T, dir string, f func()) (stop func()) {
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { file.Close(); <-done }) }
+}
+
+// TestArchiveReadWhileWriting reads the archive from this process while a
+// child process publishes into it: every Open returns at once (the writer's
+// lock does not block readers) and lists every report whose Publish had
+// returned before it began, whole.
+func TestArchiveReadWhileWriting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestArchiveCrashChild$")
+	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashStartEnv+"=0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(out)
+	var acked []string
+	var slowest time.Duration
+	for len(acked) < 20 && sc.Scan() {
+		id, ok := strings.CutPrefix(sc.Text(), crashAck)
+		if !ok {
+			continue
+		}
+		acked = append(acked, id)
+		t0 := time.Now()
+		rd, err := archive.Open(context.Background(), archive.Config{Dir: dir})
+		if err != nil {
+			t.Fatalf("Open while the child writes: %v", err)
+		}
+		slowest = max(slowest, time.Since(t0))
+		for _, id := range acked {
+			e, err := rd.Lookup(id)
+			if err != nil {
+				t.Fatalf("after %d reports: %v", len(acked), err)
+			}
+			if _, err := rd.Load(e); err != nil {
+				t.Fatalf("after %d reports: %v", len(acked), err)
+			}
+		}
+	}
+	if len(acked) < 20 {
+		t.Fatalf("the child stopped after %d reports: %s", len(acked), stderr.String())
+	}
+	t.Logf("20 reads while writing; slowest Open %v", slowest)
 }

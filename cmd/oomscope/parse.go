@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -72,7 +73,11 @@ text pasted without any prefix; the format is detected line by line, so a paste
 may mix them, be quoted or numbered — and prints every oom-killer report in them, enriched with what
 the cgroup paths say (pod UID, QoS class, container id and runtime) and a
 diagnosis. With --kubeconfig the pods are also looked up in the Kubernetes
-API. With no FILE, or when FILE is -, reads standard input.`,
+API. With no FILE, or when FILE is -, reads standard input.
+
+A FILE may also hold oomscope reports as JSON — a file of the archive
+("oomscope run" writes them), or "parse -o json" output: they are printed
+as they are, in the chosen output.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := parseArgs(args, output, format, raw, maxTasks, year, host)
 			if err != nil {
@@ -158,9 +163,14 @@ func runParse(ctx context.Context, stdin io.Reader, stdout io.Writer, cfg parseC
 		opts = append(opts, oomparse.WithHost(cfg.Host))
 	}
 	for _, name := range cfg.Files {
-		reports, err := parseInput(stdin, name, cfg, opts)
+		reports, archived, err := parseInput(stdin, name, cfg, opts)
 		for i := range reports {
 			if werr := writeReport(w, en.Enrich(ctx, &reports[i]), cfg); werr != nil {
+				return fmt.Errorf("writing output: %w", werr)
+			}
+		}
+		for _, r := range archived {
+			if werr := writeReport(w, r, cfg); werr != nil {
 				return fmt.Errorf("writing output: %w", werr)
 			}
 		}
@@ -171,30 +181,106 @@ func runParse(ctx context.Context, stdin io.Reader, stdout io.Writer, cfg parseC
 	return w.Flush()
 }
 
-func parseInput(stdin io.Reader, name string, cfg parseConfig, opts []oomparse.Option) ([]report.Report, error) {
+// parseInput reads one input: kernel log lines, parsed into reports, or
+// oomscope reports as JSON (an archive file, parse -o json output), returned
+// as they are in archived.
+func parseInput(stdin io.Reader, name string, cfg parseConfig, opts []oomparse.Option) (reports []report.Report, archived []*report.Enriched, err error) {
 	var r io.Reader = stdin
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", name, err)
+			return nil, nil, fmt.Errorf("cannot read %s: %w", name, err)
 		}
 		defer f.Close()
 		if st, err := f.Stat(); err == nil && st.IsDir() {
-			return nil, fmt.Errorf("cannot read %s: is a directory", name)
+			return nil, nil, fmt.Errorf("cannot read %s: is a directory", name)
 		}
 		r = f
 	}
+	br := bufio.NewReaderSize(r, reportPeek)
+	if isReportJSON(br) {
+		archived, err := readReportsJSON(br)
+		if err != nil {
+			return nil, archived, fmt.Errorf("%s: %w", name, err)
+		}
+		return nil, archived, nil
+	}
+	r = br
 	sopts := []kmsg.ScanOption{kmsg.WithFormat(cfg.Format)}
 	if cfg.Year != 0 {
 		sopts = append(sopts, kmsg.WithYear(cfg.Year))
 	} else {
 		sopts = append(sopts, kmsg.WithReference(time.Now()))
 	}
-	reports, err := oomparse.ParseAll(kmsg.NewScanner(r, sopts...), opts...)
+	reports, err = oomparse.ParseAll(kmsg.NewScanner(r, sopts...), opts...)
 	if err != nil {
-		return reports, fmt.Errorf("%s: %w", name, err)
+		return reports, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return reports, nil
+	return reports, nil, nil
+}
+
+// reportPeek is how much of an input is looked at to tell an oomscope
+// report from a kernel log.
+const reportPeek = 64 << 10
+
+// isReportJSON tells whether the input is oomscope reports as JSON: its
+// first value is an object whose "schema" key (the first key oomscope
+// writes) is report.Schema. journalctl -o json, the other JSON input,
+// has no such key.
+func isReportJSON(br *bufio.Reader) bool {
+	b, _ := br.Peek(512)
+	if b = bytes.TrimLeft(b, " \t\r\n"); len(b) == 0 || b[0] != '{' {
+		return false
+	}
+	b, _ = br.Peek(reportPeek)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if key == "schema" {
+			v, err := dec.Token()
+			return err == nil && v == report.Schema
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return false
+		}
+	}
+	return false
+}
+
+// readReportsJSON reads oomscope reports as JSON: one archive file (one
+// indented object) or parse -o json output (one object per line).
+//
+// The reports are printed as they are, not parsed again from their raw
+// kernel lines: an archived report holds what cannot be had again later —
+// the pod and container as the Kubernetes API showed them at the kill, the
+// cgroup snapshot read right after it, the kills the kernel counted
+// without a report — and its raw lines may be capped (raw_dropped) or
+// missing (parse output without --raw). --host, --max-tasks and
+// --kubeconfig do not apply to them; -o and --raw do.
+func readReportsJSON(br *bufio.Reader) ([]*report.Enriched, error) {
+	dec := json.NewDecoder(br)
+	var out []*report.Enriched
+	for n := 1; ; n++ {
+		var er report.Enriched
+		err := dec.Decode(&er)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("report %d: not an oomscope report: %w", n, err)
+		}
+		if er.Report == nil || er.Schema != report.Schema {
+			return out, fmt.Errorf("report %d: not an oomscope report (schema %q, want %q)", n, er.Schema, report.Schema)
+		}
+		out = append(out, &er)
+	}
 }
 
 func writeReport(w io.Writer, r *report.Enriched, cfg parseConfig) error {

@@ -42,6 +42,7 @@ func newRootCmdWith(stdin io.Reader, stdout, stderr io.Writer, lookup podLookupF
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newParseCmd(lookup), newRunCmd(lookup), newVersionCmd(), newDemoCmd(), newDemoAllocCmd())
+	root.AddCommand(newArchiveCmd())
 	return root
 }
 
