@@ -217,9 +217,17 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, keep bool, timeout t
 		}
 		fmt.Fprintln(stdout)
 		say("report published on NATS subject %s (%d bytes, Nats-Msg-Id %s)", m.Subject, len(m.Data), m.Header.Get("Nats-Msg-Id"))
+		// Each sink delivers on its own: the archive may confirm a moment
+		// after NATS.
 		path := archive.Path(filepath.Join(state, "archive"), r.ID)
-		if _, err := os.Stat(path); err == nil {
-			say("archived with its raw kernel lines at %s", path)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if _, err := os.Stat(path); err == nil {
+				say("archived with its raw kernel lines at %s", path)
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("demo: the report reached NATS but not the archive (%s) within 10s", path)
+			}
 		}
 		break
 	}
