@@ -40,7 +40,7 @@ func newRootCmdWith(stdin io.Reader, stdout, stderr io.Writer, lookup podLookupF
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newTailCmd())
+	root.AddCommand(newTailCmd(), newHistoryCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newParseCmd(lookup), newRunCmd(lookup), newVersionCmd())
 	return root
