@@ -54,7 +54,8 @@ child, which Kubernetes never shows) and the report id, then a total line
 bidirectional overrides and line breaks as visible escapes, and cut when
 very long. -o json prints each report as published instead, one per line,
 in the same order (the total goes to standard error). A message that is not
-a report is reported on standard error and skipped.`,
+a report is reported on standard error and skipped (the table reads only the
+keys it shows; -o json checks that the whole payload is JSON).`,
 		Example: `  oomscope history
   oomscope history --nats-url nats://nats.example:4222 --nats-creds reader.creds --since 7d --namespace shop
   oomscope history --node worker-3 --since 2026-03-01 -o json`,
@@ -311,7 +312,7 @@ type historyKill struct {
 	node  string // "" when unknown
 	pod   string // a key for the pod, "" for none
 	cells []string
-	data  []byte // the payload, for -o json
+	line  []byte // the payload as one line of terminal-safe JSON, for -o json
 }
 
 // Table columns and the most bytes a cell of each shows.
@@ -415,6 +416,13 @@ func runHistory(ctx context.Context, stdout, stderr io.Writer, f *natsReadFlags,
 	)
 	_, err = natsread.Read(ctx, js, q, func(m natsread.Message) error {
 		r, err := decodeHistoryReport(m.Data)
+		var line []byte
+		if err == nil && output == "json" {
+			// Validates the whole payload, which the table does not need.
+			if line, err = terminalJSON(m.Data); err != nil {
+				err = fmt.Errorf("%w: %w", natsread.ErrNotReport, err)
+			}
+		}
 		if err != nil {
 			skipped++
 			if skipped <= maxSkippedShown {
@@ -426,9 +434,7 @@ func runHistory(ctx context.Context, stdout, stderr io.Writer, f *natsReadFlags,
 			return nil
 		}
 		k := newHistoryKill(r, m)
-		if output == "json" {
-			k.data = m.Data
-		}
+		k.line = line
 		kills = append(kills, k)
 		return nil
 	})
@@ -451,11 +457,7 @@ func runHistory(ctx context.Context, stdout, stderr io.Writer, f *natsReadFlags,
 	total := historyTotal(kills)
 	if output == "json" {
 		for _, k := range kills {
-			line, err := terminalJSON(k.data)
-			if err != nil {
-				return fmt.Errorf("report %s: %w", k.cells[len(k.cells)-1], err)
-			}
-			if _, err := w.Write(append(line, '\n')); err != nil {
+			if _, err := w.Write(append(k.line, '\n')); err != nil {
 				return fmt.Errorf("writing output: %w", err)
 			}
 		}

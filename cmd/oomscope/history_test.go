@@ -245,6 +245,35 @@ func TestHistoryHostileNames(t *testing.T) {
 	}
 }
 
+// TestHistoryBrokenPayload: the table reads only the keys it shows, so a
+// payload broken elsewhere is still a row; -o json validates each payload
+// and skips a broken one, naming it on stderr.
+func TestHistoryBrokenPayload(t *testing.T) {
+	srv := natsTestServer(t)
+	s := natsTestSink(t, srv.ClientURL())
+	publishKills(t, s, makeKill(t, "good", "node-1", "shop", "cart", "java", 1, time.Now()))
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.Publish(ctxTest(t), "oomscope.v1.kill.node-1.shop.cart", []byte(`{"schema":"oomscope.report/v1","id":"broken","raw":[1 2]}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, out, _ := run(t, "", "history", "--nats-url", srv.ClientURL())
+	if rows, total := historyTable(t, out); len(rows) != 2 || total != "2 kills, 1 pod, 1 node" {
+		t.Errorf("table: %q", out)
+	}
+	code, out, errs := run(t, "", "history", "--nats-url", srv.ClientURL(), "-o", "json")
+	if lines := jsonLines(t, out); code != 0 || len(lines) != 1 || lines[0]["id"] != "good" {
+		t.Errorf("-o json: exit %d:\n%s", code, out)
+	}
+	if !strings.Contains(errs, "skipped message 2 on oomscope.v1.kill.node-1.shop.cart: not an oomscope report: invalid character '2'") || !strings.Contains(errs, "1 kill, 1 pod, 1 node") {
+		t.Errorf("-o json stderr: %q", errs)
+	}
+}
+
 // publishMany fills a stream with n copies of the template report (about
 // 12 KB each, raw lines included) over 50 nodes and 500 pods, published
 // asynchronously as the sink would (subject, Nats-Msg-Id, payload).
