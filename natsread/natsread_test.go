@@ -343,3 +343,92 @@ func TestConnectAuth(t *testing.T) {
 		t.Errorf("no server reported after %v", d)
 	}
 }
+
+// TestReaderLeastPrivilege: Read and Follow work as a user with only the
+// permissions docs/nats.md lists for readers, who cannot publish a report.
+func TestReaderLeastPrivilege(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	o := &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		Users: []*server.User{
+			{Username: "admin", Password: "a"},
+			{Username: "reader", Password: "r", Permissions: &server.Permissions{
+				Publish: &server.SubjectPermission{Allow: []string{
+					"$JS.API.STREAM.INFO.OOMSCOPE",
+					"$JS.API.CONSUMER.CREATE.OOMSCOPE.>",
+					"$JS.API.CONSUMER.DELETE.OOMSCOPE.>",
+					"$JS.API.CONSUMER.MSG.NEXT.OOMSCOPE.>",
+				}},
+				Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+			}},
+		}}
+	srv, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	url := "nats://127.0.0.1:" + strconv.Itoa(port)
+	s, err := natssink.New(ctxT(t), natssink.Config{URLs: url, User: "admin", Password: "a", CreateStream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	publish(t, s, kill("one", "node-1", "shop", "cart"))
+
+	nc, err := Connect(ctxT(t), natssink.Config{URLs: url, User: "reader", Password: "r"}, "reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := Read(ctxT(t), js, Query{Filter: Filter{Namespace: "shop"}}, func(Message) error { return nil })
+	if n != 1 || err != nil {
+		t.Errorf("Read as reader: %d, %v", n, err)
+	}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	got := make(chan string, 1)
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() {
+		done <- Follow(ctx, js, Query{}, func() { close(ready) }, func(m Message) error {
+			got <- m.MsgID
+			return nil
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Follow as reader: %v", err)
+	}
+	publish(t, s, kill("two", "node-1", "shop", "cart"))
+	select {
+	case id := <-got:
+		if id != "two" {
+			t.Errorf("followed %q", id)
+		}
+	case err := <-done:
+		t.Fatalf("Follow as reader: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Follow as reader delivered nothing")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Follow: %v", err)
+	}
+	pctx, pcancel := context.WithTimeout(ctxT(t), 2*time.Second)
+	defer pcancel()
+	if _, err := js.Publish(pctx, "oomscope.v1.kill.node-1.shop.cart", []byte("{}")); err == nil {
+		t.Error("the reader could publish a report")
+	}
+}
