@@ -310,7 +310,7 @@ func publishMany(tb testing.TB, url string, n int, tmpl []byte) {
 		}
 		msg := &nats.Msg{Subject: natssink.Subject(&r), Header: nats.Header{}, Data: data}
 		msg.Header.Set(jetstream.MsgIDHeader, r.ID)
-		if _, err := js.PublishMsgAsync(msg); err != nil {
+		if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(30*time.Second)); err != nil {
 			tb.Fatal(err)
 		}
 	}
