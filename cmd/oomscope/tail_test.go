@@ -406,3 +406,51 @@ func TestTerminalJSON(t *testing.T) {
 		t.Error("no error for bad JSON")
 	}
 }
+
+// TestTailServerRestart: when the server goes away and comes back on the
+// same address and store, tail says so on stderr, reconnects and prints
+// the reports published after the restart, none twice.
+func TestTailServerRestart(t *testing.T) {
+	store := t.TempDir()
+	srv, err := natsd.Start(ctxTest(t), natsd.Config{Listen: "127.0.0.1:0", StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := srv.ClientURL()
+	s := natsTestSink(t, url)
+	now := time.Now()
+	publishKills(t, s, makeKill(t, "before", "node-1", "shop", "cart", "java", 1, now))
+	tail := start(t, "tail", "--nats-url", url, "--since", "1h", "-o", "json")
+	tail.waitFor(t, "the first report", func(out, _ string) bool { return strings.Count(out, "\n") == 1 })
+
+	srv.Shutdown()
+	tail.waitFor(t, "the disconnect", func(_, errs string) bool { return strings.Contains(errs, "NATS disconnected") })
+	srv, err = natsd.Start(ctxTest(t), natsd.Config{Listen: strings.TrimPrefix(url, "nats://"), StoreDir: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	tail.waitFor(t, "the reconnect", func(_, errs string) bool { return strings.Contains(errs, "NATS reconnected to "+url) })
+	// The sink reconnects on its own schedule: retry as the outbox does.
+	after := makeKill(t, "after", "node-1", "shop", "cart", "java", 2, now)
+	for end := time.Now().Add(30 * time.Second); ; {
+		err := s.Publish(ctxTest(t), sink.Delivery{Report: after, Queued: time.Now()})
+		if err == nil {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tail.waitFor(t, "the report published after the restart", func(out, _ string) bool { return strings.Count(out, "\n") == 2 })
+	time.Sleep(200 * time.Millisecond)
+	tail.stop(t)
+	var ids []string
+	for _, l := range jsonLines(t, tail.out.String()) {
+		ids = append(ids, fmt.Sprint(l["id"]))
+	}
+	if got := strings.Join(ids, " "); got != "before after" {
+		t.Errorf("ids %q, want %q", got, "before after")
+	}
+}
