@@ -20,8 +20,17 @@ deps: ## install the system packages the tests need (qemu-system-x86, busybox-st
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## build bin/oomscope (static)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/oomscope
+# What `oomscope version` prints, stamped at link time (the machine may set
+# GOFLAGS=-buildvcs=false, which leaves the toolchain's VCS stamp out).
+# Override any of them: make build VERSION=v1.2.3 BUILD_TIME=
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+DIRTY ?= $(shell git rev-parse --verify -q HEAD >/dev/null 2>&1 && { git diff --quiet HEAD -- 2>/dev/null && echo false || echo true; })
+BUILD_TIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS = -X main.version=$(VERSION) -X main.revision=$(REVISION) -X main.dirty=$(DIRTY) -X main.buildTime=$(BUILD_TIME)
+
+build: ## build bin/oomscope (static; version, revision and build time stamped for `oomscope version`)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/oomscope
 
 run: build ## run the node daemon on this machine: tail /dev/kmsg, archive to .cache/run/archive, print reports (needs root)
 	@mkdir -p $(RUN_STATE)

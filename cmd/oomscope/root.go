@@ -2,9 +2,7 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 )
@@ -40,24 +38,9 @@ func newRootCmdWith(stdin io.Reader, stdout, stderr io.Writer, lookup podLookupF
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.AddCommand(newTailCmd(), newHistoryCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newParseCmd(lookup), newRunCmd(lookup), newVersionCmd(), newDemoCmd(), newDemoAllocCmd())
 	root.AddCommand(newArchiveCmd())
 	return root
-}
-
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := "(devel)"
-			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-				v = bi.Main.Version
-			}
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), "oomscope", v)
-			return err
-		},
-	}
 }
