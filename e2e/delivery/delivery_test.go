@@ -170,3 +170,65 @@ func TestTenThousandThroughTwoNATSRestarts(t *testing.T) {
 		t.Errorf("local sink got %d reports, want %d", local.n.Load(), n)
 	}
 }
+
+// BenchmarkPutWhileRemoteSinksDown measures what reading the kernel log
+// can go on doing while the remote sinks are down: storing reports in the
+// outbox, with the NATS sink's server stopped (its deliveries fail and are
+// retried in their own goroutine) against the same with NATS up.
+//
+//	go test -run '^$' -bench PutWhile -benchtime 2000x ./e2e/delivery
+func BenchmarkPutWhileRemoteSinksDown(b *testing.B) {
+	for _, down := range []bool{false, true} {
+		name := "nats-up"
+		if down {
+			name = "nats-down"
+		}
+		b.Run(name, func(b *testing.B) {
+			addr := freeAddrB(b)
+			srv, err := natsd.Start(context.Background(), natsd.Config{Listen: addr, StoreDir: b.TempDir(), SyncAlways: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer srv.Shutdown()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ns, err := natssink.New(ctx, natssink.Config{URLs: "nats://" + addr, Node: "node-a", CreateStream: true, PublishTimeout: time.Second})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ns.Close()
+			if down {
+				srv.Shutdown()
+			}
+			ob, err := outbox.Open(filepath.Join(b.TempDir(), "outbox.db"), outbox.Config{MaxBackoff: time.Second})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ob.Close()
+			go ob.Run(ctx, sink.ForOutbox(ns))
+			bodies := make([][]byte, b.N)
+			ids := make([]string, b.N)
+			for i := range b.N {
+				ids[i], bodies[i] = reportJSON(b, i)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := ob.Put(ids[i], bodies[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reports/s")
+			b.StopTimer()
+			cancel()
+		})
+	}
+}
+
+func freeAddrB(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
