@@ -32,9 +32,9 @@ LDFLAGS = -X main.version=$(VERSION) -X main.revision=$(REVISION) -X main.dirty=
 build: ## build bin/oomscope (static; version, revision and build time stamped for `oomscope version`)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/oomscope
 
-run: build ## run the node daemon on this machine: tail /dev/kmsg, archive to .cache/run/archive, print reports (needs root)
+run: build ## the node daemon on its embedded default: tail /dev/kmsg, embedded NATS on 127.0.0.1:4222, archive in .cache/run, post-mortems on stdout (root)
 	@mkdir -p $(RUN_STATE)
-	$(BIN) run --state-dir $(RUN_STATE) --stdout --log-format console
+	$(BIN) run --state-dir $(RUN_STATE) --stdout -o text --log-format console
 
 demo: build ## cause one real OOM kill in a scratch cgroup and show its report arriving on NATS and in the archive (root)
 	$(BIN) demo

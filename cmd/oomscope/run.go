@@ -77,13 +77,26 @@ func newRunCmd(lookup podLookupFunc) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Watch the kernel log and publish every OOM-kill report (the node daemon)",
-		Long: `Tails /dev/kmsg, rebuilds every oom-killer report, enriches it and publishes
-it to the local post-mortem archive (one JSON file per report, raw kernel
-lines included) and, with --stdout, as JSON lines on standard output.
+		Long: `Tails /dev/kmsg, rebuilds every oom-killer report, enriches it (pod,
+container, QoS, cgroup snapshot, diagnosis) and publishes it through a
+durable outbox in --state-dir to every output:
 
-A checkpoint in --state-dir records how far the kernel log was read; after a
-restart in the same boot, reading resumes there, and no report is published
-twice. Needs read access to /dev/kmsg (root or CAP_SYSLOG).
+  archive            one JSON file per report with the raw kernel lines
+                     (STATE-DIR/archive; "oomscope archive list|show")
+  NATS JetStream     subject oomscope.v1.kill.<node>.<namespace>.<pod>:
+                     an embedded server on --nats-listen unless --nats-url
+  Kubernetes Events  reason OOMKilling on the Pod or the Node, in a cluster
+                     or with --kubeconfig
+  standard output    with --stdout, JSON lines or (-o text) the post-mortem
+
+An output that is down slows nothing else and loses nothing: each has its
+own cursor in the outbox and retries until it confirmed. A checkpoint
+records how far the kernel log was read; after a restart in the same boot,
+reading resumes there, and no report is published twice. Only one oomscope
+runs per --state-dir. Needs read access to /dev/kmsg (root or CAP_SYSLOG).
+
+With --source FILE, a saved log is replayed through the same pipeline and
+run exits once every output confirmed every report.
 
 Every flag can also be set as an environment variable OOMSCOPE_<FLAG>
 (--nats-url: OOMSCOPE_NATS_URL) or as a key of the YAML file named by
@@ -122,7 +135,7 @@ environment, which wins over the file.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&c.Source, "source", "/dev/kmsg", "the kernel log device, or a saved log file in any format `parse` reads (\"-\": standard input): its reports go through enrichment, the outbox and every sink, then run exits")
+	f.StringVar(&c.Source, "source", "/dev/kmsg", "the kernel log device, or a saved log file in any format \"oomscope parse\" reads (\"-\": standard input): its reports go through enrichment, the outbox and every sink, then run exits")
 	f.StringVar(&c.Device, "kmsg", "", "kernel log device (deprecated: use --source)")
 	_ = f.MarkHidden("kmsg")
 	f.StringVar(&c.NATSURL, "nats-url", "", "NATS server URL(s) to publish to, comma separated; empty starts the embedded server at --nats-listen; \"none\" disables NATS")
@@ -141,7 +154,7 @@ environment, which wins over the file.`,
 	f.StringVar(&c.Host, "host", defaultHost(), "alias of --node-name")
 	_ = f.MarkHidden("host")
 	f.IntVar(&c.MaxTasks, "max-tasks", oomparse.DefaultMaxTasks, "task-table rows kept per report (the largest by rss)")
-	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file for the pod lookup (default: the in-cluster configuration when running in a pod; \"none\" disables the lookup)")
+	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "kubeconfig file for the pod lookup and the Kubernetes Events (default: the in-cluster configuration when running in a pod; \"none\" disables both)")
 	f.StringSliceVar(&c.PodLabels, "pod-labels", kubepods.DefaultLabelKeys, "pod labels copied into reports")
 	f.StringVar(&c.CgroupRoot, "cgroup-root", cgroupfs.DefaultCgroupRoot, "where the host's cgroup filesystems are mounted (a DaemonSet mounts them at /host/sys/fs/cgroup)")
 	f.StringVar(&c.ProcRoot, "proc-root", cgroupfs.DefaultProcRoot, "where the host's procfs is mounted")
