@@ -22,6 +22,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/oomscope/oomscope/enrich/procattr"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/oomparse"
 	"github.com/oomscope/oomscope/report"
@@ -161,6 +162,10 @@ type Config struct {
 	AcceptUserspace bool
 	// Metrics, if set, counts records and reports.
 	Metrics *Metrics
+	// Victims, if set, reads the cgroup of every victim from /proc the
+	// moment its "Killed process" line is read, for the reports the kernel
+	// rate-limits to that line (give the same Tracker to the enricher).
+	Victims *procattr.Tracker
 	// DrainTimeout is how long, once ctx is done, the reports already read
 	// may still take to be enriched and stored (SIGTERM drains them into
 	// the outbox); zero means 10s. Reports still open in the parser are
@@ -386,6 +391,9 @@ func (r *runner) feed(p *oomparse.Parser, dst []report.Report, rec kmsg.Record) 
 	}
 	r.postponed = 0
 	r.cfg.Metrics.record()
+	if rec.Facility == 0 {
+		r.cfg.Victims.Observe(rec.Text)
+	}
 	return p.Feed(dst, rec)
 }
 

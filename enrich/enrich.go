@@ -12,6 +12,7 @@ import (
 	"github.com/oomscope/oomscope/enrich/cgpath"
 	"github.com/oomscope/oomscope/enrich/cgroupfs"
 	"github.com/oomscope/oomscope/enrich/diagnose"
+	"github.com/oomscope/oomscope/enrich/procattr"
 	"github.com/oomscope/oomscope/report"
 )
 
@@ -21,7 +22,16 @@ const (
 	SourceKubernetesAPI  = "kubernetes-api"
 	SourceCgroupSnapshot = "cgroup-snapshot"
 	SourceKernelCounters = "kernel-counters"
+	// SourceProc: the victim's cgroup was read from /proc/<pid>/cgroup
+	// as its line arrived (a report rate-limited to its victim line).
+	SourceProc = "proc"
 )
+
+// VictimCgroups gives the cgroup of a victim whose report lacks it, read
+// from /proc as its line arrived; *procattr.Tracker is one.
+type VictimCgroups interface {
+	Victim(pid int, comm string) (procattr.Reading, bool)
+}
 
 // lookupRetryInterval is how often a pod lookup is retried within the
 // lookup wait.
@@ -30,6 +40,7 @@ const lookupRetryInterval = 100 * time.Millisecond
 // Enricher adds pod identity, a cgroup snapshot, missed-kill findings and a
 // diagnosis to parsed reports. It is safe for concurrent use.
 type Enricher struct {
+	victims    VictimCgroups
 	lookup     PodLookup
 	cgroupRoot string
 	procRoot   string
@@ -119,6 +130,19 @@ func WithKillCounters(reg prometheus.Registerer) Option {
 	return func(e *Enricher) error { e.counters, e.registerer = true, reg; return nil }
 }
 
+// WithVictimCgroups attributes a report that lacks the victim's cgroup
+// (the kernel rate-limited it to its victim line) from v: the cgroup read
+// from /proc when the line arrived (see [report.AttributionProc]).
+func WithVictimCgroups(v VictimCgroups) Option {
+	return func(e *Enricher) error {
+		if v == nil {
+			return errors.New("enrich: WithVictimCgroups(nil)")
+		}
+		e.victims = v
+		return nil
+	}
+}
+
 // WithLiveWindow treats a report whose last line is older than d as read
 // late (replayed from the ring buffer at start-up, or after a backlog): it
 // gets no cgroup snapshot (its cgroup may be gone or reused) and is not
@@ -180,6 +204,19 @@ func (e *Enricher) Enrich(ctx context.Context, r *report.Report) *report.Enriche
 		return out
 	}
 	lim, vic := cgroupPaths(r)
+	switch {
+	case vic != "":
+		out.Attribution = report.AttributionReport
+		if e.victims != nil && len(r.Victims) > 0 {
+			e.victims.Victim(r.Victims[0].PID, r.Victims[0].Comm) // not needed: forget it
+		}
+	case e.victims != nil && len(r.Victims) > 0:
+		if rd, ok := e.victims.Victim(r.Victims[0].PID, r.Victims[0].Comm); ok {
+			vic = rd.Cgroup
+			out.Attribution = report.AttributionProc
+			out.Enrichment.Sources = append(out.Enrichment.Sources, SourceProc)
+		}
+	}
 	cg := &report.Cgroups{}
 	if lim != "" {
 		p := cgpath.Parse(lim)

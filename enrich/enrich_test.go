@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/oomscope/oomscope/enrich/procattr"
 	"github.com/oomscope/oomscope/internal/fixtures"
 	"github.com/oomscope/oomscope/internal/goldens"
 	"github.com/oomscope/oomscope/report"
@@ -240,4 +242,42 @@ func TestEnrichConcurrent(t *testing.T) {
 func parseCapture(t *testing.T, name string) []report.Report {
 	t.Helper()
 	return goldens.Parse(t, filepath.Join("..", "testdata", "captures", name))
+}
+
+// fakeVictims is a VictimCgroups with fixed readings.
+type fakeVictims map[int]procattr.Reading
+
+func (f fakeVictims) Victim(pid int, comm string) (procattr.Reading, bool) {
+	r, ok := f[pid]
+	return r, ok && r.Comm == comm
+}
+
+// TestEnrichAttributesPartialReportFromProc: a report the kernel cut down
+// to its victim line gets the victim's cgroup, pod and container from the
+// /proc reading, and says so; a full report keeps the kernel's own paths.
+func TestEnrichAttributesPartialReportFromProc(t *testing.T) {
+	victims := fakeVictims{
+		7: {PID: 7, Comm: "stress", Cgroup: fixtures.V2CtrPath},
+		8: {PID: 8, Comm: "stress", Cgroup: "/elsewhere"},
+	}
+	e, err := New(WithVictimCgroups(victims))
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := &report.Report{Kind: report.KindUnknown, Partial: true, Victims: []report.Victim{{PID: 7, Comm: "stress"}}}
+	er := e.Enrich(context.Background(), partial)
+	if er.Attribution != report.AttributionProc || er.Pod == nil || er.Pod.UID != fixtures.PodUID || er.Container == nil || er.Container.ID != fixtures.CID {
+		t.Errorf("partial report: attribution %q pod %+v container %+v", er.Attribution, er.Pod, er.Container)
+	}
+	if !slices.Contains(er.Enrichment.Sources, SourceProc) {
+		t.Errorf("sources %v lack %s", er.Enrichment.Sources, SourceProc)
+	}
+	other := &report.Report{Kind: report.KindUnknown, Partial: true, Victims: []report.Victim{{PID: 9, Comm: "stress"}}}
+	if er := e.Enrich(context.Background(), other); er.Attribution != "" || er.Pod != nil {
+		t.Errorf("a victim without a reading was attributed: %q %+v", er.Attribution, er.Pod)
+	}
+	full := fixtures.Memcg(fixtures.V2PodPath, fixtures.V2CtrPath, 96, nil, nil, report.Victim{PID: 8, Comm: "stress"})
+	if er := e.Enrich(context.Background(), full); er.Attribution != report.AttributionReport || er.Cgroups.Victim.Path != fixtures.V2CtrPath {
+		t.Errorf("full report: attribution %q victim %+v", er.Attribution, er.Cgroups.Victim)
+	}
 }

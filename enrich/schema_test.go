@@ -34,7 +34,7 @@ const (
 )
 
 // enrichKeys are the top-level keys report.Enriched adds to the report's.
-var enrichKeys = []string{"pod", "container", "cgroups", "snapshot", "missed_kills", "diagnosis", "enrichment"}
+var enrichKeys = []string{"pod", "container", "cgroups", "snapshot", "missed_kills", "diagnosis", "enrichment", "attribution"}
 
 // withBootID gives the parsed reports boot-id/seq ids, as the daemon's.
 var withBootID = oomparse.WithBootID("6a1f8c52-0d3e-4b7a-9c21-5e8f0a6b3d47")

@@ -29,7 +29,7 @@ const schemaFile = "../docs/report.schema.json"
 
 // schemaEnrichKeys are the top-level keys package enrich adds beside the
 // report's own (report.Enriched); they have no field in report.Report.
-var schemaEnrichKeys = []string{"pod", "container", "cgroups", "snapshot", "missed_kills", "diagnosis", "enrichment"}
+var schemaEnrichKeys = []string{"pod", "container", "cgroups", "snapshot", "missed_kills", "diagnosis", "enrichment", "attribution"}
 
 func reportSchemaValidator(t *testing.T) *jsonschema.Validator {
 	t.Helper()

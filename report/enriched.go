@@ -30,6 +30,12 @@ type Enriched struct {
 	MissedKills []MissedKills `json:"missed_kills,omitempty"`
 	// Diagnosis is the answer: which limit, what was killed, why.
 	Diagnosis *Diagnosis `json:"diagnosis,omitempty"`
+	// Attribution says how the victim's cgroup (and so its pod) is known:
+	// "report" when the kernel printed it in the report, "proc" when the
+	// report lacks it (the kernel rate-limited it to its victim line) and
+	// the victim's /proc/<pid>/cgroup was read as its line arrived, for a
+	// process of the same name. Empty when it is not known.
+	Attribution string `json:"attribution,omitempty"`
 	// Enrichment says which sources were used and what failed.
 	Enrichment Enrichment `json:"enrichment"`
 }
@@ -137,4 +143,10 @@ const (
 	ContainerKindApp       = "app"
 	ContainerKindInit      = "init"
 	ContainerKindEphemeral = "ephemeral"
+)
+
+// Attribution values (see [Enriched.Attribution]).
+const (
+	AttributionReport = "report"
+	AttributionProc   = "proc"
 )

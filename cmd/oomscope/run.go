@@ -27,6 +27,7 @@ import (
 	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/enrich/cgroupfs"
 	"github.com/oomscope/oomscope/enrich/kubepods"
+	"github.com/oomscope/oomscope/enrich/procattr"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/kube"
 	"github.com/oomscope/oomscope/natsd"
@@ -236,7 +237,8 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	base := []enrich.Option{enrich.WithCgroupRoot(c.CgroupRoot), enrich.WithProcRoot(c.ProcRoot), enrich.WithLogger(log)}
+	victims := procattr.New(c.ProcRoot)
+	base := []enrich.Option{enrich.WithCgroupRoot(c.CgroupRoot), enrich.WithProcRoot(c.ProcRoot), enrich.WithLogger(log), enrich.WithVictimCgroups(victims)}
 	if pods := startPodLookup(ctx, c, log); pods != nil {
 		base = append(base, enrich.WithPodLookup(pods))
 	}
@@ -305,6 +307,7 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 		ParserOptions: popts,
 		Logger:        log,
 		Metrics:       metrics,
+		Victims:       victims,
 		DrainTimeout:  c.ShutdownGrace,
 		OnReady: func() {
 			health.kmsg.Store(true)

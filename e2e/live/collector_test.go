@@ -13,6 +13,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/oomscope/oomscope/daemon"
+	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/enrich/procattr"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/report"
 	"github.com/oomscope/oomscope/sink"
@@ -31,7 +33,10 @@ type collector struct {
 	mu      sync.Mutex
 	records []kmsg.Record
 	reports []report.Report
-	errs    []error
+	// attributed holds, per report id, how its victim's cgroup was known
+	// and that cgroup (enrichment with /proc attribution, as run does).
+	attributed map[string][2]string
+	errs       []error
 	// injected counts records not from the kernel (facility != 0).
 	injected int
 }
@@ -45,6 +50,11 @@ func (c *collector) Publish(_ context.Context, d sink.Delivery) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reports = append(c.reports, *r.Report)
+	victim := ""
+	if r.Cgroups != nil && r.Cgroups.Victim != nil {
+		victim = r.Cgroups.Victim.Path
+	}
+	c.attributed[r.ID] = [2]string{r.Attribution, victim}
 	return nil
 }
 
@@ -56,17 +66,24 @@ func startCollector(t *testing.T, log zerolog.Logger) *collector {
 		cancel()
 		t.Fatalf("open live kernel log: %v", err)
 	}
-	c := &collector{live: live, cancel: cancel, done: make(chan struct{})}
+	c := &collector{live: live, cancel: cancel, done: make(chan struct{}), attributed: map[string][2]string{}}
+	victims := procattr.New("/proc")
+	enricher, err := enrich.New(enrich.WithVictimCgroups(victims))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ready := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		err := daemon.Run(ctx, daemon.Config{
-			Start:   daemon.StartEnd,
-			Sink:    c,
-			Logger:  log,
-			OnReady: func() { close(ready) },
+			Start:    daemon.StartEnd,
+			Sink:     c,
+			Enricher: enricher,
+			Victims:  victims,
+			Logger:   log,
+			OnReady:  func() { close(ready) },
 		})
 		if err != nil {
 			c.mu.Lock()
@@ -195,4 +212,12 @@ func lastOOMKill() (time.Duration, bool, error) {
 			last, found = rec.Mono, true
 		}
 	}
+}
+
+// attribution returns how report id's victim cgroup was known, and it.
+func (c *collector) attribution(id string) (how, cgroup string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := c.attributed[id]
+	return a[0], a[1]
 }

@@ -30,9 +30,9 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
-	"github.com/oomscope/oomscope/internal/cgscratch"
 	"github.com/oomscope/oomscope/e2e/kernellock"
 	"github.com/oomscope/oomscope/enrich/cgpath"
+	"github.com/oomscope/oomscope/internal/cgscratch"
 	"github.com/oomscope/oomscope/report"
 )
 
@@ -386,7 +386,7 @@ func TestLiveOOM(t *testing.T) {
 			}
 			reconcile(rt, sc.name, e.leaves[sc.name], ks, ours)
 			if sc.name == "burst-ratelimited" {
-				checkBurst(rt, ks, reports, ours)
+				checkBurst(rt, ks, reports, ours, col)
 			}
 			if sc.capture != "" && os.Getenv("OOMSCOPE_E2E_CAPTURE") == "1" {
 				capture(t, col, h.Version(), sc.capture, ks, ours)
@@ -625,9 +625,10 @@ func reconcile(t testing.TB, name string, leaves []*cgscratch.Cgroup, ks []kill,
 // checkBurst asserts that the kernel did rate limit the burst, that every
 // bare victim line still became its own partial report, and that the report
 // after the burst counts the suppressed ones.
-func checkBurst(t testing.TB, ks []kill, all, ours []report.Report) {
+func checkBurst(t testing.TB, ks []kill, all, ours []report.Report, col *collector) {
 	t.Helper()
 	pids := map[int]bool{}
+	cgroupOf := map[int]string{}
 	var after kill
 	for _, k := range ks {
 		if k.afterBurst {
@@ -635,8 +636,9 @@ func checkBurst(t testing.TB, ks []kill, all, ours []report.Report) {
 			continue
 		}
 		pids[k.victim] = true
+		cgroupOf[k.victim] = k.taskMemcg
 	}
-	partial, full := 0, 0
+	partial, full, attributed := 0, 0, 0
 	var firstSeq uint64
 	for _, r := range ours {
 		if len(r.Victims) == 0 || !pids[r.Victims[0].PID] {
@@ -649,6 +651,13 @@ func checkBurst(t testing.TB, ks []kill, all, ours []report.Report) {
 			partial++
 			if r.Trigger != nil || r.Memory != nil || r.OOMMemcg != "" || len(r.Tasks) > 0 {
 				t.Errorf("scenario burst-ratelimited: partial report %s of pid %d holds header facts it cannot have", r.ID, r.Victims[0].PID)
+			}
+			// Attribution from /proc: right or absent, never wrong.
+			switch how, cg := col.attribution(r.ID); {
+			case how == report.AttributionProc && cg == cgroupOf[r.Victims[0].PID]:
+				attributed++
+			case how != "" || cg != "":
+				t.Errorf("scenario burst-ratelimited: partial report %s of pid %d attributed %q to %s, want %s or nothing", r.ID, r.Victims[0].PID, how, cg, cgroupOf[r.Victims[0].PID])
 			}
 		} else {
 			full++
@@ -680,7 +689,7 @@ func checkBurst(t testing.TB, ks []kill, all, ours []report.Report) {
 	case afterReport.SuppressedBefore != suppressed:
 		t.Errorf("scenario burst-ratelimited: expected the report after the burst to count %d suppressed reports (\"callbacks suppressed\"), parsed %d", suppressed, afterReport.SuppressedBefore)
 	}
-	t.Logf("burst: %d kills, %d full reports, %d partial; the next report counts %d suppressed", n, full, partial, suppressed)
+	t.Logf("burst: %d kills, %d full reports, %d partial (%d attributed from /proc to the right cgroup); the next report counts %d suppressed", n, full, partial, attributed, suppressed)
 }
 
 // capture saves the scenario's raw records as a golden input.
