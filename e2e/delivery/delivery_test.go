@@ -52,7 +52,7 @@ func reportJSON(t testing.TB, i int) (string, []byte) {
 // counter is a sink that counts the reports it was given.
 type counter struct{ n atomic.Int64 }
 
-func (c *counter) Name() string                                { return "counter" }
+func (c *counter) Name() string                                 { return "counter" }
 func (c *counter) Publish(context.Context, sink.Delivery) error { c.n.Add(1); return nil }
 
 // TestTenThousandThroughTwoNATSRestarts: 10,000 reports put into the
