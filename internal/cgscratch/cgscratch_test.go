@@ -11,8 +11,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/oomscope/oomscope/internal/cgscratch"
 	"github.com/oomscope/oomscope/enrich/cgpath"
+	"github.com/oomscope/oomscope/internal/cgscratch"
 	"github.com/oomscope/oomscope/report"
 )
 
