@@ -27,14 +27,42 @@ func (p *Parser) line(dst []report.Report, line string) []report.Report {
 		}
 		return p.unknownLine(dst, line)
 	}
+	switch s.role {
+	case roleNever:
+		if p.tentative { // the dump is another kind's
+			dst = p.emit(dst, "")
+			p.otherDump = otherDumpRecords
+			return dst
+		}
+		return p.unknownLine(dst, line)
+	case roleOpen:
+		if p.tentative && !p.confirm() || !p.tentative && p.splits(s) {
+			dst = p.emit(dst, "the next report started")
+			return p.idleLine(dst, line, s)
+		}
+	case roleTentative:
+		if s.rank < p.maxRank { // a generic line never starts a report on its own
+			return p.unknownLine(dst, line)
+		}
+	}
 	done, dst := p.known(dst, s, line)
 	if !done {
 		return p.unknownLine(dst, line)
 	}
-	if s.rank != rankAny {
-		p.unrelated = 0
-	}
+	p.saw(s)
 	return dst
+}
+
+// saw notes that the open report took a line of row s.
+func (p *Parser) saw(s *shape) {
+	if p.r == nil || s.rank == rankAny {
+		return
+	}
+	p.unrelated = 0
+	p.seenRow[s.id] = true
+	if s.rank > p.maxRank {
+		p.maxRank = s.rank
+	}
 }
 
 // known handles a line of row s in an open report. It reports false when
@@ -58,15 +86,21 @@ func (p *Parser) known(dst []report.Report, s *shape, line string) (bool, []repo
 		p.sectionStart(s.kind, line)
 		return true, dst
 	case kTaskRow:
-		return p.state == stTasks && p.taskRow(line), dst
+		if p.state != stTasks && p.cols != nil {
+			return false, dst // a row away from its table
+		}
+		p.state = stTasks
+		return p.taskRow(line), dst
 	case kNever:
 		return false, dst
 	}
 	return p.victimLine(dst, s.kind, line)
 }
 
-// idleLine handles a line while no report is open: a header starts one; a
-// victim line without a header is a rate-limited (partial) report.
+// idleLine handles a line while no report is open: a header starts one;
+// a victim line without a header is a rate-limited (partial) report;
+// another OOM-specific line opens a report whose beginning is missing; a
+// generic line opens a tentative one.
 func (p *Parser) idleLine(dst []report.Report, line string, s *shape) []report.Report {
 	if s == nil {
 		return dst
@@ -75,23 +109,59 @@ func (p *Parser) idleLine(dst []report.Report, line string, s *shape) []report.R
 	case kHeader:
 		if h, ok := parseHeader(line); ok {
 			p.startHeader(h)
+			p.saw(s)
 		}
+		return dst
 	case kSuppressed:
 		if n, ok := parseSuppressed(line); ok {
 			p.suppressed += n
 		}
+		return dst
 	case kReaper:
 		// A late reaper line of a held report, or of a report already
 		// delivered or never seen (then dropped).
 		if pid, r, ok := parseReaper(line); ok {
 			p.attachHeld(pid, r)
 		}
+		return dst
 	case kKilled, kExiting:
-		p.bareVictim(line)
+		if p.bareVictim(line) {
+			p.saw(s)
+		}
+		return dst
 	case kKill:
-		p.bareKill(line)
+		if p.bareKill(line) {
+			p.saw(s)
+		}
+		return dst
 	case kGroup, kNoKillable:
 		p.bareOther(s.kind, line)
+		p.saw(s)
+		return dst
+	}
+	switch s.role {
+	case roleNever:
+		p.otherDump = otherDumpRecords
+		return dst
+	case roleOpen:
+		if !opens(s, line) {
+			return dst
+		}
+		p.openHeadless(s)
+	case roleTentative:
+		if p.otherDump > 0 || !opens(s, line) {
+			return dst
+		}
+		p.openTentative(s)
+	default:
+		return dst
+	}
+	if s.kind == kTaskRow {
+		p.state = stTasks
+	}
+	done, dst := p.known(dst, s, line)
+	if done {
+		p.saw(s)
 	}
 	return dst
 }
@@ -382,6 +452,9 @@ func (p *Parser) unknownLine(dst []report.Report, line string) []report.Report {
 			t.CallTrace = append(t.CallTrace, clipBytes(line, maxTraceBytes))
 		}
 		p.unrelated++
+		if p.tentative && p.unrelated >= tentativeMaxUnrelated {
+			return p.emit(dst, "")
+		}
 	case stVictims:
 		p.lingered++
 		if p.cfg.victimLinger == 0 || p.lingered >= p.cfg.lingerRecords {

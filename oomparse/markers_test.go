@@ -1,6 +1,9 @@
 package oomparse
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // markerSamples has one line of every kind of the table, and lines that
 // look like one kind but are another (hostile process names).
@@ -86,7 +89,7 @@ func TestClassify(t *testing.T) {
 func TestQuietFilter(t *testing.T) {
 	for _, tt := range markerSamples {
 		s := classify(tt.line)
-		want := s != nil && (s.role == roleOpen || s.role == roleCross)
+		want := s != nil && s.role != roleContinue
 		for _, text := range []string{tt.line, "eth0: up\n" + tt.line} {
 			if got := mayMatter(text); want && !got || s == nil && got {
 				t.Errorf("mayMatter(%q) = %v, want %v", text, got, want)
@@ -103,6 +106,9 @@ func TestTableRows(t *testing.T) {
 		}
 		if s.name == "" {
 			t.Errorf("row %d has no name", i)
+		}
+		if s.key != 0 && !strings.Contains(s.infix, string(s.key)) {
+			t.Errorf("row %d (%s): key %q is not in the infix %q", i, s.name, s.key, s.infix)
 		}
 		if s.role == roleCross && s.rank != rankAny {
 			t.Errorf("row %d (%s): a line of another context has no place in a report", i, s.name)

@@ -104,6 +104,11 @@ type Parser struct {
 	lingered   int // unrelated records seen after the victim
 	recUsed    bool
 	cur        *kmsg.Record
+	tentative  bool   // opened by a generic line: dropped unless an OOM-specific line follows
+	openedBy   string // the row name of the line that opened a report without its header
+	era        *era   // the column set of a task table read without its header
+	maxRank    rank   // the furthest section of the report seen
+	seenRow    [len(shapes)]bool
 	chosen     *report.Chosen // "Kill process ... or sacrifice child" awaiting its Killed line
 	chosenMsg  string         // that line's message prefix
 	last       lastStamp
@@ -123,6 +128,7 @@ type Parser struct {
 	lastSeq    uint64
 	haveSeq    bool
 	suppressed int
+	otherDump  int           // records left during which generic lines open nothing (see roleNever)
 	now        time.Duration // the latest kernel time seen (records, Expire)
 	hasNow     bool
 	held       []heldReport // finished reports waiting for reaper lines, in order
@@ -185,6 +191,9 @@ func (p *Parser) Feed(dst []report.Report, rec kmsg.Record) []report.Report {
 		p.trackSeq(rec.HasSeq, rec.Seq)
 		if rec.HasMono {
 			p.advance(rec.Mono)
+		}
+		if p.otherDump > 0 {
+			p.otherDump--
 		}
 		if len(p.held) > 0 {
 			dst = p.deliverDue(dst)
@@ -308,6 +317,9 @@ func (p *Parser) process(dst []report.Report, rec *kmsg.Record) []report.Report 
 	}
 	if len(p.held) > 0 {
 		dst = p.deliverDue(dst)
+	}
+	if p.r == nil && p.otherDump > 0 {
+		p.otherDump--
 	}
 	if p.r == nil && !mayMatter(rec.Text) {
 		return dst
@@ -488,6 +500,8 @@ func (p *Parser) open() {
 	p.hash = sha256.New()
 	p.tasks = taskTable{max: p.cfg.maxTasks}
 	p.cols, p.stats, p.caller, p.chosen = nil, -1, "", nil
+	p.tentative, p.openedBy, p.era, p.maxRank, p.seenRow = false, "", nil, rankHeader, [len(shapes)]bool{}
+	p.otherDump = 0
 	p.hasMono, p.unrelated, p.lingered = false, 0, 0
 	p.recUsed = false
 	p.rawBytes, p.memInfoN, p.statN, p.overflowed = 0, 0, 0, [numSections]bool{}
@@ -544,6 +558,13 @@ func (p *Parser) emit(dst []report.Report, reason string) []report.Report {
 	r := p.r
 	if r == nil {
 		return dst
+	}
+	if p.tentative {
+		// Only generic lines: no OOM report (a stack or memory dump of
+		// another kind). Nothing is delivered.
+		p.r, p.hash, p.state, p.cols, p.stats, p.tentative = nil, nil, stIdle, nil, -1, false
+		p.tasks = taskTable{}
+		return p.deliverDue(dst)
 	}
 	if len(r.Victims) == 0 && !r.NoKillable && r.Panic == "" {
 		r.Incomplete = true
