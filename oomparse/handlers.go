@@ -120,7 +120,7 @@ func (p *Parser) idleLine(dst []report.Report, line string, s *shape) []report.R
 	case kReaper:
 		// A late reaper line of a held report, or of a report already
 		// delivered or never seen (then dropped).
-		if pid, r, ok := parseReaper(line); ok {
+		if pid, _, r, ok := parseReaper(line); ok {
 			p.attachHeld(pid, r)
 		}
 		return dst
@@ -181,19 +181,34 @@ func (p *Parser) startHeader(h header) {
 	}
 }
 
+// killed is a Killed or already-exiting line.
+type killed struct {
+	v       report.Victim
+	exiting bool // an "already exiting" line: v holds its pid, comm and message
+}
+
+// parseKilledOrExiting parses a Killed or already-exiting line.
+func parseKilledOrExiting(line string) (killed, bool) {
+	if v, ok := parseKilled(line); ok {
+		return killed{v: v}, true
+	}
+	if e, ok := parseExiting(line); ok {
+		return killed{v: report.Victim{PID: e.PID, Comm: e.Comm, Message: e.Message}, exiting: true}, true
+	}
+	return killed{}, false
+}
+
 // bareVictim starts a partial report from a Killed / already-exiting line.
 func (p *Parser) bareVictim(line string) bool {
-	v, ok := parseKilled(line)
+	k, ok := parseKilledOrExiting(line)
 	if !ok {
-		if v, ok = parseExiting(line); !ok {
-			if strings.Contains(line, killedMarker) {
-				p.malformed(line, "Killed process")
-			}
-			return false
+		if strings.Contains(line, killedMarker) {
+			p.malformed(line, "Killed process")
 		}
+		return false
 	}
 	p.openPartial()
-	p.addVictim(v)
+	p.addVictim(k)
 	return true
 }
 
@@ -269,7 +284,7 @@ func (p *Parser) victimLine(dst []report.Report, k kind, line string) (bool, []r
 			p.state = stKill
 		}
 	case kReaper:
-		pid, r, ok := parseReaper(line)
+		pid, comm, r, ok := parseReaper(line)
 		if !ok {
 			p.malformed(line, "oom_reaper")
 			return true, dst
@@ -282,7 +297,9 @@ func (p *Parser) victimLine(dst []report.Report, k kind, line string) (bool, []r
 				return true, dst
 			}
 		}
-		p.attachHeld(pid, r) // an earlier report's, or one never seen
+		if !p.attachHeld(pid, r) { // an earlier report's, or one never seen
+			p.inferVictim(pid, comm, r)
+		}
 	case kKilled, kExiting:
 		dst = p.killedLine(dst, line)
 	case kKill, kSharing:
@@ -324,32 +341,51 @@ func (p *Parser) victimLine(dst []report.Report, k kind, line string) (bool, []r
 
 // killedLine handles "Killed process" and "already exiting" lines.
 func (p *Parser) killedLine(dst []report.Report, line string) []report.Report {
-	v, ok := parseKilled(line)
+	k, ok := parseKilledOrExiting(line)
 	if !ok {
-		if v, ok = parseExiting(line); !ok {
-			p.malformed(line, "Killed process")
-			return dst
-		}
+		p.malformed(line, "Killed process")
+		return dst
 	}
 	if p.state == stVictims && p.r.OOMGroup == "" {
 		// A second kill without memory.oom.group: the next, rate-limited report.
 		dst = p.emit(dst, "")
 		p.openPartial()
-		p.addVictim(v)
+		p.addVictim(k)
 		return dst
 	}
 	p.use()
-	if p.r.OOMGroup != "" {
-		v.GroupMember = true
+	if p.r.OOMGroup != "" && !k.exiting {
+		k.v.GroupMember = true
 		for i := range p.r.Victims {
-			if p.r.Victims[i].PID == v.PID {
+			if p.r.Victims[i].PID == k.v.PID {
 				p.r.Victims[i].GroupMember = true // the victim, printed again as a member
 				return dst
 			}
 		}
 	}
-	p.addVictim(v)
+	p.addVictim(k)
 	return dst
+}
+
+// inferVictim names the victim of a report whose Killed line is missing
+// from an oom_reaper line about the process the report says it chose (the
+// summary's pid, or the Kill line's): the reaper only reaps a killed
+// process. A reaper line about another pid names nobody.
+func (p *Parser) inferVictim(pid int, comm string, rp report.Reaper) {
+	if len(p.r.Victims) > 0 {
+		return
+	}
+	sv, c := p.r.SummaryVictim, p.chosen
+	if !(sv != nil && sv.PID == pid || c != nil && c.PID == pid) {
+		return
+	}
+	p.use()
+	v := report.Victim{PID: pid, Comm: comm, Inferred: "oom_reaper"}
+	rr := rp
+	v.Reaper = &rr
+	p.problem("no Killed line: the victim is named by its oom_reaper line (sizes unknown)")
+	p.r.Incomplete = true
+	p.addVictim(killed{v: v})
 }
 
 // killLine handles "Kill process ... or sacrifice child" (<= 5.0) and
@@ -382,18 +418,26 @@ func (p *Parser) killLine(dst []report.Report, line string) []report.Report {
 	return dst
 }
 
-// addVictim appends v to the open report and enters the victims state.
-func (p *Parser) addVictim(v report.Victim) {
+// addVictim appends a killed (or already exiting) task to the open report
+// and enters the victims state.
+func (p *Parser) addVictim(k killed) {
+	v := k.v
 	if p.cur != nil && p.cur.HasSeq {
 		v.Seq = p.cur.Seq
 	}
-	if len(p.r.Victims) >= p.cfg.maxTasks {
+	if len(p.r.Victims)+len(p.r.AlreadyExiting) >= p.cfg.maxTasks {
 		p.overflow(secVictims, p.cfg.maxTasks)
 		p.enterVictims()
 		return
 	}
 	v.Comm = clipBytes(v.Comm, maxNameBytes)
 	v.Message = clipBytes(v.Message, maxNameBytes)
+	if k.exiting {
+		// Chosen but not killed: not a victim.
+		p.r.AlreadyExiting = append(p.r.AlreadyExiting, report.ExitingTask{PID: v.PID, Comm: v.Comm, Message: v.Message, Seq: v.Seq})
+		p.enterVictims()
+		return
+	}
 	if p.chosen != nil {
 		v.Chosen, p.chosen = p.chosen, nil
 		if v.Message == "" {

@@ -363,7 +363,7 @@ func parseKilled(line string) (report.Victim, bool) {
 	}
 	v := report.Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), UID: uid}
 	rest = "total-vm:" + rest
-	seen := 0
+	var sizes [3]*uint64 // total-vm, anon-rss, file-rss
 	for _, f := range strings.Fields(strings.ReplaceAll(rest, ",", " ")) {
 		k, val, found := strings.Cut(f, ":")
 		if !found {
@@ -371,33 +371,40 @@ func parseKilled(line string) (report.Victim, bool) {
 		}
 		switch k {
 		case "total-vm":
-			v.TotalVMBytes, ok = parseKB(val)
-			seen++
+			sizes[0] = kbPtr(val)
 		case "anon-rss":
-			v.AnonRSSBytes, ok = parseKB(val)
-			seen++
+			sizes[1] = kbPtr(val)
 		case "file-rss":
-			v.FileRSSBytes, ok = parseKB(val)
-			seen++
+			sizes[2] = kbPtr(val)
 		case "shmem-rss":
-			if n, ok := parseKB(val); ok {
-				v.ShmemRSSBytes = &n
-			}
+			v.ShmemRSSBytes = kbPtr(val)
 		case "UID":
 			if n, ok := atoiOK(val); ok {
 				v.UID = &n
 			}
 		case "pgtables":
-			if n, ok := parseKB(val); ok {
-				v.PgtablesBytes = &n
-			}
+			v.PgtablesBytes = kbPtr(val)
 		case "oom_score_adj":
 			if n, ok := atoiOK(val); ok {
 				v.OOMScoreAdj = &n
 			}
 		}
 	}
-	return v, seen == 3
+	v.SetSizes(sizes[0], sizes[1], sizes[2])
+	return v, sizes[0] != nil && sizes[1] != nil && sizes[2] != nil
+}
+
+// kbPtr parses "123kB" into bytes, nil when it is not that (a number cut
+// before its unit is no number).
+func kbPtr(s string) *uint64 {
+	if !strings.HasSuffix(s, "kB") && !strings.HasSuffix(s, "KB") {
+		return nil
+	}
+	n, ok := parseKB(s)
+	if !ok {
+		return nil
+	}
+	return &n
 }
 
 // parseKill is "<msg>: Kill process N (comm) score S or sacrifice child" (<= 5.0).
@@ -428,16 +435,16 @@ func parseSharing(line string) (report.PIDComm, bool) {
 }
 
 // parseExiting is "<msg>: OOM victim N (comm) is already exiting. Skip killing the task".
-func parseExiting(line string) (report.Victim, bool) {
+func parseExiting(line string) (report.ExitingTask, bool) {
 	i := strings.Index(line, "OOM victim ")
 	if i < 0 || !strings.HasSuffix(line, exitingMarker) {
-		return report.Victim{}, false
+		return report.ExitingTask{}, false
 	}
 	pid, comm, _, ok := cutPIDComm(line[i+len("OOM victim "):], exitingMarker)
 	if !ok {
-		return report.Victim{}, false
+		return report.ExitingTask{}, false
 	}
-	return report.Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), Exiting: true}, true
+	return report.ExitingTask{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": ")}, true
 }
 
 // parseGroup is "Tasks in <path> are going to be killed due to memory.oom.group set".
@@ -451,22 +458,22 @@ func parseGroup(line string) (string, bool) {
 
 // reaperLine is "oom_reaper: reaped process N (comm), now anon-rss:NkB, file-rss:NkB, shmem-rss:NkB"
 // or "oom_reaper: unable to reap pid:N (comm)".
-func parseReaper(line string) (pid int, r report.Reaper, ok bool) {
+func parseReaper(line string) (pid int, comm string, r report.Reaper, ok bool) {
 	rest, found := strings.CutPrefix(line, reaperPrefix)
 	if !found {
-		return 0, r, false
+		return 0, "", r, false
 	}
 	if s, found := strings.CutPrefix(rest, "unable to reap pid:"); found {
-		pid, _, _, ok = cutPIDComm(s+" ", ")")
-		return pid, report.Reaper{}, ok
+		pid, comm, _, ok = cutPIDComm(s+" ", ")")
+		return pid, comm, report.Reaper{}, ok
 	}
 	s, found := strings.CutPrefix(rest, "reaped process ")
 	if !found {
-		return 0, r, false
+		return 0, "", r, false
 	}
-	pid, _, tail, ok := cutPIDComm(s, "), now ")
+	pid, comm, tail, ok := cutPIDComm(s, "), now ")
 	if !ok {
-		return 0, r, false
+		return 0, "", r, false
 	}
 	r.Reaped = true
 	for _, f := range strings.Fields(strings.ReplaceAll(tail, ",", " ")) {
@@ -480,7 +487,7 @@ func parseReaper(line string) (pid int, r report.Reaper, ok bool) {
 			r.ShmemRSSBytes, _ = parseKB(v)
 		}
 	}
-	return pid, r, true
+	return pid, comm, r, true
 }
 
 // parsePinned is "oom killer N (comm) has mm pinned by M (comm2)".

@@ -566,7 +566,16 @@ func (p *Parser) emit(dst []report.Report, reason string) []report.Report {
 		p.tasks = taskTable{}
 		return p.deliverDue(dst)
 	}
-	if len(r.Victims) == 0 && !r.NoKillable && r.Panic == "" {
+	if p.chosen != nil {
+		// A Kill line whose Killed line is missing: the chosen task, not
+		// necessarily the one killed.
+		c := *p.chosen
+		c.Message = p.chosenMsg
+		r.Chosen = &c
+		p.chosen = nil
+		p.problem("the Killed line after the Kill process line is missing: the chosen task is kept apart, the kernel may have killed a child instead")
+	}
+	if len(r.Victims) == 0 && len(r.AlreadyExiting) == 0 && !r.NoKillable && r.Panic == "" {
 		r.Incomplete = true
 		if reason == "" {
 			reason = "the report ended"
@@ -686,11 +695,21 @@ func kindOf(r *report.Report) string {
 	case r.MemInfo != nil:
 		return report.KindGlobal
 	}
+	msgs := make([]string, 0, len(r.Victims)+len(r.AlreadyExiting)+1)
 	for _, v := range r.Victims {
+		msgs = append(msgs, v.Message)
+	}
+	for _, e := range r.AlreadyExiting {
+		msgs = append(msgs, e.Message)
+	}
+	if r.Chosen != nil {
+		msgs = append(msgs, r.Chosen.Message)
+	}
+	for _, m := range msgs {
 		switch {
-		case strings.HasPrefix(v.Message, "Memory cgroup out of memory"):
+		case strings.HasPrefix(m, "Memory cgroup out of memory"):
 			return report.KindMemcg
-		case strings.HasPrefix(v.Message, "Out of memory"):
+		case strings.HasPrefix(m, "Out of memory"):
 			return report.KindGlobal
 		}
 	}

@@ -29,11 +29,30 @@ func writeText(w io.Writer, er *report.Enriched) error {
 		} else if v.GroupMember {
 			what = "group kill"
 		}
+		if v.Inferred != "" {
+			line(what, "%s (pid %d): named by its %s line, the Killed line is missing", v.Comm, v.PID, v.Inferred)
+			continue
+		}
 		line(what, "%s (pid %d): anon %s, file %s, shmem %s%s", v.Comm, v.PID,
-			human(v.AnonRSSBytes), human(v.FileRSSBytes), humanPtr(v.ShmemRSSBytes), adj(v.OOMScoreAdj))
+			humanPtr(v.AnonRSS), humanPtr(v.FileRSS), humanPtr(v.ShmemRSSBytes), adj(v.OOMScoreAdj))
+	}
+	for _, e := range r.AlreadyExiting {
+		line("not killed", "%s (pid %d): already exiting, the kernel skipped it", e.Comm, e.PID)
+	}
+	if c := r.Chosen; c != nil {
+		line("chosen", "%s (pid %d, score %d): its Killed line is missing (the kernel may have killed a child instead)", c.Comm, c.PID, c.Score)
 	}
 	if len(r.Victims) == 0 {
-		line("killed", "nothing%s", map[bool]string{true: " (no killable process)", false: " seen"}[r.NoKillable])
+		why := " seen"
+		switch {
+		case r.NoKillable:
+			why = " (no killable process)"
+		case len(r.AlreadyExiting) > 0:
+			why = " (the task chosen was already exiting)"
+		case r.Panic != "":
+			why = " (the kernel panicked)"
+		}
+		line("killed", "nothing%s", why)
 	}
 	if r.TaskMemcg != "" {
 		line("in", "%s", r.TaskMemcg)
