@@ -168,6 +168,13 @@ func (p *Parser) idleLine(dst []report.Report, line string, s *shape) []report.R
 
 // startHeader opens a report from its header line.
 func (p *Parser) startHeader(h header) {
+	if rec, prev := p.cur, p.curPrev; rec != nil && prev.ok && !rec.HasSeq && rec.HasMono && prev.mono == rec.Mono &&
+		prev.host == rec.Host && len(prev.text)+1+len(h.comm) <= maxComm && strings.HasPrefix(rec.Text, h.comm+invokedMarker) {
+		// The trigger's name held a newline and the kernel's syslog
+		// rendering printed its start on a line of its own, with the
+		// header's timestamp.
+		h.comm = prev.text + "\n" + h.comm
+	}
 	p.open()
 	p.use()
 	t := &report.Trigger{Comm: h.comm, GFPMask: h.gfpMask, Order: h.order, OOMScoreAdj: h.adj}

@@ -290,7 +290,7 @@ func parseSummary(line string) (summary, bool) {
 		s.pid, s.hasPID = atoiOK(rest[i+len(",pid="):])
 		rest = rest[:i]
 	}
-	if i := strings.LastIndex(rest, ",task="); i >= 0 {
+	if i := taskField(rest); i >= 0 {
 		s.task = rest[i+len(",task="):]
 		rest = rest[:i]
 	}
@@ -336,6 +336,21 @@ func parseSummary(line string) (summary, bool) {
 		}
 	}
 	return s, s.constraint != "" || s.hasPID
+}
+
+// taskField returns where ",task=" starts the last field of rest (the
+// summary before its ",pid="): the first such marker whose value is no
+// longer than a process name, since the name itself may hold ",task=".
+func taskField(rest string) int {
+	last := strings.LastIndex(rest, ",task=")
+	if last < 0 {
+		return -1
+	}
+	from := max(0, len(rest)-maxComm-len(",task="))
+	if i := strings.Index(rest[from:], ",task="); i >= 0 {
+		return from + i
+	}
+	return last
 }
 
 // killed is a "Killed process" line:

@@ -95,6 +95,9 @@ type shape struct {
 	// once: a report holds at most one such line; a second one starts the
 	// next report.
 	once bool
+	// names: the line prints a process name or a cgroup path, which may
+	// hold newlines: a record that starts with it is one line (split.go).
+	names bool
 	// other: the line may be printed by another task or CPU than the one
 	// that prints the report (the next report's header, the reaper's
 	// lines, the never rate-limited victim lines of the next kill).
@@ -117,18 +120,18 @@ type shape struct {
 var shapes = [...]shape{
 	// The header's marker is longer than a process name and follows one:
 	// where it follows 15 bytes or fewer, nothing else can be the line.
-	{kind: kHeader, name: "header", role: roleOpen, other: true, rank: rankHeader, once: true, test: headerAtComm},
-	{kind: kTaskRow, name: "task row", role: roleOpen, rank: rankTasks, prefix: "[", test: isTaskRow},
+	{kind: kHeader, name: "header", names: true, role: roleOpen, other: true, rank: rankHeader, once: true, test: headerAtComm},
+	{kind: kTaskRow, name: "task row", names: true, role: roleOpen, rank: rankTasks, prefix: "[", test: isTaskRow},
 	{kind: kTaskHeader, name: "task table header", role: roleOpen, rank: rankTasks, once: true, prefix: "[", test: isTaskHeader},
-	{kind: kSummary, name: "oom-kill summary", role: roleOpen, rank: rankSummary, once: true, prefix: summaryPrefix},
-	{kind: kReaper, name: "oom_reaper", role: roleCross, other: true, rank: rankAny, prefix: reaperPrefix},
-	{kind: kPinned, name: "mm pinned", role: roleContinue, rank: rankKill, prefix: "oom killer ", infix: ") has mm pinned by "},
-	{kind: kSharing, name: "sharing same memory", role: roleContinue, rank: rankKill, prefix: killMarker, suffix: ") sharing same memory"},
-	{kind: kGroup, name: "memory.oom.group", role: roleOpen, other: true, rank: rankKill, once: true, prefix: groupPrefix, suffix: groupSuffix},
+	{kind: kSummary, name: "oom-kill summary", names: true, role: roleOpen, rank: rankSummary, once: true, prefix: summaryPrefix},
+	{kind: kReaper, name: "oom_reaper", names: true, role: roleCross, other: true, rank: rankAny, prefix: reaperPrefix},
+	{kind: kPinned, name: "mm pinned", names: true, role: roleContinue, rank: rankKill, prefix: "oom killer ", infix: ") has mm pinned by "},
+	{kind: kSharing, name: "sharing same memory", names: true, role: roleContinue, rank: rankKill, prefix: killMarker, suffix: ") sharing same memory"},
+	{kind: kGroup, name: "memory.oom.group", names: true, role: roleOpen, other: true, rank: rankKill, once: true, prefix: groupPrefix, suffix: groupSuffix},
 	{kind: kTasksState, name: "Tasks state", role: roleOpen, rank: rankTasks, once: true, prefix: "Tasks state (memory values in pages):"},
-	{kind: kTaskIn, name: "Task in", role: roleOpen, rank: rankMemory, once: true, prefix: "Task in ", infix: " killed as a result of limit of "},
-	{kind: kLimitReached, name: "Memory limit reached", role: roleOpen, rank: rankMemory, once: true, prefix: "Memory limit reached of cgroup "},
-	{kind: kStatsHeader, name: "memory cgroup stats", role: roleOpen, rank: rankMemory, prefix: "Memory cgroup stats", test: isStatsHeader},
+	{kind: kTaskIn, name: "Task in", names: true, role: roleOpen, rank: rankMemory, once: true, prefix: "Task in ", infix: " killed as a result of limit of "},
+	{kind: kLimitReached, name: "Memory limit reached", names: true, role: roleOpen, rank: rankMemory, once: true, prefix: "Memory limit reached of cgroup "},
+	{kind: kStatsHeader, name: "memory cgroup stats", names: true, role: roleOpen, rank: rankMemory, prefix: "Memory cgroup stats", test: isStatsHeader},
 	{kind: kProtection, name: "memory cgroup protection", role: roleOpen, rank: rankMemory, once: true, prefix: "Memory cgroup min protection "},
 	{kind: kCounter, name: "memory cgroup counter", role: roleOpen, rank: rankMemory, prefix: "memory: usage "},
 	{kind: kCounter, name: "memory cgroup counter", role: roleOpen, rank: rankMemory, prefix: "memory+swap: usage "},
@@ -141,17 +144,17 @@ var shapes = [...]shape{
 	{kind: kNoKillable, name: "no killable processes", role: roleOpen, other: true, rank: rankKill, once: true, prefix: noKillable, test: isExactly(noKillable)},
 	{kind: kPanic, name: "panic", role: roleContinue, rank: rankKill, prefix: "Kernel panic - not syncing: "},
 	{kind: kSuppressed, name: "callbacks suppressed", role: roleCross, other: true, rank: rankAny, prefix: "oom_kill_process: ", suffix: suppressed},
-	{kind: kStack, name: "stack dump", role: roleTentative, rank: rankStack, prefix: "CPU: ", infix: " Comm: "},
-	{kind: kStack, name: "stack dump", role: roleTentative, rank: rankStack, prefix: "Pid: ", infix: ", comm: "},
+	{kind: kStack, name: "stack dump", names: true, role: roleTentative, rank: rankStack, prefix: "CPU: ", infix: " Comm: "},
+	{kind: kStack, name: "stack dump", names: true, role: roleTentative, rank: rankStack, prefix: "Pid: ", infix: ", comm: "},
 	{kind: kHardware, name: "hardware name", role: roleTentative, rank: rankStack, prefix: "Hardware name: "},
 	{kind: kNever, name: "OOM killer enabled", role: roleNever, rank: rankAny, prefix: "OOM killer enabled."},
 	{kind: kNever, name: "OOM killer disabled", role: roleNever, rank: rankAny, prefix: "OOM killer disabled."},
 	{kind: kNever, name: "VM_FAULT_OOM", role: roleNever, rank: rankAny, prefix: "Huh VM_FAULT_OOM leaked out"},
-	{kind: kHeader, name: "header", role: roleOpen, other: true, rank: rankHeader, once: true, infix: "oom-killer: gfp_mask=", test: hasInvoked, key: '='},
-	{kind: kKill, name: "Kill process", role: roleOpen, other: true, rank: rankKill, infix: killMarker, suffix: " or sacrifice child", key: 'K'},
-	{kind: kExiting, name: "already exiting", role: roleOpen, other: true, rank: rankKill, infix: "OOM victim ", suffix: exitingMarker, key: 'O'},
-	{kind: kKilled, name: "Killed process", role: roleOpen, other: true, rank: rankKill, infix: killedMarker, key: 'K'},
-	{kind: kCpuset, name: "cpuset", role: roleTentative, rank: rankPre, once: true, infix: " cpuset=", test: isCpusetLine, key: '='},
+	{kind: kHeader, name: "header", names: true, role: roleOpen, other: true, rank: rankHeader, once: true, infix: "oom-killer: gfp_mask=", test: hasInvoked, key: '='},
+	{kind: kKill, name: "Kill process", names: true, role: roleOpen, other: true, rank: rankKill, infix: killMarker, suffix: " or sacrifice child", key: 'K'},
+	{kind: kExiting, name: "already exiting", names: true, role: roleOpen, other: true, rank: rankKill, infix: "OOM victim ", suffix: exitingMarker, key: 'O'},
+	{kind: kKilled, name: "Killed process", names: true, role: roleOpen, other: true, rank: rankKill, infix: killedMarker, key: 'K'},
+	{kind: kCpuset, name: "cpuset", names: true, role: roleTentative, rank: rankPre, once: true, infix: " cpuset=", test: isCpusetLine, key: '='},
 	{kind: kNever, name: "page allocation failure", role: roleNever, rank: rankAny, infix: ": page allocation failure: ", key: ':'},
 }
 
@@ -227,21 +230,12 @@ func (s *shape) matches(line string) bool {
 		strings.HasSuffix(line, s.suffix) && (s.test == nil || s.test(line))
 }
 
-// mayMatter is the quiet-stream filter: can some line of text (a record,
-// possibly of several lines) be of a row that acts where no report is
-// open? It is true for every such line, and cheap for the rest: a healthy
+// mayMatter is the quiet-stream filter: can the text of a record (see
+// firstLine: the later lines of a multi-line record never act on their
+// own) be of a row that acts where no report is open? It is true for every such line, and cheap for the rest: a healthy
 // node's stream goes through it alone.
 func mayMatter(text string) bool {
-	for {
-		line, rest, more := strings.Cut(text, "\n")
-		if quietIndex.find(line) != nil {
-			return true
-		}
-		if !more {
-			return false
-		}
-		text = rest
-	}
+	return quietIndex.find(firstLine(text)) != nil
 }
 
 // fromOtherContext reports whether text (one record) is a line that

@@ -122,9 +122,12 @@ type Parser struct {
 	// stream state
 	pending    kmsg.Record
 	hasPending bool
-	merged     bool   // pendText/pendRaw hold the pending record's text
-	pendText   []byte // the pending record's text with its fragments, reused
-	pendRaw    []byte // the same for its raw form
+	merged     bool        // pendText/pendRaw hold the pending record's text
+	pendText   []byte      // the pending record's text with its fragments, reused
+	pendRaw    []byte      // the same for its raw form
+	pendPrev   shortRecord // the short record before the pending one
+	curPrev    shortRecord // the same, for the record being processed
+	short      shortRecord // the last record fed, when short
 	lastSeq    uint64
 	haveSeq    bool
 	suppressed int
@@ -182,7 +185,30 @@ func (p *Parser) Feed(dst []report.Report, rec kmsg.Record) []report.Report {
 			p.pendRaw = append(append(p.pendRaw, '\n'), rec.Raw...)
 			return dst
 		}
+		if renderedSplit(&p.pending, p.pendingText, &rec) && p.mergeable(&rec) {
+			// One record the kernel's syslog rendering printed as two
+			// lines with the same timestamp: a name or path held a
+			// newline.
+			if !p.merged {
+				p.pendText = append(p.pendText[:0], p.pending.Text...)
+				p.pendRaw = append(p.pendRaw[:0], p.pending.Raw...)
+				p.merged = true
+			}
+			p.pendText = append(append(p.pendText, '\n'), rec.Text...)
+			p.pendRaw = append(append(p.pendRaw, '\n'), rec.Raw...)
+			return dst
+		}
 		dst = p.flushPending(dst)
+	}
+	prev := p.short
+	switch {
+	case rec.HasSeq || !rec.HasMono || len(rec.Text) > maxComm:
+		p.short = shortRecord{}
+	case prev.ok && prev.mono == rec.Mono && prev.host == rec.Host && len(prev.text)+1+len(rec.Text) <= maxComm:
+		// Several lines of one name, each printed on its own.
+		p.short.text = prev.text + "\n" + rec.Text
+	default:
+		p.short = shortRecord{text: rec.Text, mono: rec.Mono, host: rec.Host, ok: true}
 	}
 	if p.state == stIdle && !mayMatter(rec.Text) {
 		// The quiet path: no report open and nothing that could start one.
@@ -200,8 +226,26 @@ func (p *Parser) Feed(dst []report.Report, rec kmsg.Record) []report.Report {
 		}
 		return dst
 	}
-	p.pending, p.hasPending = rec, true
+	p.pending, p.hasPending, p.pendPrev = rec, true, prev
 	return dst
+}
+
+// pendingText is the text of the held record, with its fragments.
+func (p *Parser) pendingText() string {
+	if p.merged {
+		return string(p.pendText)
+	}
+	return p.pending.Text
+}
+
+// shortRecord is a record of a text format short enough to be the start
+// of a process name that the kernel's syslog rendering printed on a line
+// of its own (a name holding a newline, before a header).
+type shortRecord struct {
+	text string
+	mono time.Duration
+	host string
+	ok   bool
 }
 
 // advance moves the parser's idea of the kernel clock forward to t.
@@ -265,8 +309,9 @@ func (p *Parser) flushPending(dst []report.Report) []report.Report {
 		p.pending.Text, p.pending.Raw = string(p.pendText), string(p.pendRaw)
 		p.pendText, p.pendRaw, p.merged = p.pendText[:0], p.pendRaw[:0], false
 	}
+	p.curPrev = p.pendPrev
 	dst = p.process(dst, &p.pending)
-	p.hasPending, p.pending = false, kmsg.Record{}
+	p.hasPending, p.pending, p.pendPrev, p.curPrev = false, kmsg.Record{}, shortRecord{}, shortRecord{}
 	return dst
 }
 
@@ -334,15 +379,7 @@ func (p *Parser) process(dst []report.Report, rec *kmsg.Record) []report.Report 
 		// contexts print about OOM kills can belong to it.
 		dst = p.foreign(dst)
 	} else {
-		text := rec.Text
-		for {
-			line, rest, more := strings.Cut(text, "\n")
-			dst = p.line(dst, strings.TrimRight(line, "\r"))
-			if !more {
-				break
-			}
-			text = rest
-		}
+		dst = p.recordText(dst, rec.Text)
 	}
 	if p.r != nil && p.recUsed && rec.HasMono {
 		p.lastMono, p.hasMono = rec.Mono, true

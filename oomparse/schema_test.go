@@ -120,7 +120,9 @@ func TestSchemaParserOutputFlags(t *testing.T) {
 				return len(r["victims"].([]any)) == 0 && len(r["already_exiting"].([]any)) == 1 && r["incomplete"] == false
 			}},
 		{"chosen without its Killed line", header + "3,102,1000100,-;Memory cgroup out of memory: Kill process 42 (stress) score 990 or sacrifice child\n",
-			func(r map[string]any) bool { return len(r["victims"].([]any)) == 0 && r["chosen"].(map[string]any)["pid"] == json.Number("42") }},
+			func(r map[string]any) bool {
+				return len(r["victims"].([]any)) == 0 && r["chosen"].(map[string]any)["pid"] == json.Number("42")
+			}},
 		{"victim named by the reaper", header + "6,102,1000050,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),oom_memcg=/a,task_memcg=/a,task=stress,pid=42,uid=0\n" +
 			"6,103,1000200,-;oom_reaper: reaped process 42 (stress), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB\n",
 			func(r map[string]any) bool {

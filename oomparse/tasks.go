@@ -398,3 +398,25 @@ func ambiguousRow(line string) bool {
 // isTaskRowShape is a task row whose layout fits a kernel era: the test
 // for a row that opens a report (a grep kept the rows, not the header).
 func isTaskRowShape(line string) bool { return inferEra(line, "") != nil }
+
+// rowName is what follows the integer columns of a task row: its name
+// (when the name does not start with a number).
+func rowName(line string) string {
+	end := strings.IndexByte(line, ']')
+	if end < 0 {
+		return ""
+	}
+	rest := line[end+1:]
+	for i := 0; i < 11; i++ {
+		t := strings.TrimLeft(rest, " ")
+		tok, tail, found := strings.Cut(t, " ")
+		if _, err := strconv.ParseInt(tok, 10, 64); err != nil || !found {
+			if err != nil {
+				return t
+			}
+			return ""
+		}
+		rest = tail
+	}
+	return strings.TrimLeft(rest, " ")
+}

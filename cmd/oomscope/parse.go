@@ -208,14 +208,14 @@ func writeReport(w io.Writer, r *report.Enriched, cfg parseConfig) error {
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
+		_, err = fmt.Fprintf(w, "%s\n", safeJSON(b))
 		return err
 	default:
 		b, err := json.Marshal(r)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
+		_, err = fmt.Fprintf(w, "%s\n", safeJSON(b))
 		return err
 	}
 }

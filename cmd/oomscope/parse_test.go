@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/report"
@@ -220,5 +222,73 @@ func TestParseKubeconfigHook(t *testing.T) {
 	src := rs[0]["enrichment"].(map[string]any)["sources"].([]any)
 	if len(src) != 2 || src[1] != "kubernetes-api" {
 		t.Errorf("sources %v", src)
+	}
+}
+
+// hostileLog is a raw /dev/kmsg report whose trigger and victim named
+// itself name (escaped as the kernel escapes it).
+func hostileLog(name string) string {
+	esc := func(s string) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < ' ' || c >= 127 || c == '\\' {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			} else {
+				b.WriteByte(c)
+			}
+		}
+		return b.String()
+	}
+	n := esc(name)
+	return strings.Join([]string{
+		"4,100,5000000,-;" + n + " invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+		"6,101,5000010,-;memory: usage 10240kB, limit 10240kB, failcnt 1",
+		"6,102,5000020,-;[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+		"6,103,5000030,-;[   4242]  1000  4242     3000     2275    61440        0             0 " + n,
+		"6,104,5000040,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a" + n + ",task_memcg=/a" + n + ",task=" + n + ",pid=4242,uid=1000",
+		"3,105,5000050,-;Memory cgroup out of memory: Killed process 4242 (" + n + ") total-vm:12000kB, anon-rss:9000kB, file-rss:100kB, shmem-rss:0kB, UID:1000 pgtables:60kB oom_score_adj:0",
+	}, "\n") + "\n"
+}
+
+// TestParseHostileNames: a name (or cgroup path) that holds newlines,
+// escape sequences, bidi overrides or kernel-looking text reaches no output
+// raw: JSON keeps it exactly (escaped), text shows it escaped, and the
+// victim is the same in every output.
+func TestParseHostileNames(t *testing.T) {
+	names := []string{"a\nb", "\x1b]0;pwn\x07\x1b[2J", "\u202eevil", "x) total-vm:9", "\nKilled proces", "del\x7f\u0085c1", `back\x1b`}
+	for _, name := range names {
+		for _, output := range []string{"json", "pretty", "text"} {
+			t.Run(fmt.Sprintf("%s/%q", output, name), func(t *testing.T) {
+				code, out, errs := run(t, hostileLog(name), "parse", "-o", output, "-")
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, errs)
+				}
+				for i, r := range out {
+					if r != '\n' && unsafeRune(r) || r == utf8.RuneError {
+						t.Fatalf("output holds %U at %d:\n%s", r, i, out)
+					}
+				}
+				switch output {
+				case "json", "pretty":
+					var rep struct {
+						Victims []struct {
+							PID  int    `json:"pid"`
+							Comm string `json:"comm"`
+						} `json:"victims"`
+						OOMMemcg string `json:"oom_memcg"`
+					}
+					if err := json.Unmarshal([]byte(out), &rep); err != nil {
+						t.Fatalf("%v: %s", err, out)
+					}
+					if len(rep.Victims) != 1 || rep.Victims[0].PID != 4242 || rep.Victims[0].Comm != name || rep.OOMMemcg != "/a"+name {
+						t.Errorf("victims %+v, oom_memcg %q", rep.Victims, rep.OOMMemcg)
+					}
+				case "text":
+					if !strings.Contains(out, escapeText(name)+" (pid 4242)") {
+						t.Errorf("the victim is not shown escaped (%q):\n%s", escapeText(name), out)
+					}
+				}
+			})
+		}
 	}
 }

@@ -18,9 +18,10 @@ import (
 func writeText(w io.Writer, er *report.Enriched) error {
 	r := er.Report
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	line := func(k, format string, a ...any) { fmt.Fprintf(tw, "  %s\t%s\n", k, fmt.Sprintf(format, a...)) }
+	// Every value is escaped: names and paths are the log's (escape.go).
+	line := func(k, format string, a ...any) { fmt.Fprintf(tw, "  %s\t%s\n", k, escapeText(fmt.Sprintf(format, a...))) }
 
-	fmt.Fprintf(tw, "OOM kill (%s) %s\n", r.Kind, when(r))
+	fmt.Fprintf(tw, "OOM kill (%s) %s\n", r.Kind, escapeText(when(r)))
 	writeEnrichment(line, er)
 	for _, v := range r.Victims {
 		what := "killed"
@@ -187,7 +188,7 @@ func writeTop(w io.Writer, r *report.Report) {
 		if t.Victim {
 			mark = "  <- killed"
 		}
-		fmt.Fprintf(w, "  \t  %7d  %9s  %s  %s%s\n", t.PID, human(t.RSSBytes), share, t.Name, mark)
+		fmt.Fprintf(w, "  \t  %7d  %9s  %s  %s%s\n", t.PID, human(t.RSSBytes), share, escapeText(t.Name), mark)
 	}
 }
 
