@@ -19,7 +19,9 @@ func writeText(w io.Writer, er *report.Enriched) error {
 	r := er.Report
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	// Every value is escaped: names and paths are the log's (escape.go).
-	line := func(k, format string, a ...any) { fmt.Fprintf(tw, "  %s\t%s\n", k, escapeText(fmt.Sprintf(format, a...))) }
+	line := func(k, format string, a ...any) {
+		fmt.Fprintf(tw, "  %s\t%s\n", k, escapeText(fmt.Sprintf(format, a...)))
+	}
 
 	fmt.Fprintf(tw, "OOM kill (%s) %s\n", r.Kind, escapeText(when(r)))
 	writeEnrichment(line, er)
