@@ -2,6 +2,8 @@ package kmsg
 
 import (
 	"fmt"
+	"io"
+	"strings"
 	"testing"
 	"time"
 )
@@ -113,5 +115,36 @@ func TestDmesgTLocales(t *testing.T) {
 		if got != tt.wall {
 			t.Errorf("%q: wall %q, want %q", tt.line, got, tt.wall)
 		}
+	}
+}
+
+// TestScanFollow: on live input a record is returned as soon as nothing
+// more is buffered, not when the next line arrives.
+func TestScanFollow(t *testing.T) {
+	pr, pw := io.Pipe()
+	sc := NewScanner(pr, WithFollow(), WithLocation(time.UTC))
+	got := make(chan string)
+	go func() {
+		for sc.Scan() {
+			got <- sc.Record().Text
+		}
+		close(got)
+	}()
+	for _, line := range []string{"[    1.000000] one", "[    2.000000] two"} {
+		if _, err := io.WriteString(pw, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case text := <-got:
+			if !strings.HasSuffix(line, text) {
+				t.Fatalf("got %q for %q", text, line)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%q not returned before the next line", line)
+		}
+	}
+	pw.Close()
+	if _, ok := <-got; ok {
+		t.Fatal("a record after the end")
 	}
 }

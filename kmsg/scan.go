@@ -29,6 +29,7 @@ type scanConfig struct {
 	ref     time.Time
 	loc     *time.Location
 	maxLine int
+	follow  bool
 }
 
 // WithFormat makes the Scanner read format f instead of detecting it.
@@ -102,6 +103,18 @@ func WithMaxLineBytes(n int) ScanOption {
 			return fmt.Errorf("%w: max line bytes must be >= 1, got %d", ErrInvalidOption, n)
 		}
 		c.maxLine = n
+		return nil
+	}
+}
+
+// WithFollow says the input is live (a pipe from "dmesg -w" or
+// "journalctl -f", /dev/kmsg): a record is returned as soon as the input
+// has nothing more buffered, without waiting for a line that might
+// continue it. A continuation line that comes later is then a record of
+// its own.
+func WithFollow() ScanOption {
+	return func(c *scanConfig) error {
+		c.follow = true
 		return nil
 	}
 }
@@ -200,7 +213,8 @@ type textLine struct {
 }
 
 // NewScanner returns a Scanner reading r. Options: [WithFormat],
-// [WithYear], [WithReference], [WithLocation], [WithMaxLineBytes]. If an
+// [WithYear], [WithReference], [WithLocation], [WithMaxLineBytes],
+// [WithFollow]. If an
 // option is invalid the Scanner reads nothing and [Scanner.Err] says why
 // (the error wraps [ErrInvalidOption]); nil options are ignored.
 func NewScanner(r io.Reader, opts ...ScanOption) *Scanner {
@@ -235,6 +249,14 @@ func (s *Scanner) Scan() bool {
 		return false
 	}
 	for {
+		if s.open && s.cfg.follow && !s.hasPend && !s.eof && s.br.Buffered() == 0 {
+			// Live input and nothing read ahead: the record is done as
+			// far as anyone can tell; reading on would wait for the next.
+			if s.finish() {
+				return true
+			}
+			continue
+		}
 		ln, ok := s.next()
 		if !ok {
 			if s.open {
@@ -264,6 +286,16 @@ func (s *Scanner) Scan() bool {
 			return true
 		}
 	}
+}
+
+// Buffered returns the number of input bytes read but not yet scanned: 0
+// means the next [Scanner.Scan] reads the input (and may wait for it).
+func (s *Scanner) Buffered() int {
+	n := s.br.Buffered()
+	if s.hasPend {
+		n += len(s.pend.text) + 1
+	}
+	return n
 }
 
 // Record returns the record read by the last successful [Scanner.Scan].

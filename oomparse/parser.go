@@ -271,6 +271,24 @@ func (p *Parser) Flush(dst []report.Report) []report.Report {
 	return dst
 }
 
+// Release delivers, without waiting any longer, the finished reports that
+// wait for late lines (oom_reaper, memory.oom.group members) and the open
+// report if it has its victim; an unfinished report stays open. A live
+// source calls it when the input has been quiet for a while: the kernel
+// prints no more of those reports.
+func (p *Parser) Release(dst []report.Report) []report.Report {
+	if p.hasPending {
+		dst = p.flushPending(dst)
+	}
+	if p.r != nil && p.state == stVictims {
+		dst = p.emit(dst, "")
+	}
+	for len(p.held) > 0 {
+		dst = p.deliverHead(dst)
+	}
+	return dst
+}
+
 // Expire tells the parser the kernel clock now reads now (time since boot,
 // the records' timebase). It returns a finished report whose linger time is
 // over, or an unfinished one that went idle for longer than the idle
@@ -628,9 +646,11 @@ func (p *Parser) emit(dst []report.Report, reason string) []report.Report {
 	r.Derived = derive(r)
 	h := heldReport{r: r, hash: p.hash, rawBytes: p.rawBytes}
 	switch {
-	case len(r.Victims) == 0 || p.cfg.victimLinger == 0:
+	case len(r.Victims) == 0 || p.cfg.victimLinger == 0 || !p.hasMono:
+		// Without kernel timestamps there is no clock to wait by: the
+		// report waited for its late lines by records (lingerRecords).
 		h.now = true
-	case p.hasMono:
+	default:
 		h.due, h.hasDue = p.victimMono+p.cfg.victimLinger, true
 	}
 	p.held = append(p.held, h)

@@ -65,6 +65,15 @@ func (d *Demux) Feed(dst []report.Report, rec kmsg.Record) ([]report.Report, err
 	return p.Feed(dst, rec), nil
 }
 
+// Release releases the finished reports of every host's parser (see
+// [Parser.Release]), hosts in order of first appearance.
+func (d *Demux) Release(dst []report.Report) []report.Report {
+	for _, h := range d.order {
+		dst = d.parsers[h].Release(dst)
+	}
+	return dst
+}
+
 // Flush flushes every host's parser, hosts in order of first appearance.
 func (d *Demux) Flush(dst []report.Report) []report.Report {
 	for _, h := range d.order {

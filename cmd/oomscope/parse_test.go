@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -164,9 +166,12 @@ func TestParseText(t *testing.T) {
 		{"outcome", "process-killed: Process 85 (dd) in /kubepods.slice/pod1 was killed"},
 	}
 	for i, w := range want {
-		if k, v := textField(lines[1+i]); k != w[0] || !strings.HasPrefix(v, w[1]) {
-			t.Errorf("line %d = %q, want %s %q...", 1+i, lines[1+i], w[0], w[1])
+		if k, v := textField(lines[2+i]); k != w[0] || !strings.HasPrefix(v, w[1]) {
+			t.Errorf("line %d = %q, want %s %q...", 2+i, lines[2+i], w[0], w[1])
 		}
+	}
+	if k, v := textField(lines[1]); k != "source" || v != captureV2 {
+		t.Errorf("line 1 = %q, want the source file", lines[1])
 	}
 	_, out, _ = run(t, "", "parse", "-o", "text", capturePod)
 	lines = strings.Split(out, "\n")
@@ -177,10 +182,38 @@ func TestParseText(t *testing.T) {
 		{"scope", "pod: The pod-level limit 96Mi was hit"},
 		{"outcome", "child-killed: Pid 15898 (bash) has a lower pid"},
 		{"enrichment", "from the cgroup path only (no Kubernetes API)"},
+		{"killed", "python3 (pid 15901): rss 48.7Mi = anon 45.7Mi + file 3.0Mi + shmem 0, oom_score_adj 0"},
+		{"limit", "96Mi of /test-runner/kubepods/burstable/pod0b7e3c1e-5a42-4c1b-9d7a-2f1f8c3e9a11 (failcnt 2797)"},
+		{"cgroup", ".../3f9a7c2d1e8b4a6f9c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1a2b (the victim's, below it)"},
+		{"usage", "96Mi of 96Mi: anon 95.4Mi (99%), page cache 24Ki (0%), kernel 572Ki (1%); shmem 0 (part of the page cache); swap 0 (not in usage)"},
 	}
 	for i, w := range want {
-		if k, v := textField(lines[1+i]); k != w[0] || !strings.HasPrefix(v, w[1]) {
-			t.Errorf("line %d = %q, want %s %q...", 1+i, lines[1+i], w[0], w[1])
+		if k, v := textField(lines[2+i]); k != w[0] || !strings.HasPrefix(v, w[1]) {
+			t.Errorf("line %d = %q, want %s %q...", 2+i, lines[2+i], w[0], w[1])
+		}
+	}
+}
+
+// TestParseTextFacts: the text output names the host and the wall time
+// when the log has them, uses one unit style, and its shares add up.
+func TestParseTextFacts(t *testing.T) {
+	_, out, _ := run(t, "", "parse", "-o", "text", "--year", "2024", "../../kmsg/testdata/host-6.18-3-kills.kern.log")
+	reports := strings.Split(strings.TrimSpace(out), "\n\n")
+	if len(reports) != 3 {
+		t.Fatalf("%d reports:\n%s", len(reports), out)
+	}
+	if first := strings.SplitN(reports[0], "\n", 2)[0]; !strings.HasPrefix(first, "OOM kill (memcg) at 2024-12-31T23:59:58") || !strings.Contains(first, " on node-7 ") {
+		t.Errorf("header %q: no wall time or host", first)
+	}
+	if strings.Contains(out, "MiB") || strings.Contains(out, "KiB") {
+		t.Error("two unit styles")
+	}
+	for _, r := range reports {
+		if got := shareSum(r, "usage", `\((\d+)%\)`); got != 100 {
+			t.Errorf("usage shares add up to %d%%:\n%s", got, r)
+		}
+		if got := shareSum(r, "top", ` (\d+)%  `); got != 100 {
+			t.Errorf("top shares add up to %d%%:\n%s", got, r)
 		}
 	}
 }
@@ -291,4 +324,29 @@ func TestParseHostileNames(t *testing.T) {
 			})
 		}
 	}
+}
+
+// shareSum adds up the percents matched by pattern in the section of a
+// text report that starts at the line keyed key and runs over the lines
+// without a key after it.
+func shareSum(report, key, pattern string) int {
+	re := regexp.MustCompile(pattern)
+	sum, in := 0, false
+	for _, l := range strings.Split(report, "\n") {
+		k, _ := textField(l)
+		indentOnly := strings.HasPrefix(l, "  ") && len(l)-len(strings.TrimLeft(l, " ")) > 4
+		switch {
+		case k == key && !indentOnly:
+			in = true
+		case in && !indentOnly:
+			return sum
+		case !in:
+			continue
+		}
+		for _, m := range re.FindAllStringSubmatch(l, -1) {
+			n, _ := strconv.Atoi(m[1])
+			sum += n
+		}
+	}
+	return sum
 }
