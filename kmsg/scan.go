@@ -166,6 +166,7 @@ type Scanner struct {
 	years  yearResolver
 
 	auto        bool  // detect per line (FormatAuto)
+	qp          bool  // the input is quoted-printable (an e-mail body)
 	journalHint bool  // a journalctl marker line was seen before detection
 	numPrev     int64 // the line number candidate of the previous line ...
 	numHave     bool  // ... when this is true
@@ -187,6 +188,7 @@ type Scanner struct {
 	curLineNo int
 	curLines  int
 	curTrunc  bool
+	curCut    bool
 	curMulti  bool
 	curFull   bool // a continuation line was dropped: drop the rest
 	curText   strings.Builder
@@ -210,6 +212,8 @@ type textLine struct {
 	// marks, a line number); set by [Scanner.decorate] in auto mode.
 	body      string
 	decorated bool
+	// cut: the medium cut the line short (an ellipsis, a column limit).
+	cut bool
 }
 
 // NewScanner returns a Scanner reading r. Options: [WithFormat],
@@ -327,13 +331,18 @@ func (s *Scanner) Format() Format { return s.format }
 // fail to parse as one (garbage, a partial last line).
 func (s *Scanner) Skipped() int { return s.skipped }
 
-// next returns the line read ahead, or the next line of input.
+// next returns the line read ahead, or the next line of input, with what
+// the medium did to it undone (see medium.go).
 func (s *Scanner) next() (textLine, bool) {
 	if s.hasPend {
 		s.hasPend = false
 		return s.pend, true
 	}
-	return s.readLine()
+	ln, ok := s.readLine()
+	if ok && s.auto {
+		s.undoMedium(&ln)
+	}
+	return ln, ok
 }
 
 // readLine reads one line, keeping at most maxLine bytes of it.
@@ -446,7 +455,7 @@ func (s *Scanner) start(ln textLine) bool {
 func (s *Scanner) openRecord(ln textLine, h head, fam family, ws int, first string) {
 	s.open, s.cur, s.curFam, s.curWs = true, h, fam, ws
 	s.curFirst, s.curLineNo, s.curLines, s.curTrunc = first, ln.no, 1, ln.trunc
-	s.curMulti, s.curFull = false, false
+	s.curMulti, s.curFull, s.curCut = false, false, ln.cut
 }
 
 // jsonRecord returns the journal JSON line t as a record, or skips it.
@@ -617,6 +626,7 @@ func (s *Scanner) appendLine(ln textLine) {
 		return
 	}
 	s.curTrunc = s.curTrunc || ln.trunc
+	s.curCut = s.curCut || ln.cut
 	s.curText.WriteByte('\n')
 	s.curText.WriteString(add)
 	s.curRaw.WriteByte('\n')
@@ -657,6 +667,7 @@ func (s *Scanner) finish() bool {
 		s.seq++
 		rec.Seq = s.seq
 	}
+	rec.Cut = s.curCut
 	s.rec, s.recLine, s.recTrnc = rec, s.curLineNo, s.curTrunc
 	return true
 }

@@ -1,14 +1,67 @@
 package oomparse
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/oomscope/oomscope/report"
 )
 
 // line dispatches one line of text by its row of the table (markers.go).
-// Lines of no row are read by the section that is open.
-func (p *Parser) line(dst []report.Report, line string) []report.Report {
+// Lines of no row are read by the section that is open. last says the line
+// ends its record (where a cut record was cut).
+func (p *Parser) line(dst []report.Report, line string, last bool) []report.Report {
+	line = trimSpace(line)
+	s := classify(line)
+	repaired := false
+	if s == nil && strings.HasPrefix(line, "[") {
+		if h, ok := completeTaskHeader(line); ok { // a header cut short
+			line, s, repaired = h, classify(h), true
+			if p.r != nil {
+				p.problem("task table header cut short, completed by its kernel era's columns")
+			}
+		}
+	}
+	if !repaired && p.isCut(s, line, last) {
+		var ok bool
+		if s != nil && s.kind == kKilled {
+			v, ok, _ := parseKilledFields(cutShortOr(s, line))
+			if !ok {
+				var pid int
+				var comm string
+				pid, comm, ok = cutVictim(line)
+				v = report.Victim{PID: pid, Comm: comm, Message: killedMessage(line)}
+			}
+			if ok {
+				// Cut in its sizes or name: a victim all the same, what
+				// was cut absent.
+				k := killed{v: v}
+				if p.r == nil {
+					p.openPartial()
+					p.addVictim(k)
+				} else {
+					dst = p.kill(dst, k)
+				}
+				p.problem(fmt.Sprintf("Killed line cut short: %q", clip(line)))
+				p.r.Incomplete = true
+				return dst
+			}
+		}
+		whole, ok := cutShort(s, line)
+		if !ok {
+			if p.r != nil {
+				p.use()
+				p.r.UnparsedLines++
+				p.problem(fmt.Sprintf("line cut short, nothing whole left: %q", clip(line)))
+			}
+			return dst
+		}
+		if p.r != nil {
+			p.problem(fmt.Sprintf("line cut short, its last value dropped: %q", clip(line)))
+			p.r.Incomplete = true
+		}
+		line, s = whole, classify(whole)
+	}
 	if p.state == stTasks && isTaskRow(line) {
 		// The hot path of a large table: a line that starts "[  1234]" is
 		// a row, it cannot be any other line of a report.
@@ -16,7 +69,6 @@ func (p *Parser) line(dst []report.Report, line string) []report.Report {
 		p.unrelated = 0
 		return dst
 	}
-	s := classify(line)
 	if p.state == stIdle {
 		return p.idleLine(dst, line, s)
 	}
@@ -177,7 +229,13 @@ func (p *Parser) startHeader(h header) {
 	}
 	p.open()
 	p.use()
-	t := &report.Trigger{Comm: h.comm, GFPMask: h.gfpMask, Order: h.order, OOMScoreAdj: h.adj}
+	t := &report.Trigger{Comm: h.comm, GFPMask: h.gfpMask}
+	if h.hasOrder {
+		t.Order = ptr(h.order)
+	}
+	if h.hasAdj {
+		t.OOMScoreAdj = ptr(h.adj)
+	}
 	if h.gfpFlags != "" {
 		t.GFPFlags = strings.Split(h.gfpFlags, "|")
 	}
@@ -353,6 +411,12 @@ func (p *Parser) killedLine(dst []report.Report, line string) []report.Report {
 		p.malformed(line, "Killed process")
 		return dst
 	}
+	return p.kill(dst, k)
+}
+
+// kill adds a killed (or already exiting) task to the open report, or to
+// the next, rate-limited one.
+func (p *Parser) kill(dst []report.Report, k killed) []report.Report {
 	if p.state == stVictims && p.r.OOMGroup == "" {
 		// A second kill without memory.oom.group: the next, rate-limited report.
 		dst = p.emit(dst, "")

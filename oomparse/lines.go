@@ -210,8 +210,9 @@ func parseStatsHeader(line string) (path, inline string, ok bool) {
 		return "", "", false
 	}
 	// The path ends at the ':' that precedes the first " key:NKB" pair (or
-	// the end); a path may itself contain ':'.
-	if i := strings.Index(rest, ": "); i >= 0 && isInlinePairs(rest[i+1:]) {
+	// the end); a path may itself contain ':'. A line cut before its
+	// first pair ends in ": " (trailing space is trimmed off whole lines).
+	if i := strings.Index(rest, ": "); i >= 0 && (isInlinePairs(rest[i+1:]) || i+2 == len(rest)) {
 		return rest[:i], rest[i+1:], true
 	}
 	return strings.TrimSuffix(rest, ":"), "", true
@@ -357,6 +358,18 @@ func taskField(rest string) int {
 // "[<msg>: ]Killed process N (comm) total-vm:NkB, anon-rss:NkB, file-rss:NkB[, shmem-rss:NkB][, UID:N pgtables:NkB oom_score_adj:N]".
 // RHEL/CentOS 6 kernels print "Killed process N, UID U, (comm) total-vm:...".
 func parseKilled(line string) (report.Victim, bool) {
+	v, ok, whole := parseKilledFields(line)
+	return v, ok && whole
+}
+
+// parseKilledFields parses a Killed line: ok when its pid and name were
+// read, whole when its three sizes were too.
+func parseKilledFields(line string) (v report.Victim, ok, whole bool) {
+	v, whole = parseKilledLine(line)
+	return v, v.PID > 0 || v.Comm != "", whole
+}
+
+func parseKilledLine(line string) (report.Victim, bool) {
 	i := strings.Index(line, killedMarker)
 	if i < 0 {
 		return report.Victim{}, false
@@ -495,11 +508,11 @@ func parseReaper(line string) (pid int, comm string, r report.Reaper, ok bool) {
 		k, v, _ := strings.Cut(f, ":")
 		switch k {
 		case "anon-rss":
-			r.AnonRSSBytes, _ = parseKB(v)
+			r.AnonRSSBytes = kbPtr(v)
 		case "file-rss":
-			r.FileRSSBytes, _ = parseKB(v)
+			r.FileRSSBytes = kbPtr(v)
 		case "shmem-rss":
-			r.ShmemRSSBytes, _ = parseKB(v)
+			r.ShmemRSSBytes = kbPtr(v)
 		}
 	}
 	return pid, comm, r, true

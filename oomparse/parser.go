@@ -132,6 +132,7 @@ type Parser struct {
 	haveSeq    bool
 	suppressed int
 	otherDump  int           // records left during which generic lines open nothing (see roleNever)
+	cutWidth   int           // the length at which the input's lines were cut, 0 if unknown (medium.go)
 	now        time.Duration // the latest kernel time seen (records, Expire)
 	hasNow     bool
 	held       []heldReport // finished reports waiting for reaper lines, in order
@@ -183,6 +184,9 @@ func (p *Parser) Feed(dst []report.Report, rec kmsg.Record) []report.Report {
 			}
 			p.pendText = append(p.pendText, rec.Text...)
 			p.pendRaw = append(append(p.pendRaw, '\n'), rec.Raw...)
+			return dst
+		}
+		if p.mergeable(&rec) && p.wrapped(&rec) {
 			return dst
 		}
 		if renderedSplit(&p.pending, p.pendingText, &rec) && p.mergeable(&rec) {
@@ -482,6 +486,9 @@ func (p *Parser) use() {
 			fmt.Fprintf(p.hash, "%d\n", rec.Mono.Microseconds())
 		}
 	}
+	if p.r.Host == "" && rec.Host != "" {
+		p.r.Host = rec.Host
+	}
 	p.last = lastStamp{seq: rec.Seq, hasSeq: rec.HasSeq, mono: rec.Mono, hasMono: rec.HasMono, wall: rec.Wall}
 	p.hbuf = append(append(p.hbuf[:0], rec.Text...), '\n')
 	p.hash.Write(p.hbuf)
@@ -639,6 +646,17 @@ func (p *Parser) emit(dst []report.Report, reason string) []report.Report {
 	}
 	r.Last = p.last.stamp()
 	r.Tasks = p.tasks.tasks()
+	// A stats header cut inside its path with no stats after it holds
+	// nothing: not even its form is known.
+	kept := r.MemcgStats[:0]
+	for _, ms := range r.MemcgStats {
+		if ms.Path != "" || len(ms.Stats) > 0 {
+			kept = append(kept, ms)
+		}
+	}
+	if r.MemcgStats = kept; len(kept) == 0 {
+		r.MemcgStats = nil
+	}
 	if r.Victims == nil {
 		r.Victims = []report.Victim{}
 	}

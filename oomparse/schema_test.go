@@ -213,7 +213,7 @@ func TestSchemaRejectsBrokenReports(t *testing.T) {
 			r["tasks"].([]any)[0].(map[string]any)["rss_pages"] = json.Number("1.5")
 		}, "/tasks/0/rss_pages: want integer, got number"},
 		{"derived unknown source", func(r map[string]any) { sub(r, "derived")["source"] = "guess" }, `/derived/source: "guess" is not one of`},
-		{"trigger missing order", func(r map[string]any) { delete(sub(r, "trigger"), "order") }, `/trigger: missing required key "order"`},
+		{"trigger missing comm", func(r map[string]any) { delete(sub(r, "trigger"), "comm") }, `/trigger: missing required key "comm"`},
 		{"stamp unknown key", func(r map[string]any) { sub(r, "first")["usec"] = json.Number("1") }, `/first: unknown key "usec"`},
 		{"diagnosis bad scope", func(r map[string]any) {
 			r["diagnosis"] = map[string]any{"scope": "namespace", "summary": "x"}

@@ -188,6 +188,9 @@ func (p *Parser) statLine(line string) bool {
 		return false
 	}
 	ms := &p.r.MemcgStats[p.stats]
+	if ms.Format == "keys" && len(ms.Stats) == 0 && ms.Path == "" && isInlinePairs(line) {
+		ms.Format = "v1-inline" // a header cut before its pairs: they tell its form
+	}
 	if k, v, ok := parseStatLine(line); ok && ms.Format == "keys" {
 		p.use()
 		p.statN++

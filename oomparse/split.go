@@ -22,15 +22,15 @@ import (
 func (p *Parser) recordText(dst []report.Report, text string) []report.Report {
 	first, rest, multi := strings.Cut(text, "\n")
 	if !multi {
-		return p.line(dst, trimCR(first))
+		return p.line(dst, first, true)
 	}
 	if oneLine(text, first) {
-		return p.line(dst, trimCR(text))
+		return p.line(dst, text, true)
 	}
-	dst = p.line(dst, trimCR(first))
+	dst = p.line(dst, first, false)
 	for {
 		line, tail, more := strings.Cut(rest, "\n")
-		dst = p.contLine(dst, trimCR(line))
+		dst = p.contLine(dst, trimSpace(line), !more && p.cur != nil && p.cur.Cut)
 		if !more {
 			return dst
 		}
@@ -40,9 +40,15 @@ func (p *Parser) recordText(dst []report.Report, text string) []report.Report {
 
 // contLine handles a later line of one of the kernel's multi-line records:
 // only the open section reads it.
-func (p *Parser) contLine(dst []report.Report, line string) []report.Report {
+func (p *Parser) contLine(dst []report.Report, line string, cut bool) []report.Report {
 	if p.r == nil {
 		return dst
+	}
+	if cut {
+		var ok bool
+		if line, ok = cutShort(nil, line); !ok {
+			return dst
+		}
 	}
 	if p.sectionLine(line) {
 		p.unrelated = 0
@@ -79,7 +85,9 @@ func firstLine(text string) string {
 	return first
 }
 
-func trimCR(s string) string { return strings.TrimSuffix(s, "\r") }
+// trimSpace removes a line's trailing white space (a carriage return, the
+// spaces a pager or a paste left): it is never part of a value.
+func trimSpace(s string) string { return strings.TrimRight(s, " \t\r") }
 
 // renderedSplit reports whether rec continues prev: the kernel's syslog
 // rendering (/proc/kmsg, read by rsyslog into kern.log) prints each line

@@ -47,6 +47,14 @@ func (d *Demux) Feed(dst []report.Report, rec kmsg.Record) ([]report.Report, err
 	}
 	d.lastHost = host
 	p, ok := d.parsers[host]
+	if !ok && host != "" && len(d.order) == 1 && d.order[0] == "" {
+		// The first host named after host-less records (a paste that
+		// starts with dmesg lines and goes on with syslog ones): they
+		// were this host's.
+		p, ok = d.parsers[""], true
+		delete(d.parsers, "")
+		d.parsers[host], d.order[0] = p, host
+	}
 	if !ok {
 		if len(d.parsers) >= maxHosts {
 			return dst, fmt.Errorf("oomparse: more than %d hosts in one stream", maxHosts)

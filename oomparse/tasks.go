@@ -420,3 +420,51 @@ func rowName(line string) string {
 	}
 	return strings.TrimLeft(rest, " ")
 }
+
+// taskHeaders are the task table headers of every era, after the pid.
+var taskHeaders = [][]string{
+	strings.Fields("uid tgid total_vm rss nr_ptes swapents oom_score_adj name"),
+	strings.Fields("uid tgid total_vm rss nr_ptes nr_pmds swapents oom_score_adj name"),
+	strings.Fields("uid tgid total_vm rss nr_ptes nr_pmds nr_puds swapents oom_score_adj name"),
+	strings.Fields("uid tgid total_vm rss pgtables_bytes swapents oom_score_adj name"),
+	strings.Fields("uid tgid total_vm rss rss_anon rss_file rss_shmem pgtables_bytes swapents oom_score_adj name"),
+	strings.Fields("uid tgid total_vm rss cpu oom_adj oom_score_adj name"),
+}
+
+// completeTaskHeader completes a task table header cut short (by a
+// terminal, "cut -c"): its columns are fixed per kernel era, so the
+// columns read tell the era when they are only one era's.
+func completeTaskHeader(line string) (string, bool) {
+	end := strings.IndexByte(line, ']')
+	if !strings.HasPrefix(line, "[") || end < 0 || strings.TrimSpace(line[1:end]) != "pid" {
+		return "", false
+	}
+	got := strings.Fields(line[end+1:])
+	if len(got) == 0 {
+		return "", false
+	}
+	var match []string
+	for _, h := range taskHeaders {
+		if len(got) > len(h) {
+			continue
+		}
+		ok := true
+		for i, g := range got {
+			if g != h[i] && !(i == len(got)-1 && strings.HasPrefix(h[i], g)) {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		if match != nil && strings.Join(match, " ") != strings.Join(h, " ") {
+			return "", false // two eras fit
+		}
+		match = h
+	}
+	if match == nil {
+		return "", false
+	}
+	return line[:end+1] + " " + strings.Join(match, " "), true
+}

@@ -172,13 +172,16 @@ type Trigger struct {
 	PID *int `json:"pid,omitempty"`
 	UID *int `json:"uid,omitempty"`
 	CPU *int `json:"cpu,omitempty"`
-	// GFPMask is the allocation mask as printed ("0xcc0").
-	GFPMask string `json:"gfp_mask"`
+	// GFPMask is the allocation mask as printed ("0xcc0"); empty when the
+	// header was cut before it.
+	GFPMask string `json:"gfp_mask,omitempty"`
 	// GFPFlags are its symbolic names (kernels >= 4.6).
 	GFPFlags []string `json:"gfp_flags,omitempty"`
-	Order    int      `json:"order"`
+	// Order is the allocation order; nil when the header was cut before it.
+	Order *int `json:"order,omitempty"`
 	// OOMScoreAdj is the trigger's own oom_score_adj.
-	OOMScoreAdj int `json:"oom_score_adj"`
+	// It is nil when the header was cut before it.
+	OOMScoreAdj *int `json:"oom_score_adj,omitempty"`
 	// Tainted is the taint string ("" for "Not tainted").
 	Tainted string `json:"tainted,omitempty"`
 	// CompactionDisabled is set by "COMPACTION is disabled!!!".
@@ -287,7 +290,7 @@ type Victim struct {
 	// memory", "Out of memory", "Out of memory (oom_kill_allocating_task)");
 	// on kernels <= 5.0, whose Killed line has no prefix, the prefix of the
 	// "Kill process ... or sacrifice child" line before it.
-	Message      string `json:"message,omitempty"`
+	Message string `json:"message,omitempty"`
 	// TotalVM, AnonRSS and FileRSS are total-vm:, anon-rss: and
 	// file-rss:, in bytes; nil when not read.
 	TotalVM *uint64 `json:"total_vm_bytes,omitempty"`
@@ -365,8 +368,11 @@ type PIDComm struct {
 // Reaper is an oom_reaper line for a victim.
 type Reaper struct {
 	// Reaped is true for "reaped process", false for "unable to reap".
-	Reaped        bool   `json:"reaped"`
-	AnonRSSBytes  uint64 `json:"anon_rss_bytes"`
-	FileRSSBytes  uint64 `json:"file_rss_bytes"`
-	ShmemRSSBytes uint64 `json:"shmem_rss_bytes"`
+	Reaped bool `json:"reaped"`
+	// AnonRSSBytes, FileRSSBytes and ShmemRSSBytes are what the reaper
+	// left; nil for "unable to reap" and for a size not read (a line cut
+	// short).
+	AnonRSSBytes  *uint64 `json:"anon_rss_bytes,omitempty"`
+	FileRSSBytes  *uint64 `json:"file_rss_bytes,omitempty"`
+	ShmemRSSBytes *uint64 `json:"shmem_rss_bytes,omitempty"`
 }

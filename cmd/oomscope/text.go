@@ -45,7 +45,11 @@ func writeText(w io.Writer, er *report.Enriched, source string) error {
 		if t.PID != nil {
 			pid = fmt.Sprintf(" (pid %d)", *t.PID)
 		}
-		line("trigger", "%s%s asked for order-%d %s", t.Comm, pid, t.Order, strings.Join(t.GFPFlags, "|"))
+		order := "an allocation"
+		if t.Order != nil {
+			order = fmt.Sprintf("order-%d", *t.Order)
+		}
+		line("trigger", "%s%s asked for %s %s", t.Comm, pid, order, strings.Join(t.GFPFlags, "|"))
 	}
 	writeTop(tw, r)
 	if d := er.Diagnosis; d != nil {
