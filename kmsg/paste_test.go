@@ -2,6 +2,8 @@ package kmsg
 
 import (
 	"fmt"
+	"io"
+	"strings"
 	"testing"
 	"time"
 )
@@ -113,5 +115,62 @@ func TestDmesgTLocales(t *testing.T) {
 		if got != tt.wall {
 			t.Errorf("%q: wall %q, want %q", tt.line, got, tt.wall)
 		}
+	}
+}
+
+// TestScanFollow: on live input a record is returned as soon as nothing
+// more is buffered, not when the next line arrives.
+func TestScanFollow(t *testing.T) {
+	pr, pw := io.Pipe()
+	sc := NewScanner(pr, WithFollow(), WithLocation(time.UTC))
+	got := make(chan string)
+	go func() {
+		for sc.Scan() {
+			got <- sc.Record().Text
+		}
+		close(got)
+	}()
+	for _, line := range []string{"[    1.000000] one", "[    2.000000] two"} {
+		if _, err := io.WriteString(pw, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case text := <-got:
+			if !strings.HasSuffix(line, text) {
+				t.Fatalf("got %q for %q", text, line)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%q not returned before the next line", line)
+		}
+	}
+	pw.Close()
+	if _, ok := <-got; ok {
+		t.Fatal("a record after the end")
+	}
+}
+
+// TestScanMedium: quoted-printable mail bodies are decoded (soft line
+// breaks joined) and a line cut with an ellipsis is marked.
+func TestScanMedium(t *testing.T) {
+	in := "[    1.000000] dd invoked oom-killer: gfp_mask=3D0xcc0(GFP_KERNEL), ord=\ner=3D0, oom_score_adj=3D0\n" +
+		"[    2.000000] Memory cgroup out of memory: Killed process 85 (dd) total-vm:1=\n" +
+		"33332kB, anon-rss:32616kB\n" +
+		"Apr 27 22:56:09 h kernel: [    3.000000] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpus…\n"
+	recs, sc := scanAll(t, in, WithYear(2019))
+	if sc.Err() != nil || len(recs) != 3 {
+		t.Fatalf("%d records, Err %v: %q", len(recs), sc.Err(), texts(recs))
+	}
+	want := []string{
+		"dd invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+		"Memory cgroup out of memory: Killed process 85 (dd) total-vm:133332kB, anon-rss:32616kB",
+		"oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpus",
+	}
+	for i, w := range want {
+		if recs[i].Text != w {
+			t.Errorf("record %d = %q, want %q", i, recs[i].Text, w)
+		}
+	}
+	if recs[0].Cut || recs[1].Cut || !recs[2].Cut {
+		t.Errorf("cut = %v %v %v, want only the last", recs[0].Cut, recs[1].Cut, recs[2].Cut)
 	}
 }

@@ -54,6 +54,10 @@ type Record struct {
 	// record header, no syslog tag): kernel text as pasted, or a line of
 	// another program that cannot be told from it.
 	Bare bool
+	// Cut is true for a line the medium cut short: it ended in an ellipsis
+	// ("…", removed; journalctl marks so a line it cut to the terminal's
+	// width). Its last value may be a part of one.
+	Cut bool
 }
 
 // Level is the syslog level name of the record's priority.

@@ -29,6 +29,7 @@ type scanConfig struct {
 	ref     time.Time
 	loc     *time.Location
 	maxLine int
+	follow  bool
 }
 
 // WithFormat makes the Scanner read format f instead of detecting it.
@@ -106,6 +107,18 @@ func WithMaxLineBytes(n int) ScanOption {
 	}
 }
 
+// WithFollow says the input is live (a pipe from "dmesg -w" or
+// "journalctl -f", /dev/kmsg): a record is returned as soon as the input
+// has nothing more buffered, without waiting for a line that might
+// continue it. A continuation line that comes later is then a record of
+// its own.
+func WithFollow() ScanOption {
+	return func(c *scanConfig) error {
+		c.follow = true
+		return nil
+	}
+}
+
 // Scanner reads kernel log records from a text file in one of the formats
 // of [Format]: a raw /dev/kmsg dump, dmesg output, a syslog file or
 // journalctl output. Successive calls to [Scanner.Scan] step through the
@@ -153,6 +166,7 @@ type Scanner struct {
 	years  yearResolver
 
 	auto        bool  // detect per line (FormatAuto)
+	qp          bool  // the input is quoted-printable (an e-mail body)
 	journalHint bool  // a journalctl marker line was seen before detection
 	numPrev     int64 // the line number candidate of the previous line ...
 	numHave     bool  // ... when this is true
@@ -174,6 +188,7 @@ type Scanner struct {
 	curLineNo int
 	curLines  int
 	curTrunc  bool
+	curCut    bool
 	curMulti  bool
 	curFull   bool // a continuation line was dropped: drop the rest
 	curText   strings.Builder
@@ -197,10 +212,13 @@ type textLine struct {
 	// marks, a line number); set by [Scanner.decorate] in auto mode.
 	body      string
 	decorated bool
+	// cut: the medium cut the line short (an ellipsis, a column limit).
+	cut bool
 }
 
 // NewScanner returns a Scanner reading r. Options: [WithFormat],
-// [WithYear], [WithReference], [WithLocation], [WithMaxLineBytes]. If an
+// [WithYear], [WithReference], [WithLocation], [WithMaxLineBytes],
+// [WithFollow]. If an
 // option is invalid the Scanner reads nothing and [Scanner.Err] says why
 // (the error wraps [ErrInvalidOption]); nil options are ignored.
 func NewScanner(r io.Reader, opts ...ScanOption) *Scanner {
@@ -235,6 +253,14 @@ func (s *Scanner) Scan() bool {
 		return false
 	}
 	for {
+		if s.open && s.cfg.follow && !s.hasPend && !s.eof && s.br.Buffered() == 0 {
+			// Live input and nothing read ahead: the record is done as
+			// far as anyone can tell; reading on would wait for the next.
+			if s.finish() {
+				return true
+			}
+			continue
+		}
 		ln, ok := s.next()
 		if !ok {
 			if s.open {
@@ -266,6 +292,16 @@ func (s *Scanner) Scan() bool {
 	}
 }
 
+// Buffered returns the number of input bytes read but not yet scanned: 0
+// means the next [Scanner.Scan] reads the input (and may wait for it).
+func (s *Scanner) Buffered() int {
+	n := s.br.Buffered()
+	if s.hasPend {
+		n += len(s.pend.text) + 1
+	}
+	return n
+}
+
 // Record returns the record read by the last successful [Scanner.Scan].
 func (s *Scanner) Record() Record { return s.rec }
 
@@ -295,13 +331,18 @@ func (s *Scanner) Format() Format { return s.format }
 // fail to parse as one (garbage, a partial last line).
 func (s *Scanner) Skipped() int { return s.skipped }
 
-// next returns the line read ahead, or the next line of input.
+// next returns the line read ahead, or the next line of input, with what
+// the medium did to it undone (see medium.go).
 func (s *Scanner) next() (textLine, bool) {
 	if s.hasPend {
 		s.hasPend = false
 		return s.pend, true
 	}
-	return s.readLine()
+	ln, ok := s.readLine()
+	if ok && s.auto {
+		s.undoMedium(&ln)
+	}
+	return ln, ok
 }
 
 // readLine reads one line, keeping at most maxLine bytes of it.
@@ -414,7 +455,7 @@ func (s *Scanner) start(ln textLine) bool {
 func (s *Scanner) openRecord(ln textLine, h head, fam family, ws int, first string) {
 	s.open, s.cur, s.curFam, s.curWs = true, h, fam, ws
 	s.curFirst, s.curLineNo, s.curLines, s.curTrunc = first, ln.no, 1, ln.trunc
-	s.curMulti, s.curFull = false, false
+	s.curMulti, s.curFull, s.curCut = false, false, ln.cut
 }
 
 // jsonRecord returns the journal JSON line t as a record, or skips it.
@@ -585,6 +626,7 @@ func (s *Scanner) appendLine(ln textLine) {
 		return
 	}
 	s.curTrunc = s.curTrunc || ln.trunc
+	s.curCut = s.curCut || ln.cut
 	s.curText.WriteByte('\n')
 	s.curText.WriteString(add)
 	s.curRaw.WriteByte('\n')
@@ -625,6 +667,7 @@ func (s *Scanner) finish() bool {
 		s.seq++
 		rec.Seq = s.seq
 	}
+	rec.Cut = s.curCut
 	s.rec, s.recLine, s.recTrnc = rec, s.curLineNo, s.curTrunc
 	return true
 }

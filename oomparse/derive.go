@@ -30,12 +30,12 @@ func derive(r *report.Report) *report.Derived {
 func pageSize(r *report.Report) (uint64, string) {
 	for i, v := range r.Victims {
 		for _, t := range r.Tasks {
-			if !isVictimRow(r, i, t) || t.TotalVMPages == 0 || v.TotalVMBytes == 0 {
+			if !isVictimRow(r, i, t) || t.TotalVMPages == 0 || v.TotalVM == nil || *v.TotalVM == 0 {
 				continue
 			}
-			ps := v.TotalVMBytes / t.TotalVMPages
+			ps := *v.TotalVM / t.TotalVMPages
 			for _, known := range []uint64{4096, 16384, 65536} {
-				if ps == known && v.TotalVMBytes%t.TotalVMPages == 0 {
+				if ps == known && *v.TotalVM%t.TotalVMPages == 0 {
 					return ps, "victim"
 				}
 			}
@@ -241,13 +241,17 @@ func deriveNodes(m *report.MemInfo, d *report.Derived) bool {
 	return true
 }
 
-// deriveVictim computes the first victim's rss and its share of usage.
+// deriveVictim computes the first victim's rss and its share of usage,
+// when its Killed line's sizes were read.
 func deriveVictim(r *report.Report, d *report.Derived) {
 	for _, v := range r.Victims {
 		if v.Exiting {
 			continue
 		}
-		rss := v.AnonRSSBytes + v.FileRSSBytes
+		if v.AnonRSS == nil || v.FileRSS == nil {
+			return
+		}
+		rss := *v.AnonRSS + *v.FileRSS
 		if v.ShmemRSSBytes != nil {
 			rss += *v.ShmemRSSBytes
 		}

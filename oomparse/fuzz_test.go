@@ -147,8 +147,16 @@ func checkReports(t *testing.T, reports []report.Report) {
 		if r.Victims == nil {
 			t.Fatalf("report %d: nil victims", i)
 		}
-		if len(r.Victims) == 0 && !r.NoKillable && r.Panic == "" && !r.Incomplete {
+		if len(r.Victims) == 0 && len(r.AlreadyExiting) == 0 && !r.NoKillable && r.Panic == "" && !r.Incomplete {
 			t.Fatalf("report %d: no victim but not flagged incomplete", i)
+		}
+		for _, v := range r.Victims {
+			if v.Exiting {
+				t.Fatalf("report %d: victim %d was not killed (exiting)", i, v.PID)
+			}
+			if v.Inferred != "" && (v.TotalVM != nil || v.AnonRSS != nil || v.FileRSS != nil) {
+				t.Fatalf("report %d: inferred victim %d with sizes", i, v.PID)
+			}
 		}
 		if r.Derived == nil {
 			t.Fatalf("report %d: no derived facts", i)
@@ -179,8 +187,8 @@ func checkBounds(t *testing.T, r *report.Report) {
 	if n > fuzzMaxRawBytes {
 		t.Fatalf("%d raw bytes, cap %d", n, fuzzMaxRawBytes)
 	}
-	if len(r.Victims) > fuzzMaxTasks {
-		t.Fatalf("%d victims, cap %d", len(r.Victims), fuzzMaxTasks)
+	if len(r.Victims)+len(r.AlreadyExiting) > fuzzMaxTasks {
+		t.Fatalf("%d victims and %d exiting, cap %d", len(r.Victims), len(r.AlreadyExiting), fuzzMaxTasks)
 	}
 	for _, v := range r.Victims {
 		if len(v.Comm) > maxNameBytes || len(v.SharedMM) > maxSharedMM {

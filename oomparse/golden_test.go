@@ -69,6 +69,10 @@ func normalize(in []report.Report, acrossFormats bool) []report.Report {
 			for j := range r.Victims {
 				r.Victims[j].Seq = 0
 			}
+			r.AlreadyExiting = append([]report.ExitingTask(nil), r.AlreadyExiting...)
+			for j := range r.AlreadyExiting {
+				r.AlreadyExiting[j].Seq = 0
+			}
 			r.Problems = nil
 			r.ID = ""
 		}

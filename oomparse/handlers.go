@@ -1,14 +1,67 @@
 package oomparse
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/oomscope/oomscope/report"
 )
 
 // line dispatches one line of text by its row of the table (markers.go).
-// Lines of no row are read by the section that is open.
-func (p *Parser) line(dst []report.Report, line string) []report.Report {
+// Lines of no row are read by the section that is open. last says the line
+// ends its record (where a cut record was cut).
+func (p *Parser) line(dst []report.Report, line string, last bool) []report.Report {
+	line = trimSpace(line)
+	s := classify(line)
+	repaired := false
+	if s == nil && strings.HasPrefix(line, "[") {
+		if h, ok := completeTaskHeader(line); ok { // a header cut short
+			line, s, repaired = h, classify(h), true
+			if p.r != nil {
+				p.problem("task table header cut short, completed by its kernel era's columns")
+			}
+		}
+	}
+	if !repaired && p.isCut(s, line, last) {
+		var ok bool
+		if s != nil && s.kind == kKilled {
+			v, ok, _ := parseKilledFields(cutShortOr(s, line))
+			if !ok {
+				var pid int
+				var comm string
+				pid, comm, ok = cutVictim(line)
+				v = report.Victim{PID: pid, Comm: comm, Message: killedMessage(line)}
+			}
+			if ok {
+				// Cut in its sizes or name: a victim all the same, what
+				// was cut absent.
+				k := killed{v: v}
+				if p.r == nil {
+					p.openPartial()
+					p.addVictim(k)
+				} else {
+					dst = p.kill(dst, k)
+				}
+				p.problem(fmt.Sprintf("Killed line cut short: %q", clip(line)))
+				p.r.Incomplete = true
+				return dst
+			}
+		}
+		whole, ok := cutShort(s, line)
+		if !ok {
+			if p.r != nil {
+				p.use()
+				p.r.UnparsedLines++
+				p.problem(fmt.Sprintf("line cut short, nothing whole left: %q", clip(line)))
+			}
+			return dst
+		}
+		if p.r != nil {
+			p.problem(fmt.Sprintf("line cut short, its last value dropped: %q", clip(line)))
+			p.r.Incomplete = true
+		}
+		line, s = whole, classify(whole)
+	}
 	if p.state == stTasks && isTaskRow(line) {
 		// The hot path of a large table: a line that starts "[  1234]" is
 		// a row, it cannot be any other line of a report.
@@ -16,7 +69,6 @@ func (p *Parser) line(dst []report.Report, line string) []report.Report {
 		p.unrelated = 0
 		return dst
 	}
-	s := classify(line)
 	if p.state == stIdle {
 		return p.idleLine(dst, line, s)
 	}
@@ -27,14 +79,42 @@ func (p *Parser) line(dst []report.Report, line string) []report.Report {
 		}
 		return p.unknownLine(dst, line)
 	}
+	switch s.role {
+	case roleNever:
+		if p.tentative { // the dump is another kind's
+			dst = p.emit(dst, "")
+			p.otherDump = otherDumpRecords
+			return dst
+		}
+		return p.unknownLine(dst, line)
+	case roleOpen:
+		if p.tentative && !p.confirm() || !p.tentative && p.splits(s) {
+			dst = p.emit(dst, "the next report started")
+			return p.idleLine(dst, line, s)
+		}
+	case roleTentative:
+		if s.rank < p.maxRank { // a generic line never starts a report on its own
+			return p.unknownLine(dst, line)
+		}
+	}
 	done, dst := p.known(dst, s, line)
 	if !done {
 		return p.unknownLine(dst, line)
 	}
-	if s.rank != rankAny {
-		p.unrelated = 0
-	}
+	p.saw(s)
 	return dst
+}
+
+// saw notes that the open report took a line of row s.
+func (p *Parser) saw(s *shape) {
+	if p.r == nil || s.rank == rankAny {
+		return
+	}
+	p.unrelated = 0
+	p.seenRow[s.id] = true
+	if s.rank > p.maxRank {
+		p.maxRank = s.rank
+	}
 }
 
 // known handles a line of row s in an open report. It reports false when
@@ -58,15 +138,21 @@ func (p *Parser) known(dst []report.Report, s *shape, line string) (bool, []repo
 		p.sectionStart(s.kind, line)
 		return true, dst
 	case kTaskRow:
-		return p.state == stTasks && p.taskRow(line), dst
+		if p.state != stTasks && p.cols != nil {
+			return false, dst // a row away from its table
+		}
+		p.state = stTasks
+		return p.taskRow(line), dst
 	case kNever:
 		return false, dst
 	}
 	return p.victimLine(dst, s.kind, line)
 }
 
-// idleLine handles a line while no report is open: a header starts one; a
-// victim line without a header is a rate-limited (partial) report.
+// idleLine handles a line while no report is open: a header starts one;
+// a victim line without a header is a rate-limited (partial) report;
+// another OOM-specific line opens a report whose beginning is missing; a
+// generic line opens a tentative one.
 func (p *Parser) idleLine(dst []report.Report, line string, s *shape) []report.Report {
 	if s == nil {
 		return dst
@@ -75,32 +161,81 @@ func (p *Parser) idleLine(dst []report.Report, line string, s *shape) []report.R
 	case kHeader:
 		if h, ok := parseHeader(line); ok {
 			p.startHeader(h)
+			p.saw(s)
 		}
+		return dst
 	case kSuppressed:
 		if n, ok := parseSuppressed(line); ok {
 			p.suppressed += n
 		}
+		return dst
 	case kReaper:
 		// A late reaper line of a held report, or of a report already
 		// delivered or never seen (then dropped).
-		if pid, r, ok := parseReaper(line); ok {
+		if pid, _, r, ok := parseReaper(line); ok {
 			p.attachHeld(pid, r)
 		}
+		return dst
 	case kKilled, kExiting:
-		p.bareVictim(line)
+		if p.bareVictim(line) {
+			p.saw(s)
+		}
+		return dst
 	case kKill:
-		p.bareKill(line)
+		if p.bareKill(line) {
+			p.saw(s)
+		}
+		return dst
 	case kGroup, kNoKillable:
 		p.bareOther(s.kind, line)
+		p.saw(s)
+		return dst
+	}
+	switch s.role {
+	case roleNever:
+		p.otherDump = otherDumpRecords
+		return dst
+	case roleOpen:
+		if !opens(s, line) {
+			return dst
+		}
+		p.openHeadless(s)
+	case roleTentative:
+		if p.otherDump > 0 || !opens(s, line) {
+			return dst
+		}
+		p.openTentative(s)
+	default:
+		return dst
+	}
+	if s.kind == kTaskRow {
+		p.state = stTasks
+	}
+	done, dst := p.known(dst, s, line)
+	if done {
+		p.saw(s)
 	}
 	return dst
 }
 
 // startHeader opens a report from its header line.
 func (p *Parser) startHeader(h header) {
+	if rec, prev := p.cur, p.curPrev; rec != nil && prev.ok && !rec.HasSeq && rec.HasMono && prev.mono == rec.Mono &&
+		prev.host == rec.Host && len(prev.text)+1+len(h.comm) <= maxComm && strings.HasPrefix(rec.Text, h.comm+invokedMarker) {
+		// The trigger's name held a newline and the kernel's syslog
+		// rendering printed its start on a line of its own, with the
+		// header's timestamp.
+		h.comm = prev.text + "\n" + h.comm
+	}
 	p.open()
 	p.use()
-	t := &report.Trigger{Comm: h.comm, GFPMask: h.gfpMask, Order: h.order, OOMScoreAdj: h.adj}
+	t := &report.Trigger{Comm: h.comm, GFPMask: h.gfpMask}
+	if h.hasOrder {
+		t.Order = new(h.order)
+	}
+	if h.hasAdj {
+		t.OOMScoreAdj = new(h.adj)
+	}
 	if h.gfpFlags != "" {
 		t.GFPFlags = strings.Split(h.gfpFlags, "|")
 	}
@@ -111,19 +246,34 @@ func (p *Parser) startHeader(h header) {
 	}
 }
 
+// killed is a Killed or already-exiting line.
+type killed struct {
+	v       report.Victim
+	exiting bool // an "already exiting" line: v holds its pid, comm and message
+}
+
+// parseKilledOrExiting parses a Killed or already-exiting line.
+func parseKilledOrExiting(line string) (killed, bool) {
+	if v, ok := parseKilled(line); ok {
+		return killed{v: v}, true
+	}
+	if e, ok := parseExiting(line); ok {
+		return killed{v: report.Victim{PID: e.PID, Comm: e.Comm, Message: e.Message}, exiting: true}, true
+	}
+	return killed{}, false
+}
+
 // bareVictim starts a partial report from a Killed / already-exiting line.
 func (p *Parser) bareVictim(line string) bool {
-	v, ok := parseKilled(line)
+	k, ok := parseKilledOrExiting(line)
 	if !ok {
-		if v, ok = parseExiting(line); !ok {
-			if strings.Contains(line, killedMarker) {
-				p.malformed(line, "Killed process")
-			}
-			return false
+		if strings.Contains(line, killedMarker) {
+			p.malformed(line, "Killed process")
 		}
+		return false
 	}
 	p.openPartial()
-	p.addVictim(v)
+	p.addVictim(k)
 	return true
 }
 
@@ -199,7 +349,7 @@ func (p *Parser) victimLine(dst []report.Report, k kind, line string) (bool, []r
 			p.state = stKill
 		}
 	case kReaper:
-		pid, r, ok := parseReaper(line)
+		pid, comm, r, ok := parseReaper(line)
 		if !ok {
 			p.malformed(line, "oom_reaper")
 			return true, dst
@@ -212,7 +362,9 @@ func (p *Parser) victimLine(dst []report.Report, k kind, line string) (bool, []r
 				return true, dst
 			}
 		}
-		p.attachHeld(pid, r) // an earlier report's, or one never seen
+		if !p.attachHeld(pid, r) { // an earlier report's, or one never seen
+			p.inferVictim(pid, comm, r)
+		}
 	case kKilled, kExiting:
 		dst = p.killedLine(dst, line)
 	case kKill, kSharing:
@@ -254,32 +406,57 @@ func (p *Parser) victimLine(dst []report.Report, k kind, line string) (bool, []r
 
 // killedLine handles "Killed process" and "already exiting" lines.
 func (p *Parser) killedLine(dst []report.Report, line string) []report.Report {
-	v, ok := parseKilled(line)
+	k, ok := parseKilledOrExiting(line)
 	if !ok {
-		if v, ok = parseExiting(line); !ok {
-			p.malformed(line, "Killed process")
-			return dst
-		}
+		p.malformed(line, "Killed process")
+		return dst
 	}
+	return p.kill(dst, k)
+}
+
+// kill adds a killed (or already exiting) task to the open report, or to
+// the next, rate-limited one.
+func (p *Parser) kill(dst []report.Report, k killed) []report.Report {
 	if p.state == stVictims && p.r.OOMGroup == "" {
 		// A second kill without memory.oom.group: the next, rate-limited report.
 		dst = p.emit(dst, "")
 		p.openPartial()
-		p.addVictim(v)
+		p.addVictim(k)
 		return dst
 	}
 	p.use()
-	if p.r.OOMGroup != "" {
-		v.GroupMember = true
+	if p.r.OOMGroup != "" && !k.exiting {
+		k.v.GroupMember = true
 		for i := range p.r.Victims {
-			if p.r.Victims[i].PID == v.PID {
+			if p.r.Victims[i].PID == k.v.PID {
 				p.r.Victims[i].GroupMember = true // the victim, printed again as a member
 				return dst
 			}
 		}
 	}
-	p.addVictim(v)
+	p.addVictim(k)
 	return dst
+}
+
+// inferVictim names the victim of a report whose Killed line is missing
+// from an oom_reaper line about the process the report says it chose (the
+// summary's pid, or the Kill line's): the reaper only reaps a killed
+// process. A reaper line about another pid names nobody.
+func (p *Parser) inferVictim(pid int, comm string, rp report.Reaper) {
+	if len(p.r.Victims) > 0 {
+		return
+	}
+	sv, c := p.r.SummaryVictim, p.chosen
+	if !(sv != nil && sv.PID == pid || c != nil && c.PID == pid) {
+		return
+	}
+	p.use()
+	v := report.Victim{PID: pid, Comm: comm, Inferred: "oom_reaper"}
+	rr := rp
+	v.Reaper = &rr
+	p.problem("no Killed line: the victim is named by its oom_reaper line (sizes unknown)")
+	p.r.Incomplete = true
+	p.addVictim(killed{v: v})
 }
 
 // killLine handles "Kill process ... or sacrifice child" (<= 5.0) and
@@ -312,18 +489,26 @@ func (p *Parser) killLine(dst []report.Report, line string) []report.Report {
 	return dst
 }
 
-// addVictim appends v to the open report and enters the victims state.
-func (p *Parser) addVictim(v report.Victim) {
+// addVictim appends a killed (or already exiting) task to the open report
+// and enters the victims state.
+func (p *Parser) addVictim(k killed) {
+	v := k.v
 	if p.cur != nil && p.cur.HasSeq {
 		v.Seq = p.cur.Seq
 	}
-	if len(p.r.Victims) >= p.cfg.maxTasks {
+	if len(p.r.Victims)+len(p.r.AlreadyExiting) >= p.cfg.maxTasks {
 		p.overflow(secVictims, p.cfg.maxTasks)
 		p.enterVictims()
 		return
 	}
 	v.Comm = clipBytes(v.Comm, maxNameBytes)
 	v.Message = clipBytes(v.Message, maxNameBytes)
+	if k.exiting {
+		// Chosen but not killed: not a victim.
+		p.r.AlreadyExiting = append(p.r.AlreadyExiting, report.ExitingTask{PID: v.PID, Comm: v.Comm, Message: v.Message, Seq: v.Seq})
+		p.enterVictims()
+		return
+	}
 	if p.chosen != nil {
 		v.Chosen, p.chosen = p.chosen, nil
 		if v.Message == "" {
@@ -382,6 +567,9 @@ func (p *Parser) unknownLine(dst []report.Report, line string) []report.Report {
 			t.CallTrace = append(t.CallTrace, clipBytes(line, maxTraceBytes))
 		}
 		p.unrelated++
+		if p.tentative && p.unrelated >= tentativeMaxUnrelated {
+			return p.emit(dst, "")
+		}
 	case stVictims:
 		p.lingered++
 		if p.cfg.victimLinger == 0 || p.lingered >= p.cfg.lingerRecords {

@@ -210,8 +210,9 @@ func parseStatsHeader(line string) (path, inline string, ok bool) {
 		return "", "", false
 	}
 	// The path ends at the ':' that precedes the first " key:NKB" pair (or
-	// the end); a path may itself contain ':'.
-	if i := strings.Index(rest, ": "); i >= 0 && isInlinePairs(rest[i+1:]) {
+	// the end); a path may itself contain ':'. A line cut before its
+	// first pair ends in ": " (trailing space is trimmed off whole lines).
+	if i := strings.Index(rest, ": "); i >= 0 && (isInlinePairs(rest[i+1:]) || i+2 == len(rest)) {
 		return rest[:i], rest[i+1:], true
 	}
 	return strings.TrimSuffix(rest, ":"), "", true
@@ -290,7 +291,7 @@ func parseSummary(line string) (summary, bool) {
 		s.pid, s.hasPID = atoiOK(rest[i+len(",pid="):])
 		rest = rest[:i]
 	}
-	if i := strings.LastIndex(rest, ",task="); i >= 0 {
+	if i := taskField(rest); i >= 0 {
 		s.task = rest[i+len(",task="):]
 		rest = rest[:i]
 	}
@@ -338,10 +339,37 @@ func parseSummary(line string) (summary, bool) {
 	return s, s.constraint != "" || s.hasPID
 }
 
+// taskField returns where ",task=" starts the last field of rest (the
+// summary before its ",pid="): the first such marker whose value is no
+// longer than a process name, since the name itself may hold ",task=".
+func taskField(rest string) int {
+	last := strings.LastIndex(rest, ",task=")
+	if last < 0 {
+		return -1
+	}
+	from := max(0, len(rest)-maxComm-len(",task="))
+	if i := strings.Index(rest[from:], ",task="); i >= 0 {
+		return from + i
+	}
+	return last
+}
+
 // killed is a "Killed process" line:
 // "[<msg>: ]Killed process N (comm) total-vm:NkB, anon-rss:NkB, file-rss:NkB[, shmem-rss:NkB][, UID:N pgtables:NkB oom_score_adj:N]".
 // RHEL/CentOS 6 kernels print "Killed process N, UID U, (comm) total-vm:...".
 func parseKilled(line string) (report.Victim, bool) {
+	v, ok, whole := parseKilledFields(line)
+	return v, ok && whole
+}
+
+// parseKilledFields parses a Killed line: ok when its pid and name were
+// read, whole when its three sizes were too.
+func parseKilledFields(line string) (v report.Victim, ok, whole bool) {
+	v, whole = parseKilledLine(line)
+	return v, v.PID > 0 || v.Comm != "", whole
+}
+
+func parseKilledLine(line string) (report.Victim, bool) {
 	i := strings.Index(line, killedMarker)
 	if i < 0 {
 		return report.Victim{}, false
@@ -363,7 +391,7 @@ func parseKilled(line string) (report.Victim, bool) {
 	}
 	v := report.Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), UID: uid}
 	rest = "total-vm:" + rest
-	seen := 0
+	var sizes [3]*uint64 // total-vm, anon-rss, file-rss
 	for _, f := range strings.Fields(strings.ReplaceAll(rest, ",", " ")) {
 		k, val, found := strings.Cut(f, ":")
 		if !found {
@@ -371,33 +399,40 @@ func parseKilled(line string) (report.Victim, bool) {
 		}
 		switch k {
 		case "total-vm":
-			v.TotalVMBytes, ok = parseKB(val)
-			seen++
+			sizes[0] = kbPtr(val)
 		case "anon-rss":
-			v.AnonRSSBytes, ok = parseKB(val)
-			seen++
+			sizes[1] = kbPtr(val)
 		case "file-rss":
-			v.FileRSSBytes, ok = parseKB(val)
-			seen++
+			sizes[2] = kbPtr(val)
 		case "shmem-rss":
-			if n, ok := parseKB(val); ok {
-				v.ShmemRSSBytes = &n
-			}
+			v.ShmemRSSBytes = kbPtr(val)
 		case "UID":
 			if n, ok := atoiOK(val); ok {
 				v.UID = &n
 			}
 		case "pgtables":
-			if n, ok := parseKB(val); ok {
-				v.PgtablesBytes = &n
-			}
+			v.PgtablesBytes = kbPtr(val)
 		case "oom_score_adj":
 			if n, ok := atoiOK(val); ok {
 				v.OOMScoreAdj = &n
 			}
 		}
 	}
-	return v, seen == 3
+	v.SetSizes(sizes[0], sizes[1], sizes[2])
+	return v, sizes[0] != nil && sizes[1] != nil && sizes[2] != nil
+}
+
+// kbPtr parses "123kB" into bytes, nil when it is not that (a number cut
+// before its unit is no number).
+func kbPtr(s string) *uint64 {
+	if !strings.HasSuffix(s, "kB") && !strings.HasSuffix(s, "KB") {
+		return nil
+	}
+	n, ok := parseKB(s)
+	if !ok {
+		return nil
+	}
+	return &n
 }
 
 // parseKill is "<msg>: Kill process N (comm) score S or sacrifice child" (<= 5.0).
@@ -428,16 +463,16 @@ func parseSharing(line string) (report.PIDComm, bool) {
 }
 
 // parseExiting is "<msg>: OOM victim N (comm) is already exiting. Skip killing the task".
-func parseExiting(line string) (report.Victim, bool) {
+func parseExiting(line string) (report.ExitingTask, bool) {
 	i := strings.Index(line, "OOM victim ")
 	if i < 0 || !strings.HasSuffix(line, exitingMarker) {
-		return report.Victim{}, false
+		return report.ExitingTask{}, false
 	}
 	pid, comm, _, ok := cutPIDComm(line[i+len("OOM victim "):], exitingMarker)
 	if !ok {
-		return report.Victim{}, false
+		return report.ExitingTask{}, false
 	}
-	return report.Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), Exiting: true}, true
+	return report.ExitingTask{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": ")}, true
 }
 
 // parseGroup is "Tasks in <path> are going to be killed due to memory.oom.group set".
@@ -451,36 +486,36 @@ func parseGroup(line string) (string, bool) {
 
 // reaperLine is "oom_reaper: reaped process N (comm), now anon-rss:NkB, file-rss:NkB, shmem-rss:NkB"
 // or "oom_reaper: unable to reap pid:N (comm)".
-func parseReaper(line string) (pid int, r report.Reaper, ok bool) {
+func parseReaper(line string) (pid int, comm string, r report.Reaper, ok bool) {
 	rest, found := strings.CutPrefix(line, reaperPrefix)
 	if !found {
-		return 0, r, false
+		return 0, "", r, false
 	}
 	if s, found := strings.CutPrefix(rest, "unable to reap pid:"); found {
-		pid, _, _, ok = cutPIDComm(s+" ", ")")
-		return pid, report.Reaper{}, ok
+		pid, comm, _, ok = cutPIDComm(s+" ", ")")
+		return pid, comm, report.Reaper{}, ok
 	}
 	s, found := strings.CutPrefix(rest, "reaped process ")
 	if !found {
-		return 0, r, false
+		return 0, "", r, false
 	}
-	pid, _, tail, ok := cutPIDComm(s, "), now ")
+	pid, comm, tail, ok := cutPIDComm(s, "), now ")
 	if !ok {
-		return 0, r, false
+		return 0, "", r, false
 	}
 	r.Reaped = true
 	for _, f := range strings.Fields(strings.ReplaceAll(tail, ",", " ")) {
 		k, v, _ := strings.Cut(f, ":")
 		switch k {
 		case "anon-rss":
-			r.AnonRSSBytes, _ = parseKB(v)
+			r.AnonRSSBytes = kbPtr(v)
 		case "file-rss":
-			r.FileRSSBytes, _ = parseKB(v)
+			r.FileRSSBytes = kbPtr(v)
 		case "shmem-rss":
-			r.ShmemRSSBytes, _ = parseKB(v)
+			r.ShmemRSSBytes = kbPtr(v)
 		}
 	}
-	return pid, r, true
+	return pid, comm, r, true
 }
 
 // parsePinned is "oom killer N (comm) has mm pinned by M (comm2)".

@@ -61,7 +61,13 @@ const (
 	// task (the reaper kthread, the rate limiter): they may arrive at any
 	// time, interleaved with another task's records.
 	roleCross
-	// roleNever lines look like OOM text but are never part of a report.
+	// roleTentative lines are part of OOM reports and of other dumps (a
+	// stack dump, a sysrq memory dump): where no report is open they open
+	// a tentative one, kept only if an OOM-specific line follows.
+	roleTentative
+	// roleNever lines look like OOM text but are never part of a report;
+	// they also announce another dump (a failed allocation's), whose
+	// generic lines then open nothing.
 	roleNever
 )
 
@@ -81,6 +87,7 @@ const (
 
 // shape is one row of the table.
 type shape struct {
+	id   uint8 // the row's index in shapes
 	kind kind
 	name string // in problems: "the report starts at its <name> line"
 	role role
@@ -88,6 +95,9 @@ type shape struct {
 	// once: a report holds at most one such line; a second one starts the
 	// next report.
 	once bool
+	// names: the line prints a process name or a cgroup path, which may
+	// hold newlines: a record that starts with it is one line (split.go).
+	names bool
 	// other: the line may be printed by another task or CPU than the one
 	// that prints the report (the next report's header, the reaper's
 	// lines, the never rate-limited victim lines of the next kill).
@@ -97,6 +107,9 @@ type shape struct {
 	// of the first row it matches.
 	prefix, infix, suffix string
 	test                  func(line string) bool
+	// key is a byte of the infix that few lines hold: a line without it
+	// is not looked into (the quiet path's speed).
+	key byte
 }
 
 // shapes is the table, in the order rows are tried: first the lines that
@@ -107,42 +120,42 @@ type shape struct {
 var shapes = [...]shape{
 	// The header's marker is longer than a process name and follows one:
 	// where it follows 15 bytes or fewer, nothing else can be the line.
-	{kind: kHeader, name: "header", role: roleOpen, other: true, rank: rankHeader, once: true, test: headerAtComm},
-	{kind: kTaskRow, name: "task row", role: roleContinue, rank: rankTasks, prefix: "[", test: isTaskRow},
-	{kind: kTaskHeader, name: "task table header", role: roleContinue, rank: rankTasks, once: true, prefix: "[", test: isTaskHeader},
-	{kind: kSummary, name: "oom-kill summary", role: roleContinue, rank: rankSummary, once: true, prefix: summaryPrefix},
-	{kind: kReaper, name: "oom_reaper", role: roleCross, other: true, rank: rankAny, prefix: reaperPrefix},
-	{kind: kPinned, name: "mm pinned", role: roleContinue, rank: rankKill, prefix: "oom killer ", infix: ") has mm pinned by "},
-	{kind: kSharing, name: "sharing same memory", role: roleContinue, rank: rankKill, prefix: killMarker, suffix: ") sharing same memory"},
-	{kind: kGroup, name: "memory.oom.group", role: roleOpen, other: true, rank: rankKill, once: true, prefix: groupPrefix, suffix: groupSuffix},
-	{kind: kTasksState, name: "Tasks state", role: roleContinue, rank: rankTasks, once: true, prefix: "Tasks state (memory values in pages):"},
-	{kind: kTaskIn, name: "Task in", role: roleContinue, rank: rankMemory, once: true, prefix: "Task in ", infix: " killed as a result of limit of "},
-	{kind: kLimitReached, name: "Memory limit reached", role: roleContinue, rank: rankMemory, once: true, prefix: "Memory limit reached of cgroup "},
-	{kind: kStatsHeader, name: "memory cgroup stats", role: roleContinue, rank: rankMemory, prefix: "Memory cgroup stats", test: isStatsHeader},
-	{kind: kProtection, name: "memory cgroup protection", role: roleContinue, rank: rankMemory, once: true, prefix: "Memory cgroup min protection "},
-	{kind: kCounter, name: "memory cgroup counter", role: roleContinue, rank: rankMemory, prefix: "memory: usage "},
-	{kind: kCounter, name: "memory cgroup counter", role: roleContinue, rank: rankMemory, prefix: "memory+swap: usage "},
-	{kind: kCounter, name: "memory cgroup counter", role: roleContinue, rank: rankMemory, prefix: "kmem: usage "},
-	{kind: kCounter, name: "memory cgroup counter", role: roleContinue, rank: rankMemory, prefix: "swap: usage "},
-	{kind: kMemInfo, name: "Mem-Info", role: roleContinue, rank: rankMemory, once: true, prefix: "Mem-Info:", test: isExactly("Mem-Info:")},
+	{kind: kHeader, name: "header", names: true, role: roleOpen, other: true, rank: rankHeader, once: true, test: headerAtComm},
+	{kind: kTaskRow, name: "task row", names: true, role: roleOpen, rank: rankTasks, prefix: "[", test: isTaskRow},
+	{kind: kTaskHeader, name: "task table header", role: roleOpen, rank: rankTasks, once: true, prefix: "[", test: isTaskHeader},
+	{kind: kSummary, name: "oom-kill summary", names: true, role: roleOpen, rank: rankSummary, once: true, prefix: summaryPrefix},
+	{kind: kReaper, name: "oom_reaper", names: true, role: roleCross, other: true, rank: rankAny, prefix: reaperPrefix},
+	{kind: kPinned, name: "mm pinned", names: true, role: roleContinue, rank: rankKill, prefix: "oom killer ", infix: ") has mm pinned by "},
+	{kind: kSharing, name: "sharing same memory", names: true, role: roleContinue, rank: rankKill, prefix: killMarker, suffix: ") sharing same memory"},
+	{kind: kGroup, name: "memory.oom.group", names: true, role: roleOpen, other: true, rank: rankKill, once: true, prefix: groupPrefix, suffix: groupSuffix},
+	{kind: kTasksState, name: "Tasks state", role: roleOpen, rank: rankTasks, once: true, prefix: "Tasks state (memory values in pages):"},
+	{kind: kTaskIn, name: "Task in", names: true, role: roleOpen, rank: rankMemory, once: true, prefix: "Task in ", infix: " killed as a result of limit of "},
+	{kind: kLimitReached, name: "Memory limit reached", names: true, role: roleOpen, rank: rankMemory, once: true, prefix: "Memory limit reached of cgroup "},
+	{kind: kStatsHeader, name: "memory cgroup stats", names: true, role: roleOpen, rank: rankMemory, prefix: "Memory cgroup stats", test: isStatsHeader},
+	{kind: kProtection, name: "memory cgroup protection", role: roleOpen, rank: rankMemory, once: true, prefix: "Memory cgroup min protection "},
+	{kind: kCounter, name: "memory cgroup counter", role: roleOpen, rank: rankMemory, prefix: "memory: usage "},
+	{kind: kCounter, name: "memory cgroup counter", role: roleOpen, rank: rankMemory, prefix: "memory+swap: usage "},
+	{kind: kCounter, name: "memory cgroup counter", role: roleOpen, rank: rankMemory, prefix: "kmem: usage "},
+	{kind: kCounter, name: "memory cgroup counter", role: roleOpen, rank: rankMemory, prefix: "swap: usage "},
+	{kind: kMemInfo, name: "Mem-Info", role: roleTentative, rank: rankMemory, once: true, prefix: "Mem-Info:", test: isExactly("Mem-Info:")},
 	{kind: kSlabHeader, name: "unreclaimable slab", role: roleContinue, rank: rankMemory, once: true, prefix: "Unreclaimable slab info:", test: isExactly("Unreclaimable slab info:")},
 	{kind: kSlabExcessive, name: "excessive slab", role: roleContinue, rank: rankMemory, prefix: "excessive unreclaimable slab but cannot dump stats"},
 	{kind: kCompaction, name: "COMPACTION", role: roleContinue, rank: rankPre, once: true, prefix: "COMPACTION is disabled!!!", test: isExactly("COMPACTION is disabled!!!")},
 	{kind: kNoKillable, name: "no killable processes", role: roleOpen, other: true, rank: rankKill, once: true, prefix: noKillable, test: isExactly(noKillable)},
 	{kind: kPanic, name: "panic", role: roleContinue, rank: rankKill, prefix: "Kernel panic - not syncing: "},
 	{kind: kSuppressed, name: "callbacks suppressed", role: roleCross, other: true, rank: rankAny, prefix: "oom_kill_process: ", suffix: suppressed},
-	{kind: kStack, name: "stack dump", role: roleContinue, rank: rankStack, prefix: "CPU: ", infix: " Comm: "},
-	{kind: kStack, name: "stack dump", role: roleContinue, rank: rankStack, prefix: "Pid: ", infix: ", comm: "},
-	{kind: kHardware, name: "hardware name", role: roleContinue, rank: rankStack, prefix: "Hardware name: "},
+	{kind: kStack, name: "stack dump", names: true, role: roleTentative, rank: rankStack, prefix: "CPU: ", infix: " Comm: "},
+	{kind: kStack, name: "stack dump", names: true, role: roleTentative, rank: rankStack, prefix: "Pid: ", infix: ", comm: "},
+	{kind: kHardware, name: "hardware name", role: roleTentative, rank: rankStack, prefix: "Hardware name: "},
 	{kind: kNever, name: "OOM killer enabled", role: roleNever, rank: rankAny, prefix: "OOM killer enabled."},
 	{kind: kNever, name: "OOM killer disabled", role: roleNever, rank: rankAny, prefix: "OOM killer disabled."},
 	{kind: kNever, name: "VM_FAULT_OOM", role: roleNever, rank: rankAny, prefix: "Huh VM_FAULT_OOM leaked out"},
-	{kind: kHeader, name: "header", role: roleOpen, other: true, rank: rankHeader, once: true, infix: "oom-killer: gfp_mask=", test: hasInvoked},
-	{kind: kKill, name: "Kill process", role: roleOpen, other: true, rank: rankKill, infix: killMarker, suffix: " or sacrifice child"},
-	{kind: kExiting, name: "already exiting", role: roleOpen, other: true, rank: rankKill, infix: "OOM victim ", suffix: exitingMarker},
-	{kind: kKilled, name: "Killed process", role: roleOpen, other: true, rank: rankKill, infix: killedMarker},
-	{kind: kCpuset, name: "cpuset", role: roleContinue, rank: rankPre, once: true, infix: " cpuset=", test: isCpusetLine},
-	{kind: kNever, name: "page allocation failure", role: roleNever, rank: rankAny, infix: ": page allocation failure: "},
+	{kind: kHeader, name: "header", names: true, role: roleOpen, other: true, rank: rankHeader, once: true, infix: "oom-killer: gfp_mask=", test: hasInvoked, key: '='},
+	{kind: kKill, name: "Kill process", names: true, role: roleOpen, other: true, rank: rankKill, infix: killMarker, suffix: " or sacrifice child", key: 'K'},
+	{kind: kExiting, name: "already exiting", names: true, role: roleOpen, other: true, rank: rankKill, infix: "OOM victim ", suffix: exitingMarker, key: 'O'},
+	{kind: kKilled, name: "Killed process", names: true, role: roleOpen, other: true, rank: rankKill, infix: killedMarker, key: 'K'},
+	{kind: kCpuset, name: "cpuset", names: true, role: roleTentative, rank: rankPre, once: true, infix: " cpuset=", test: isCpusetLine, key: '='},
+	{kind: kNever, name: "page allocation failure", role: roleNever, rank: rankAny, infix: ": page allocation failure: ", key: ':'},
 }
 
 // maxComm is the longest process name the kernel prints (TASK_COMM_LEN
@@ -160,7 +173,7 @@ func headerAtComm(line string) bool {
 // each first byte of a line, the rows whose prefix starts with it;
 // infixRows are the other rows without a prefix, in table order. The
 // quiet ones are the same restricted to the rows that act where no report
-// is open (roleOpen and roleCross).
+// is open (every role but roleContinue).
 type tableIndex struct {
 	leadRows, infixRows []uint8
 	byFirstByte         [256][]uint8
@@ -168,9 +181,11 @@ type tableIndex struct {
 
 var index, quietIndex = func() (all, quiet tableIndex) {
 	lead := true
-	for i, s := range shapes {
+	for i := range shapes {
+		shapes[i].id = uint8(i)
+		s := shapes[i]
 		for _, t := range []*tableIndex{&all, &quiet} {
-			if t == &quiet && (s.role == roleContinue || s.role == roleNever) {
+			if t == &quiet && s.role == roleContinue {
 				continue
 			}
 			switch {
@@ -208,25 +223,19 @@ func (t *tableIndex) find(line string) *shape {
 func classify(line string) *shape { return index.find(line) }
 
 func (s *shape) matches(line string) bool {
+	if s.key != 0 && strings.IndexByte(line, s.key) < 0 {
+		return false
+	}
 	return strings.HasPrefix(line, s.prefix) && (s.infix == "" || strings.Contains(line, s.infix)) &&
 		strings.HasSuffix(line, s.suffix) && (s.test == nil || s.test(line))
 }
 
-// mayMatter is the quiet-stream filter: can some line of text (a record,
-// possibly of several lines) be of a row that acts where no report is
-// open? It is true for every such line, and cheap for the rest: a healthy
+// mayMatter is the quiet-stream filter: can the text of a record (see
+// firstLine: the later lines of a multi-line record never act on their
+// own) be of a row that acts where no report is open? It is true for every such line, and cheap for the rest: a healthy
 // node's stream goes through it alone.
 func mayMatter(text string) bool {
-	for {
-		line, rest, more := strings.Cut(text, "\n")
-		if quietIndex.find(line) != nil {
-			return true
-		}
-		if !more {
-			return false
-		}
-		text = rest
-	}
+	return quietIndex.find(firstLine(text)) != nil
 }
 
 // fromOtherContext reports whether text (one record) is a line that

@@ -1,6 +1,9 @@
 package oomparse
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // markerSamples has one line of every kind of the table, and lines that
 // look like one kind but are another (hostile process names).
@@ -82,15 +85,19 @@ func TestClassify(t *testing.T) {
 }
 
 // TestQuietFilter: the quiet-stream filter lets through every line of a
-// row that acts where no report is open, and no line of no row.
+// row that acts where no report is open, no line of no row, and no later
+// line of a record.
 func TestQuietFilter(t *testing.T) {
 	for _, tt := range markerSamples {
 		s := classify(tt.line)
-		want := s != nil && (s.role == roleOpen || s.role == roleCross)
-		for _, text := range []string{tt.line, "eth0: up\n" + tt.line} {
-			if got := mayMatter(text); want && !got || s == nil && got {
-				t.Errorf("mayMatter(%q) = %v, want %v", text, got, want)
-			}
+		want := s != nil && s.role != roleContinue
+		if got := mayMatter(tt.line); want && !got || s == nil && got {
+			t.Errorf("mayMatter(%q) = %v, want %v", tt.line, got, want)
+		}
+		// A later line of a record never acts on its own: it is part of
+		// the first line's text (a name or a path) or of a memory dump.
+		if text := "eth0: up\n" + tt.line; mayMatter(text) && !oneLine(text, "eth0: up") {
+			t.Errorf("mayMatter(%q) = true: a later line of a record acts", text)
 		}
 	}
 }
@@ -103,6 +110,9 @@ func TestTableRows(t *testing.T) {
 		}
 		if s.name == "" {
 			t.Errorf("row %d has no name", i)
+		}
+		if s.key != 0 && !strings.Contains(s.infix, string(s.key)) {
+			t.Errorf("row %d (%s): key %q is not in the infix %q", i, s.name, s.key, s.infix)
 		}
 		if s.role == roleCross && s.rank != rankAny {
 			t.Errorf("row %d (%s): a line of another context has no place in a report", i, s.name)

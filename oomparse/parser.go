@@ -104,6 +104,11 @@ type Parser struct {
 	lingered   int // unrelated records seen after the victim
 	recUsed    bool
 	cur        *kmsg.Record
+	tentative  bool   // opened by a generic line: dropped unless an OOM-specific line follows
+	openedBy   string // the row name of the line that opened a report without its header
+	era        *era   // the column set of a task table read without its header
+	maxRank    rank   // the furthest section of the report seen
+	seenRow    [len(shapes)]bool
 	chosen     *report.Chosen // "Kill process ... or sacrifice child" awaiting its Killed line
 	chosenMsg  string         // that line's message prefix
 	last       lastStamp
@@ -117,12 +122,17 @@ type Parser struct {
 	// stream state
 	pending    kmsg.Record
 	hasPending bool
-	merged     bool   // pendText/pendRaw hold the pending record's text
-	pendText   []byte // the pending record's text with its fragments, reused
-	pendRaw    []byte // the same for its raw form
+	merged     bool        // pendText/pendRaw hold the pending record's text
+	pendText   []byte      // the pending record's text with its fragments, reused
+	pendRaw    []byte      // the same for its raw form
+	pendPrev   shortRecord // the short record before the pending one
+	curPrev    shortRecord // the same, for the record being processed
+	short      shortRecord // the last record fed, when short
 	lastSeq    uint64
 	haveSeq    bool
 	suppressed int
+	otherDump  int           // records left during which generic lines open nothing (see roleNever)
+	cutWidth   int           // the length at which the input's lines were cut, 0 if unknown (medium.go)
 	now        time.Duration // the latest kernel time seen (records, Expire)
 	hasNow     bool
 	held       []heldReport // finished reports waiting for reaper lines, in order
@@ -176,7 +186,33 @@ func (p *Parser) Feed(dst []report.Report, rec kmsg.Record) []report.Report {
 			p.pendRaw = append(append(p.pendRaw, '\n'), rec.Raw...)
 			return dst
 		}
+		if p.mergeable(&rec) && p.wrapped(&rec) {
+			return dst
+		}
+		if renderedSplit(&p.pending, p.pendingText, &rec) && p.mergeable(&rec) {
+			// One record the kernel's syslog rendering printed as two
+			// lines with the same timestamp: a name or path held a
+			// newline.
+			if !p.merged {
+				p.pendText = append(p.pendText[:0], p.pending.Text...)
+				p.pendRaw = append(p.pendRaw[:0], p.pending.Raw...)
+				p.merged = true
+			}
+			p.pendText = append(append(p.pendText, '\n'), rec.Text...)
+			p.pendRaw = append(append(p.pendRaw, '\n'), rec.Raw...)
+			return dst
+		}
 		dst = p.flushPending(dst)
+	}
+	prev := p.short
+	switch {
+	case rec.HasSeq || !rec.HasMono || len(rec.Text) > maxComm:
+		p.short = shortRecord{}
+	case prev.ok && prev.mono == rec.Mono && prev.host == rec.Host && len(prev.text)+1+len(rec.Text) <= maxComm:
+		// Several lines of one name, each printed on its own.
+		p.short.text = prev.text + "\n" + rec.Text
+	default:
+		p.short = shortRecord{text: rec.Text, mono: rec.Mono, host: rec.Host, ok: true}
 	}
 	if p.state == stIdle && !mayMatter(rec.Text) {
 		// The quiet path: no report open and nothing that could start one.
@@ -186,13 +222,34 @@ func (p *Parser) Feed(dst []report.Report, rec kmsg.Record) []report.Report {
 		if rec.HasMono {
 			p.advance(rec.Mono)
 		}
+		if p.otherDump > 0 {
+			p.otherDump--
+		}
 		if len(p.held) > 0 {
 			dst = p.deliverDue(dst)
 		}
 		return dst
 	}
-	p.pending, p.hasPending = rec, true
+	p.pending, p.hasPending, p.pendPrev = rec, true, prev
 	return dst
+}
+
+// pendingText is the text of the held record, with its fragments.
+func (p *Parser) pendingText() string {
+	if p.merged {
+		return string(p.pendText)
+	}
+	return p.pending.Text
+}
+
+// shortRecord is a record of a text format short enough to be the start
+// of a process name that the kernel's syslog rendering printed on a line
+// of its own (a name holding a newline, before a header).
+type shortRecord struct {
+	text string
+	mono time.Duration
+	host string
+	ok   bool
 }
 
 // advance moves the parser's idea of the kernel clock forward to t.
@@ -211,6 +268,24 @@ func (p *Parser) Flush(dst []report.Report) []report.Report {
 	}
 	if p.r != nil {
 		dst = p.emit(dst, "the input ended")
+	}
+	for len(p.held) > 0 {
+		dst = p.deliverHead(dst)
+	}
+	return dst
+}
+
+// Release delivers, without waiting any longer, the finished reports that
+// wait for late lines (oom_reaper, memory.oom.group members) and the open
+// report if it has its victim; an unfinished report stays open. A live
+// source calls it when the input has been quiet for a while: the kernel
+// prints no more of those reports.
+func (p *Parser) Release(dst []report.Report) []report.Report {
+	if p.hasPending {
+		dst = p.flushPending(dst)
+	}
+	if p.r != nil && p.state == stVictims {
+		dst = p.emit(dst, "")
 	}
 	for len(p.held) > 0 {
 		dst = p.deliverHead(dst)
@@ -256,8 +331,9 @@ func (p *Parser) flushPending(dst []report.Report) []report.Report {
 		p.pending.Text, p.pending.Raw = string(p.pendText), string(p.pendRaw)
 		p.pendText, p.pendRaw, p.merged = p.pendText[:0], p.pendRaw[:0], false
 	}
+	p.curPrev = p.pendPrev
 	dst = p.process(dst, &p.pending)
-	p.hasPending, p.pending = false, kmsg.Record{}
+	p.hasPending, p.pending, p.pendPrev, p.curPrev = false, kmsg.Record{}, shortRecord{}, shortRecord{}
 	return dst
 }
 
@@ -309,6 +385,9 @@ func (p *Parser) process(dst []report.Report, rec *kmsg.Record) []report.Report 
 	if len(p.held) > 0 {
 		dst = p.deliverDue(dst)
 	}
+	if p.r == nil && p.otherDump > 0 {
+		p.otherDump--
+	}
 	if p.r == nil && !mayMatter(rec.Text) {
 		return dst
 	}
@@ -322,15 +401,7 @@ func (p *Parser) process(dst []report.Report, rec *kmsg.Record) []report.Report 
 		// contexts print about OOM kills can belong to it.
 		dst = p.foreign(dst)
 	} else {
-		text := rec.Text
-		for {
-			line, rest, more := strings.Cut(text, "\n")
-			dst = p.line(dst, strings.TrimRight(line, "\r"))
-			if !more {
-				break
-			}
-			text = rest
-		}
+		dst = p.recordText(dst, rec.Text)
 	}
 	if p.r != nil && p.recUsed && rec.HasMono {
 		p.lastMono, p.hasMono = rec.Mono, true
@@ -415,6 +486,9 @@ func (p *Parser) use() {
 			fmt.Fprintf(p.hash, "%d\n", rec.Mono.Microseconds())
 		}
 	}
+	if p.r.Host == "" && rec.Host != "" {
+		p.r.Host = rec.Host
+	}
 	p.last = lastStamp{seq: rec.Seq, hasSeq: rec.HasSeq, mono: rec.Mono, hasMono: rec.HasMono, wall: rec.Wall}
 	p.hbuf = append(append(p.hbuf[:0], rec.Text...), '\n')
 	p.hash.Write(p.hbuf)
@@ -488,6 +562,8 @@ func (p *Parser) open() {
 	p.hash = sha256.New()
 	p.tasks = taskTable{max: p.cfg.maxTasks}
 	p.cols, p.stats, p.caller, p.chosen = nil, -1, "", nil
+	p.tentative, p.openedBy, p.era, p.maxRank, p.seenRow = false, "", nil, rankHeader, [len(shapes)]bool{}
+	p.otherDump = 0
 	p.hasMono, p.unrelated, p.lingered = false, 0, 0
 	p.recUsed = false
 	p.rawBytes, p.memInfoN, p.statN, p.overflowed = 0, 0, 0, [numSections]bool{}
@@ -545,7 +621,23 @@ func (p *Parser) emit(dst []report.Report, reason string) []report.Report {
 	if r == nil {
 		return dst
 	}
-	if len(r.Victims) == 0 && !r.NoKillable && r.Panic == "" {
+	if p.tentative {
+		// Only generic lines: no OOM report (a stack or memory dump of
+		// another kind). Nothing is delivered.
+		p.r, p.hash, p.state, p.cols, p.stats, p.tentative = nil, nil, stIdle, nil, -1, false
+		p.tasks = taskTable{}
+		return p.deliverDue(dst)
+	}
+	if p.chosen != nil {
+		// A Kill line whose Killed line is missing: the chosen task, not
+		// necessarily the one killed.
+		c := *p.chosen
+		c.Message = p.chosenMsg
+		r.Chosen = &c
+		p.chosen = nil
+		p.problem("the Killed line after the Kill process line is missing: the chosen task is kept apart, the kernel may have killed a child instead")
+	}
+	if len(r.Victims) == 0 && len(r.AlreadyExiting) == 0 && !r.NoKillable && r.Panic == "" {
 		r.Incomplete = true
 		if reason == "" {
 			reason = "the report ended"
@@ -554,6 +646,17 @@ func (p *Parser) emit(dst []report.Report, reason string) []report.Report {
 	}
 	r.Last = p.last.stamp()
 	r.Tasks = p.tasks.tasks()
+	// A stats header cut inside its path with no stats after it holds
+	// nothing: not even its form is known.
+	kept := r.MemcgStats[:0]
+	for _, ms := range r.MemcgStats {
+		if ms.Path != "" || len(ms.Stats) > 0 {
+			kept = append(kept, ms)
+		}
+	}
+	if r.MemcgStats = kept; len(kept) == 0 {
+		r.MemcgStats = nil
+	}
 	if r.Victims == nil {
 		r.Victims = []report.Victim{}
 	}
@@ -561,9 +664,11 @@ func (p *Parser) emit(dst []report.Report, reason string) []report.Report {
 	r.Derived = derive(r)
 	h := heldReport{r: r, hash: p.hash, rawBytes: p.rawBytes}
 	switch {
-	case len(r.Victims) == 0 || p.cfg.victimLinger == 0:
+	case len(r.Victims) == 0 || p.cfg.victimLinger == 0 || !p.hasMono:
+		// Without kernel timestamps there is no clock to wait by: the
+		// report waited for its late lines by records (lingerRecords).
 		h.now = true
-	case p.hasMono:
+	default:
 		h.due, h.hasDue = p.victimMono+p.cfg.victimLinger, true
 	}
 	p.held = append(p.held, h)
@@ -665,11 +770,21 @@ func kindOf(r *report.Report) string {
 	case r.MemInfo != nil:
 		return report.KindGlobal
 	}
+	msgs := make([]string, 0, len(r.Victims)+len(r.AlreadyExiting)+1)
 	for _, v := range r.Victims {
+		msgs = append(msgs, v.Message)
+	}
+	for _, e := range r.AlreadyExiting {
+		msgs = append(msgs, e.Message)
+	}
+	if r.Chosen != nil {
+		msgs = append(msgs, r.Chosen.Message)
+	}
+	for _, m := range msgs {
 		switch {
-		case strings.HasPrefix(v.Message, "Memory cgroup out of memory"):
+		case strings.HasPrefix(m, "Memory cgroup out of memory"):
 			return report.KindMemcg
-		case strings.HasPrefix(v.Message, "Out of memory"):
+		case strings.HasPrefix(m, "Out of memory"):
 			return report.KindGlobal
 		}
 	}

@@ -214,7 +214,7 @@ func TestContinuationFragments(t *testing.T) {
 		t.Fatalf("got %d reports", len(out))
 	}
 	tr := out[0].Trigger
-	if tr == nil || tr.Order != 3 || tr.OOMScoreAdj != -17 || out[0].Nodemask != "(null)" {
+	if tr == nil || tr.Order == nil || *tr.Order != 3 || tr.OOMScoreAdj == nil || *tr.OOMScoreAdj != -17 || out[0].Nodemask != "(null)" {
 		t.Fatalf("header not rebuilt from its fragments: %+v nodemask=%q", tr, out[0].Nodemask)
 	}
 	if out[0].Raw[0] != "4,1,100,-,caller=T5;x invoked oom-killer: gfp_mask=0x14000c0(GFP_KERNEL), nodemask=\n4,2,101,c,caller=T5;(null)\n4,3,102,c,caller=T5;,  order=3, oom_score_adj=-17" {
@@ -345,7 +345,7 @@ func TestReaperAfterNextReport(t *testing.T) {
 		t.Fatalf("got %d reports at the first deadline, want 1", len(out))
 	}
 	a := out[0]
-	if a.Victims[0].PID != 11 || a.Victims[0].Reaper == nil || a.Victims[0].Reaper.FileRSSBytes != 4096 {
+	if a.Victims[0].PID != 11 || a.Victims[0].Reaper == nil || a.Victims[0].Reaper.FileRSSBytes == nil || *a.Victims[0].Reaper.FileRSSBytes != 4096 {
 		t.Fatalf("first report's victim %+v, want pid 11 with its reaper line", a.Victims[0])
 	}
 	if a.Last.Seq != 18 || a.Raw[len(a.Raw)-1] != lines[len(lines)-2] {

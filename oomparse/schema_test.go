@@ -116,7 +116,20 @@ func TestSchemaParserOutputFlags(t *testing.T) {
 		{"reaper", header + fmt.Sprintf(killed, 102) + "6,103,1000200,-;oom_reaper: reaped process 42 (stress), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB\n",
 			func(r map[string]any) bool { _, ok := r["victims"].([]any)[0].(map[string]any)["reaper"]; return ok }},
 		{"exiting", header + "6,102,1000100,-;Memory cgroup out of memory: OOM victim 42 (stress) is already exiting. Skip killing the task\n",
-			func(r map[string]any) bool { return r["victims"].([]any)[0].(map[string]any)["exiting"] == true }},
+			func(r map[string]any) bool {
+				return len(r["victims"].([]any)) == 0 && len(r["already_exiting"].([]any)) == 1 && r["incomplete"] == false
+			}},
+		{"chosen without its Killed line", header + "3,102,1000100,-;Memory cgroup out of memory: Kill process 42 (stress) score 990 or sacrifice child\n",
+			func(r map[string]any) bool {
+				return len(r["victims"].([]any)) == 0 && r["chosen"].(map[string]any)["pid"] == json.Number("42")
+			}},
+		{"victim named by the reaper", header + "6,102,1000050,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),oom_memcg=/a,task_memcg=/a,task=stress,pid=42,uid=0\n" +
+			"6,103,1000200,-;oom_reaper: reaped process 42 (stress), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB\n",
+			func(r map[string]any) bool {
+				v := r["victims"].([]any)[0].(map[string]any)
+				_, sized := v["anon_rss_bytes"]
+				return v["inferred"] == "oom_reaper" && !sized && r["incomplete"] == true
+			}},
 		{"garbage inside", header + "4,102,1000050,-;\xff\xfe garbage \x00 line\n4,103,1000060,-;Killed process x (\n" + fmt.Sprintf(killed, 104),
 			func(r map[string]any) bool { _, ok := r["unparsed_lines"]; return ok }},
 	}
@@ -200,7 +213,7 @@ func TestSchemaRejectsBrokenReports(t *testing.T) {
 			r["tasks"].([]any)[0].(map[string]any)["rss_pages"] = json.Number("1.5")
 		}, "/tasks/0/rss_pages: want integer, got number"},
 		{"derived unknown source", func(r map[string]any) { sub(r, "derived")["source"] = "guess" }, `/derived/source: "guess" is not one of`},
-		{"trigger missing order", func(r map[string]any) { delete(sub(r, "trigger"), "order") }, `/trigger: missing required key "order"`},
+		{"trigger missing comm", func(r map[string]any) { delete(sub(r, "trigger"), "comm") }, `/trigger: missing required key "comm"`},
 		{"stamp unknown key", func(r map[string]any) { sub(r, "first")["usec"] = json.Number("1") }, `/first: unknown key "usec"`},
 		{"diagnosis bad scope", func(r map[string]any) {
 			r["diagnosis"] = map[string]any{"scope": "namespace", "summary": "x"}

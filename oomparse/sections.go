@@ -188,6 +188,9 @@ func (p *Parser) statLine(line string) bool {
 		return false
 	}
 	ms := &p.r.MemcgStats[p.stats]
+	if ms.Format == "keys" && len(ms.Stats) == 0 && ms.Path == "" && isInlinePairs(line) {
+		ms.Format = "v1-inline" // a header cut before its pairs: they tell its form
+	}
 	if k, v, ok := parseStatLine(line); ok && ms.Format == "keys" {
 		p.use()
 		p.statN++
@@ -234,8 +237,15 @@ func (p *Parser) taskRow(line string) bool {
 	}
 	p.use()
 	if p.cols == nil {
-		p.malformed(line, "task row before the table header")
-		return true
+		// No table header (a grep kept the rows): the columns by the
+		// rows' layout and the kernel release.
+		e := inferEra(line, p.r.KernelVersion)
+		if e == nil {
+			p.malformed(line, "task row without the table header, of no known layout")
+			return true
+		}
+		p.era, p.cols = e, e.cols
+		p.problem("no task table header: the rows are read as the columns of kernel " + e.name)
 	}
 	t, ok := parseTaskRow(line, p.cols, p.newU64)
 	if !ok {
@@ -244,6 +254,10 @@ func (p *Parser) taskRow(line string) bool {
 	}
 	p.r.TasksTotal++
 	p.r.TaskRSSPagesTotal += t.RSSPages
+	if p.era != nil && p.era.maybe26 && ambiguousRow(line) {
+		p.r.TasksDropped++ // its swapents column may be a 2.6 oom_adj
+		return true
+	}
 	if p.tasks.add(t) {
 		p.r.TasksDropped++
 	}

@@ -47,6 +47,14 @@ func (d *Demux) Feed(dst []report.Report, rec kmsg.Record) ([]report.Report, err
 	}
 	d.lastHost = host
 	p, ok := d.parsers[host]
+	if !ok && host != "" && len(d.order) == 1 && d.order[0] == "" {
+		// The first host named after host-less records (a paste that
+		// starts with dmesg lines and goes on with syslog ones): they
+		// were this host's.
+		p, ok = d.parsers[""], true
+		delete(d.parsers, "")
+		d.parsers[host], d.order[0] = p, host
+	}
 	if !ok {
 		if len(d.parsers) >= maxHosts {
 			return dst, fmt.Errorf("oomparse: more than %d hosts in one stream", maxHosts)
@@ -63,6 +71,15 @@ func (d *Demux) Feed(dst []report.Report, rec kmsg.Record) ([]report.Report, err
 		d.order = append(d.order, host)
 	}
 	return p.Feed(dst, rec), nil
+}
+
+// Release releases the finished reports of every host's parser (see
+// [Parser.Release]), hosts in order of first appearance.
+func (d *Demux) Release(dst []report.Report) []report.Report {
+	for _, h := range d.order {
+		dst = d.parsers[h].Release(dst)
+	}
+	return dst
 }
 
 // Flush flushes every host's parser, hosts in order of first appearance.

@@ -95,9 +95,21 @@ type Report struct {
 	// TaskRSSPagesTotal is the sum of the rss column over every row.
 	TaskRSSPagesTotal uint64 `json:"task_rss_pages_total,omitempty"`
 
-	// Victims are the processes killed. More than one under memory.oom.group;
-	// none when no process could be killed.
+	// Victims are exactly the processes the kernel killed in this report:
+	// more than one under memory.oom.group, none when it killed nothing
+	// (no killable process, a panic, a task already exiting) or when the
+	// victim lines are missing. A task the kernel skipped because it was
+	// already exiting is in AlreadyExiting, not here, so that counting
+	// Victims gives the kernel's oom_kill count.
 	Victims []Victim `json:"victims"`
+	// AlreadyExiting are the tasks the kernel chose but did not kill:
+	// "OOM victim N (x) is already exiting. Skip killing the task" (5.9+).
+	AlreadyExiting []ExitingTask `json:"already_exiting,omitempty"`
+	// Chosen is the task a "Kill process N (x) score S or sacrifice child"
+	// line (<= 5.0) selected when no Killed line follows it in the input:
+	// the chosen task, not necessarily the one killed (the kernel may kill
+	// a child instead). With its Killed line it is Victim.Chosen instead.
+	Chosen *Chosen `json:"chosen,omitempty"`
 	// SummaryVictim is the victim as the oom-kill: summary names it
 	// (task=, pid=, uid=). Its pid can differ from the Killed line's when the
 	// victim's main thread had already released its memory.
@@ -160,13 +172,16 @@ type Trigger struct {
 	PID *int `json:"pid,omitempty"`
 	UID *int `json:"uid,omitempty"`
 	CPU *int `json:"cpu,omitempty"`
-	// GFPMask is the allocation mask as printed ("0xcc0").
-	GFPMask string `json:"gfp_mask"`
+	// GFPMask is the allocation mask as printed ("0xcc0"); empty when the
+	// header was cut before it.
+	GFPMask string `json:"gfp_mask,omitempty"`
 	// GFPFlags are its symbolic names (kernels >= 4.6).
 	GFPFlags []string `json:"gfp_flags,omitempty"`
-	Order    int      `json:"order"`
+	// Order is the allocation order; nil when the header was cut before it.
+	Order *int `json:"order,omitempty"`
 	// OOMScoreAdj is the trigger's own oom_score_adj.
-	OOMScoreAdj int `json:"oom_score_adj"`
+	// It is nil when the header was cut before it.
+	OOMScoreAdj *int `json:"oom_score_adj,omitempty"`
 	// Tainted is the taint string ("" for "Not tainted").
 	Tainted string `json:"tainted,omitempty"`
 	// CompactionDisabled is set by "COMPACTION is disabled!!!".
@@ -261,7 +276,13 @@ type Task struct {
 	Name          string  `json:"name"`
 }
 
-// Victim is a process the oom-killer killed (or chose).
+// Victim is a process the oom-killer killed.
+//
+// The sizes of its Killed line are TotalVM, AnonRSS and FileRSS, nil when
+// not read (the line was cut short, or the victim is inferred from another
+// line). TotalVMBytes, AnonRSSBytes and FileRSSBytes hold the same sizes
+// as plain numbers, 0 when not read, for code that adds them up; set both
+// with [Victim.SetSizes].
 type Victim struct {
 	PID  int    `json:"pid"`
 	Comm string `json:"comm"`
@@ -269,10 +290,22 @@ type Victim struct {
 	// memory", "Out of memory", "Out of memory (oom_kill_allocating_task)");
 	// on kernels <= 5.0, whose Killed line has no prefix, the prefix of the
 	// "Kill process ... or sacrifice child" line before it.
-	Message      string `json:"message,omitempty"`
-	TotalVMBytes uint64 `json:"total_vm_bytes"`
-	AnonRSSBytes uint64 `json:"anon_rss_bytes"`
-	FileRSSBytes uint64 `json:"file_rss_bytes"`
+	Message string `json:"message,omitempty"`
+	// TotalVM, AnonRSS and FileRSS are total-vm:, anon-rss: and
+	// file-rss:, in bytes; nil when not read.
+	TotalVM *uint64 `json:"total_vm_bytes,omitempty"`
+	AnonRSS *uint64 `json:"anon_rss_bytes,omitempty"`
+	FileRSS *uint64 `json:"file_rss_bytes,omitempty"`
+	// TotalVMBytes, AnonRSSBytes and FileRSSBytes are the sizes above as
+	// numbers, 0 when not read (not in JSON: there the sizes are the
+	// pointers').
+	TotalVMBytes uint64 `json:"-"`
+	AnonRSSBytes uint64 `json:"-"`
+	FileRSSBytes uint64 `json:"-"`
+	// Inferred names the line the victim was read from when its Killed
+	// line is missing: "oom_reaper" for a reaper line about the pid the
+	// report's summary or Kill line names. Its sizes are then unread.
+	Inferred string `json:"inferred,omitempty"`
 	// ShmemRSSBytes is absent on kernels whose Killed line has no
 	// shmem-rss field (before 4.5).
 	ShmemRSSBytes *uint64 `json:"shmem_rss_bytes,omitempty"`
@@ -284,8 +317,9 @@ type Victim struct {
 	Chosen *Chosen `json:"chosen,omitempty"`
 	// GroupMember is true for a process killed because of memory.oom.group.
 	GroupMember bool `json:"group_member,omitempty"`
-	// Exiting is true for "OOM victim N (x) is already exiting. Skip killing
-	// the task": nothing was killed, the task was already dying.
+	// Exiting was set by parsers before AlreadyExiting existed, on an
+	// entry for "OOM victim N (x) is already exiting": reports written by
+	// them may hold it. This parser never sets it.
 	Exiting bool `json:"exiting,omitempty"`
 	// SharedMM lists "Kill process N (x) sharing same memory" lines (3.x).
 	SharedMM []PIDComm `json:"shared_mm,omitempty"`
@@ -294,6 +328,17 @@ type Victim struct {
 	// Reaper is the oom_reaper outcome when its line arrived in time.
 	Reaper *Reaper `json:"reaper,omitempty"`
 	// Seq is the sequence number of the Killed line (0 when unknown).
+	Seq uint64 `json:"seq,omitempty"`
+}
+
+// ExitingTask is a task the oom-killer chose but did not kill because it
+// was already exiting.
+type ExitingTask struct {
+	PID  int    `json:"pid"`
+	Comm string `json:"comm"`
+	// Message is the line's prefix ("Memory cgroup out of memory").
+	Message string `json:"message,omitempty"`
+	// Seq is the sequence number of the line (0 when unknown).
 	Seq uint64 `json:"seq,omitempty"`
 }
 
@@ -309,6 +354,9 @@ type Chosen struct {
 	PID   int    `json:"pid"`
 	Comm  string `json:"comm"`
 	Score int64  `json:"score"`
+	// Message is the Kill line's prefix ("Memory cgroup out of memory"),
+	// on Report.Chosen (on Victim.Chosen it is the victim's Message).
+	Message string `json:"message,omitempty"`
 }
 
 // PIDComm names a process.
@@ -320,8 +368,11 @@ type PIDComm struct {
 // Reaper is an oom_reaper line for a victim.
 type Reaper struct {
 	// Reaped is true for "reaped process", false for "unable to reap".
-	Reaped        bool   `json:"reaped"`
-	AnonRSSBytes  uint64 `json:"anon_rss_bytes"`
-	FileRSSBytes  uint64 `json:"file_rss_bytes"`
-	ShmemRSSBytes uint64 `json:"shmem_rss_bytes"`
+	Reaped bool `json:"reaped"`
+	// AnonRSSBytes, FileRSSBytes and ShmemRSSBytes are what the reaper
+	// left; nil for "unable to reap" and for a size not read (a line cut
+	// short).
+	AnonRSSBytes  *uint64 `json:"anon_rss_bytes,omitempty"`
+	FileRSSBytes  *uint64 `json:"file_rss_bytes,omitempty"`
+	ShmemRSSBytes *uint64 `json:"shmem_rss_bytes,omitempty"`
 }

@@ -380,7 +380,7 @@ func writeArchivedText(w io.Writer, er *report.Enriched) error {
 	if err != nil {
 		return err
 	}
-	if err := writeText(w, safe); err != nil {
+	if err := writeText(w, er, ""); err != nil { // writeText escapes what it prints
 		return err
 	}
 	if len(safe.Raw) == 0 {

@@ -212,7 +212,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, keep bool, timeout t
 			return fmt.Errorf("demo: the NATS message is not a report: %v", err)
 		}
 		fmt.Fprintln(stdout)
-		if err := writeText(stdout, &r); err != nil {
+		if err := writeText(stdout, &r, ""); err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout)

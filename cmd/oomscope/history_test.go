@@ -157,7 +157,7 @@ func TestHistorySinceAndFilters(t *testing.T) {
 	_, out, _ := run(t, "", "history", "--nats-url", srv.ClientURL(), "--since", sinceArg, "--node", "node-1", "--pod", "pod-1", "--namespace", "web")
 	rows, _ := historyTable(t, out)
 	k := recent[1]
-	want := []string{k.at.Local().Format(time.DateTime), "node-1", "web/pod-1/app", "worker 1000", "pod", "96.0MiB", "child", k.id}
+	want := []string{k.at.Local().Format(time.DateTime), "node-1", "web/pod-1/app", "worker 1000", "pod", "96Mi", "child", k.id}
 	if i := slices.IndexFunc(rows, func(r []string) bool { return r[len(r)-1] == k.id }); i < 0 || !slices.Equal(rows[i], want) {
 		t.Errorf("rows %q, want one %q", rows, want)
 	}

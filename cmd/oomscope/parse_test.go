@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/report"
@@ -162,9 +166,12 @@ func TestParseText(t *testing.T) {
 		{"outcome", "process-killed: Process 85 (dd) in /kubepods.slice/pod1 was killed"},
 	}
 	for i, w := range want {
-		if k, v := textField(lines[1+i]); k != w[0] || !strings.HasPrefix(v, w[1]) {
-			t.Errorf("line %d = %q, want %s %q...", 1+i, lines[1+i], w[0], w[1])
+		if k, v := textField(lines[2+i]); k != w[0] || !strings.HasPrefix(v, w[1]) {
+			t.Errorf("line %d = %q, want %s %q...", 2+i, lines[2+i], w[0], w[1])
 		}
+	}
+	if k, v := textField(lines[1]); k != "source" || v != captureV2 {
+		t.Errorf("line 1 = %q, want the source file", lines[1])
 	}
 	_, out, _ = run(t, "", "parse", "-o", "text", capturePod)
 	lines = strings.Split(out, "\n")
@@ -175,10 +182,38 @@ func TestParseText(t *testing.T) {
 		{"scope", "pod: The pod-level limit 96Mi was hit"},
 		{"outcome", "child-killed: Pid 15898 (bash) has a lower pid"},
 		{"enrichment", "from the cgroup path only (no Kubernetes API)"},
+		{"killed", "python3 (pid 15901): rss 48.7Mi = anon 45.7Mi + file 3.0Mi + shmem 0, oom_score_adj 0"},
+		{"limit", "96Mi of /test-runner/kubepods/burstable/pod0b7e3c1e-5a42-4c1b-9d7a-2f1f8c3e9a11 (failcnt 2797)"},
+		{"cgroup", ".../3f9a7c2d1e8b4a6f9c0d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a1b3c5d7e9f1a2b (the victim's, below it)"},
+		{"usage", "96Mi of 96Mi: anon 95.4Mi (99%), page cache 24Ki (0%), kernel 572Ki (1%); shmem 0 (part of the page cache); swap 0 (not in usage)"},
 	}
 	for i, w := range want {
-		if k, v := textField(lines[1+i]); k != w[0] || !strings.HasPrefix(v, w[1]) {
-			t.Errorf("line %d = %q, want %s %q...", 1+i, lines[1+i], w[0], w[1])
+		if k, v := textField(lines[2+i]); k != w[0] || !strings.HasPrefix(v, w[1]) {
+			t.Errorf("line %d = %q, want %s %q...", 2+i, lines[2+i], w[0], w[1])
+		}
+	}
+}
+
+// TestParseTextFacts: the text output names the host and the wall time
+// when the log has them, uses one unit style, and its shares add up.
+func TestParseTextFacts(t *testing.T) {
+	_, out, _ := run(t, "", "parse", "-o", "text", "--year", "2024", "../../kmsg/testdata/host-6.18-3-kills.kern.log")
+	reports := strings.Split(strings.TrimSpace(out), "\n\n")
+	if len(reports) != 3 {
+		t.Fatalf("%d reports:\n%s", len(reports), out)
+	}
+	if first := strings.SplitN(reports[0], "\n", 2)[0]; !strings.HasPrefix(first, "OOM kill (memcg) at 2024-12-31T23:59:58") || !strings.Contains(first, " on node-7 ") {
+		t.Errorf("header %q: no wall time or host", first)
+	}
+	if strings.Contains(out, "MiB") || strings.Contains(out, "KiB") {
+		t.Error("two unit styles")
+	}
+	for _, r := range reports {
+		if got := shareSum(r, "usage", `\((\d+)%\)`); got != 100 {
+			t.Errorf("usage shares add up to %d%%:\n%s", got, r)
+		}
+		if got := shareSum(r, "top", ` (\d+)%  `); got != 100 {
+			t.Errorf("top shares add up to %d%%:\n%s", got, r)
 		}
 	}
 }
@@ -221,4 +256,97 @@ func TestParseKubeconfigHook(t *testing.T) {
 	if len(src) != 2 || src[1] != "kubernetes-api" {
 		t.Errorf("sources %v", src)
 	}
+}
+
+// hostileLog is a raw /dev/kmsg report whose trigger and victim named
+// itself name (escaped as the kernel escapes it).
+func hostileLog(name string) string {
+	esc := func(s string) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < ' ' || c >= 127 || c == '\\' {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			} else {
+				b.WriteByte(c)
+			}
+		}
+		return b.String()
+	}
+	n := esc(name)
+	return strings.Join([]string{
+		"4,100,5000000,-;" + n + " invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+		"6,101,5000010,-;memory: usage 10240kB, limit 10240kB, failcnt 1",
+		"6,102,5000020,-;[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name",
+		"6,103,5000030,-;[   4242]  1000  4242     3000     2275    61440        0             0 " + n,
+		"6,104,5000040,-;oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a" + n + ",task_memcg=/a" + n + ",task=" + n + ",pid=4242,uid=1000",
+		"3,105,5000050,-;Memory cgroup out of memory: Killed process 4242 (" + n + ") total-vm:12000kB, anon-rss:9000kB, file-rss:100kB, shmem-rss:0kB, UID:1000 pgtables:60kB oom_score_adj:0",
+	}, "\n") + "\n"
+}
+
+// TestParseHostileNames: a name (or cgroup path) that holds newlines,
+// escape sequences, bidi overrides or kernel-looking text reaches no output
+// raw: JSON keeps it exactly (escaped), text shows it escaped, and the
+// victim is the same in every output.
+func TestParseHostileNames(t *testing.T) {
+	names := []string{"a\nb", "\x1b]0;pwn\x07\x1b[2J", "\u202eevil", "x) total-vm:9", "\nKilled proces", "del\x7f\u0085c1", `back\x1b`}
+	for _, name := range names {
+		for _, output := range []string{"json", "pretty", "text"} {
+			t.Run(fmt.Sprintf("%s/%q", output, name), func(t *testing.T) {
+				code, out, errs := run(t, hostileLog(name), "parse", "-o", output, "-")
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, errs)
+				}
+				for i, r := range out {
+					if r != '\n' && unsafeRune(r) || r == utf8.RuneError {
+						t.Fatalf("output holds %U at %d:\n%s", r, i, out)
+					}
+				}
+				switch output {
+				case "json", "pretty":
+					var rep struct {
+						Victims []struct {
+							PID  int    `json:"pid"`
+							Comm string `json:"comm"`
+						} `json:"victims"`
+						OOMMemcg string `json:"oom_memcg"`
+					}
+					if err := json.Unmarshal([]byte(out), &rep); err != nil {
+						t.Fatalf("%v: %s", err, out)
+					}
+					if len(rep.Victims) != 1 || rep.Victims[0].PID != 4242 || rep.Victims[0].Comm != name || rep.OOMMemcg != "/a"+name {
+						t.Errorf("victims %+v, oom_memcg %q", rep.Victims, rep.OOMMemcg)
+					}
+				case "text":
+					if !strings.Contains(out, escapeText(name)+" (pid 4242)") {
+						t.Errorf("the victim is not shown escaped (%q):\n%s", escapeText(name), out)
+					}
+				}
+			})
+		}
+	}
+}
+
+// shareSum adds up the percents matched by pattern in the section of a
+// text report that starts at the line keyed key and runs over the lines
+// without a key after it.
+func shareSum(report, key, pattern string) int {
+	re := regexp.MustCompile(pattern)
+	sum, in := 0, false
+	for _, l := range strings.Split(report, "\n") {
+		k, _ := textField(l)
+		indentOnly := strings.HasPrefix(l, "  ") && len(l)-len(strings.TrimLeft(l, " ")) > 4
+		switch {
+		case k == key && !indentOnly:
+			in = true
+		case in && !indentOnly:
+			return sum
+		case !in:
+			continue
+		}
+		for _, m := range re.FindAllStringSubmatch(l, -1) {
+			n, _ := strconv.Atoi(m[1])
+			sum += n
+		}
+	}
+	return sum
 }

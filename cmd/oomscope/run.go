@@ -443,7 +443,7 @@ func (t *textSink) Name() string { return "stdout" }
 func (t *textSink) Publish(_ context.Context, d sink.Delivery) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err := writeText(t.w, d.Report); err != nil {
+	if err := writeText(t.w, d.Report, ""); err != nil {
 		return fmt.Errorf("stdout: %w", err)
 	}
 	_, err := io.WriteString(t.w, "\n")

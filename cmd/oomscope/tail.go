@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"reflect"
 	"sync"
 	"time"
 	"unicode"
@@ -211,59 +210,7 @@ func writeStreamReport(w io.Writer, r *report.Enriched, data []byte, output stri
 		_, err = w.Write(append(line, '\n'))
 		return err
 	}
-	escapeReport(r)
-	return writeText(w, r)
-}
-
-// maxReportString bounds each string of a report shown as text (a kernel
-// line is at most about 1,000 bytes; a path or a name far less).
-const maxReportString = 4096
-
-// escapeReport passes every string of r (map keys included) through
-// report.Escape, in place, so that the text renderer, which prints names
-// as they are, writes nothing that a terminal would act on.
-func escapeReport(r *report.Enriched) {
-	if r != nil {
-		escapeValue(reflect.ValueOf(r).Elem())
-	}
-}
-
-func escapeValue(v reflect.Value) {
-	switch v.Kind() {
-	case reflect.Pointer:
-		if !v.IsNil() {
-			escapeValue(v.Elem())
-		}
-	case reflect.Struct:
-		for i := range v.NumField() {
-			if fv := v.Field(i); fv.CanSet() {
-				escapeValue(fv)
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		for i := range v.Len() {
-			escapeValue(v.Index(i))
-		}
-	case reflect.Map:
-		if v.IsNil() || !v.CanSet() {
-			return
-		}
-		m := reflect.MakeMapWithSize(v.Type(), v.Len())
-		for it := v.MapRange(); it.Next(); {
-			k := reflect.New(v.Type().Key()).Elem()
-			k.Set(it.Key())
-			escapeValue(k)
-			val := reflect.New(v.Type().Elem()).Elem()
-			val.Set(it.Value())
-			escapeValue(val)
-			m.SetMapIndex(k, val)
-		}
-		v.Set(m)
-	case reflect.String:
-		if v.CanSet() {
-			v.SetString(report.Escape(v.String(), maxReportString))
-		}
-	}
+	return writeText(w, r, "") // writeText escapes every value it prints
 }
 
 // terminalJSON returns JSON text on one line (compacted) that means the

@@ -3,11 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/enrich/diagnose"
 	"github.com/oomscope/oomscope/report"
 )
 
@@ -15,44 +17,24 @@ import (
 // one-line answer, the pod and container, which limit and what became of
 // the container, then what was killed, where, what the memory was, the top
 // processes and anything that makes the report less than whole.
-func writeText(w io.Writer, er *report.Enriched) error {
+func writeText(w io.Writer, er *report.Enriched, source string) error {
 	r := er.Report
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	line := func(k, format string, a ...any) { fmt.Fprintf(tw, "  %s\t%s\n", k, fmt.Sprintf(format, a...)) }
+	// Every value is escaped: names and paths are the log's (escape.go).
+	line := func(k, format string, a ...any) {
+		fmt.Fprintf(tw, "  %s\t%s\n", k, escapeText(fmt.Sprintf(format, a...)))
+	}
 
-	fmt.Fprintf(tw, "OOM kill (%s) %s\n", r.Kind, when(r))
+	fmt.Fprintf(tw, "OOM kill (%s)%s\n", r.Kind, escapeText(when(r)))
+	if source != "" {
+		if source == "-" {
+			source = "standard input"
+		}
+		line("source", "%s", source)
+	}
 	writeEnrichment(line, er)
-	for _, v := range r.Victims {
-		what := "killed"
-		if v.Exiting {
-			what = "exiting"
-		} else if v.GroupMember {
-			what = "group kill"
-		}
-		line(what, "%s (pid %d): anon %s, file %s, shmem %s%s", v.Comm, v.PID,
-			human(v.AnonRSSBytes), human(v.FileRSSBytes), humanPtr(v.ShmemRSSBytes), adj(v.OOMScoreAdj))
-	}
-	if len(r.Victims) == 0 {
-		line("killed", "nothing%s", map[bool]string{true: " (no killable process)", false: " seen"}[r.NoKillable])
-	}
-	if r.TaskMemcg != "" {
-		line("in", "%s", r.TaskMemcg)
-	}
-	if r.OOMGroup != "" {
-		line("oom.group", "%s (%d processes killed together)", r.OOMGroup, len(r.Victims))
-	}
-	switch {
-	case r.Memory != nil:
-		whose := r.OOMMemcg
-		if whose == "" {
-			whose = "(cgroup not printed)"
-		}
-		line("limit", "%s of %s (failcnt %d)", human(r.Memory.LimitBytes), whose, r.Memory.Failcnt)
-	case r.OOMMemcg != "":
-		line("limit", "of %s", r.OOMMemcg)
-	case r.Kind != report.KindMemcg && r.Kind != report.KindUnknown:
-		line("limit", "node memory (%s)", strings.TrimPrefix(r.Constraint, "CONSTRAINT_"))
-	}
+	writeVictims(line, r)
+	writeLimit(line, r)
 	if d := r.Derived; d != nil && d.UsageBytes != nil {
 		line("usage", "%s", composition(d))
 		if d.WorkingSetBytes != nil {
@@ -64,7 +46,11 @@ func writeText(w io.Writer, er *report.Enriched) error {
 		if t.PID != nil {
 			pid = fmt.Sprintf(" (pid %d)", *t.PID)
 		}
-		line("trigger", "%s%s asked for order-%d %s", t.Comm, pid, t.Order, strings.Join(t.GFPFlags, "|"))
+		order := "an allocation"
+		if t.Order != nil {
+			order = fmt.Sprintf("order-%d", *t.Order)
+		}
+		line("trigger", "%s%s asked for %s %s", t.Comm, pid, order, strings.Join(t.GFPFlags, "|"))
 	}
 	writeTop(tw, r)
 	if d := er.Diagnosis; d != nil {
@@ -151,6 +137,99 @@ func writeEnrichment(line func(k, format string, a ...any), er *report.Enriched)
 	}
 }
 
+// writeVictims writes what was killed, skipped or chosen.
+func writeVictims(line func(k, format string, a ...any), r *report.Report) {
+	for _, v := range r.Victims {
+		what := "killed"
+		if v.GroupMember {
+			what = "group kill"
+		}
+		if v.Inferred != "" {
+			line(what, "%s (pid %d): named by its %s line, the Killed line is missing", v.Comm, v.PID, v.Inferred)
+			continue
+		}
+		line(what, "%s (pid %d): %s%s", v.Comm, v.PID, victimRSS(v), adj(v.OOMScoreAdj))
+	}
+	for _, e := range r.AlreadyExiting {
+		line("not killed", "%s (pid %d): already exiting, the kernel skipped it", e.Comm, e.PID)
+	}
+	if c := r.Chosen; c != nil {
+		line("chosen", "%s (pid %d, score %d): its Killed line is missing (the kernel may have killed a child instead)", c.Comm, c.PID, c.Score)
+	}
+	if len(r.Victims) == 0 {
+		why := " seen"
+		switch {
+		case r.NoKillable:
+			why = " (no killable process)"
+		case len(r.AlreadyExiting) > 0:
+			why = " (the task chosen was already exiting)"
+		case r.Panic != "":
+			why = " (the kernel panicked)"
+		}
+		line("killed", "nothing%s", why)
+	}
+	if r.OOMGroup != "" {
+		line("oom.group", "%s (%d processes killed together)", r.OOMGroup, len(r.Victims))
+	}
+}
+
+// victimRSS is "rss 48.7Mi = anon 45.7Mi + file 3.0Mi + shmem 0", with
+// what the Killed line gave.
+func victimRSS(v report.Victim) string {
+	parts := []string{"anon " + humanPtr(v.AnonRSS), "file " + humanPtr(v.FileRSS)}
+	if v.ShmemRSSBytes != nil {
+		parts = append(parts, "shmem "+human(*v.ShmemRSSBytes))
+	}
+	if v.AnonRSS == nil || v.FileRSS == nil {
+		return strings.Join(parts, ", ")
+	}
+	rss := *v.AnonRSS + *v.FileRSS
+	if v.ShmemRSSBytes != nil {
+		rss += *v.ShmemRSSBytes
+	}
+	return "rss " + human(rss) + " = " + strings.Join(parts, " + ")
+}
+
+// writeLimit writes which limit was hit and where the victim was, each
+// cgroup path once: the victim's cgroup is shown below the limiting one.
+func writeLimit(line func(k, format string, a ...any), r *report.Report) {
+	limit, fail := "", ""
+	if r.Memory != nil {
+		limit, fail = human(r.Memory.LimitBytes)+" of ", fmt.Sprintf(" (failcnt %d)", r.Memory.Failcnt)
+	}
+	task, oom := r.TaskMemcg, r.OOMMemcg
+	switch {
+	case oom != "" && (task == "" || task == oom):
+		own := ""
+		if task == oom {
+			own = ", the victim's own cgroup"
+		}
+		line("limit", "%s%s%s%s", limit, oom, fail, own)
+	case oom != "" && strings.HasPrefix(task, strings.TrimSuffix(oom, "/")+"/"):
+		line("limit", "%s%s%s", limit, oom, fail)
+		line("cgroup", ".../%s (the victim's, below it)", strings.TrimPrefix(task, strings.TrimSuffix(oom, "/")+"/"))
+	case oom != "":
+		line("limit", "%s%s%s", limit, oom, fail)
+		line("cgroup", "%s (the victim's)", task)
+	case r.Memory != nil:
+		line("limit", "%s(cgroup not printed)%s", limit, fail)
+		if task != "" {
+			line("cgroup", "%s (the victim's)", task)
+		}
+	case r.Kind != report.KindMemcg && r.Kind != report.KindUnknown:
+		how := ""
+		if r.Constraint != "" {
+			how = " (" + strings.TrimPrefix(r.Constraint, "CONSTRAINT_") + ")"
+		}
+		line("limit", "node memory%s", how)
+		if task != "" {
+			line("cgroup", "%s (the victim's)", task)
+		}
+	case task != "":
+		line("cgroup", "%s (the victim's)", task)
+	}
+}
+
 func writeTop(w io.Writer, r *report.Report) {
 	if r.Derived == nil || len(r.Derived.TopTasks) == 0 {
 		if r.TasksTotal == 0 && !r.Partial {
@@ -158,59 +237,144 @@ func writeTop(w io.Writer, r *report.Report) {
 		}
 		return
 	}
-	fmt.Fprintf(w, "  top\t%d of %d tasks by rss:\n", len(r.Derived.TopTasks), r.TasksTotal)
-	for _, t := range r.Derived.TopTasks {
-		share := ""
-		if t.Share != nil {
-			share = fmt.Sprintf("%3.0f%%", *t.Share*100)
-		}
+	top := r.Derived.TopTasks
+	// Shares of the table's rss: they add up to 100% over every row, the
+	// rows not listed being "the others".
+	ps := r.Derived.PageSizeBytes
+	if ps == 0 {
+		ps = 4096
+	}
+	total := r.TaskRSSPagesTotal * ps
+	vals := make([]uint64, 0, len(top)+1)
+	var listed uint64
+	for _, t := range top {
+		vals = append(vals, t.RSSBytes)
+		listed += t.RSSBytes
+	}
+	others := len(top) < r.TasksTotal && total > listed
+	if others {
+		vals = append(vals, total-listed)
+	}
+	pct := percents(vals, max(total, listed))
+	fmt.Fprintf(w, "  top\t%d of %d tasks by rss, share of the table's rss %s:\n", len(top), r.TasksTotal, human(max(total, listed)))
+	for i, t := range top {
 		mark := ""
 		if t.Victim {
 			mark = "  <- killed"
 		}
-		fmt.Fprintf(w, "  \t  %7d  %9s  %s  %s%s\n", t.PID, human(t.RSSBytes), share, t.Name, mark)
+		fmt.Fprintf(w, "  \t  %7d  %7s  %3d%%  %s%s\n", t.PID, human(t.RSSBytes), pct[i], escapeText(t.Name), mark)
+	}
+	if others {
+		fmt.Fprintf(w, "  \t  %7s  %7s  %3d%%  the other %d\n", "", human(total-listed), pct[len(top)], r.TasksTotal-len(top))
 	}
 }
 
+// composition is "96Mi of 96Mi: anon 95.4Mi (99%), page cache 24Ki (0%),
+// kernel 572Ki (1%); shmem 0 (part of the page cache); swap 0 (not in
+// usage)": the shares are of the parts that make up usage, and add up to
+// 100%; shmem is inside one of them and swap outside usage, so they have
+// none.
 func composition(d *report.Derived) string {
-	var parts []string
-	add := func(name string, v *uint64) {
-		if v == nil {
-			return
-		}
-		s := name + " " + human(*v)
-		if *d.UsageBytes > 0 {
-			s += fmt.Sprintf(" (%.0f%%)", float64(*v)*100/float64(*d.UsageBytes))
-		}
-		parts = append(parts, s)
+	usage := *d.UsageBytes
+	type part struct {
+		name string
+		v    uint64
 	}
-	add("anon", d.AnonBytes)
-	add("page cache", d.PageCacheBytes)
-	add("shmem", d.ShmemBytes)
-	add("kernel", d.KernelBytes)
-	add("swap", d.SwapBytes)
-	s := human(*d.UsageBytes)
+	var parts []part
+	var sum uint64
+	for _, p := range []struct {
+		name string
+		v    *uint64
+	}{{"anon", d.AnonBytes}, {"page cache", d.PageCacheBytes}, {"kernel", d.KernelBytes}} {
+		if p.v != nil {
+			parts = append(parts, part{p.name, *p.v})
+			sum += *p.v
+		}
+	}
+	if len(parts) > 0 && usage > sum {
+		parts = append(parts, part{"other", usage - sum})
+		sum = usage
+	}
+	s := human(usage)
 	if d.LimitBytes != nil {
 		s += " of " + human(*d.LimitBytes)
 	}
-	if len(parts) > 0 {
-		s += ": " + strings.Join(parts, ", ")
+	vals := make([]uint64, len(parts))
+	for i, p := range parts {
+		vals[i] = p.v
+	}
+	pct := percents(vals, sum)
+	var out []string
+	for i, p := range parts {
+		out = append(out, fmt.Sprintf("%s %s (%d%%)", p.name, human(p.v), pct[i]))
+	}
+	if len(out) > 0 {
+		s += ": " + strings.Join(out, ", ")
+	}
+	var extra []string
+	if d.ShmemBytes != nil {
+		in := "part of the page cache"
+		if strings.HasPrefix(d.Source, "meminfo") {
+			in = "part of anon"
+		}
+		extra = append(extra, fmt.Sprintf("shmem %s (%s)", human(*d.ShmemBytes), in))
+	}
+	if d.SwapBytes != nil {
+		extra = append(extra, fmt.Sprintf("swap %s (not in usage)", human(*d.SwapBytes)))
+	}
+	if len(extra) > 0 {
+		s += "; " + strings.Join(extra, "; ")
 	}
 	return s
 }
 
+// percents returns each value's share of total in whole percents that add
+// up to the share of their sum (100 when they make up total): largest
+// remainders get the rounding.
+func percents(vals []uint64, total uint64) []int {
+	out := make([]int, len(vals))
+	if total == 0 {
+		return out
+	}
+	var sum uint64
+	type rem struct {
+		i int
+		r float64
+	}
+	rems := make([]rem, len(vals))
+	assigned := 0
+	for i, v := range vals {
+		sum += v
+		exact := float64(v) * 100 / float64(total)
+		out[i] = int(exact)
+		assigned += out[i]
+		rems[i] = rem{i, exact - float64(out[i])}
+	}
+	target := int(float64(sum)*100/float64(total) + 0.5)
+	sort.SliceStable(rems, func(a, b int) bool { return rems[a].r > rems[b].r })
+	for k := 0; assigned < target && k < len(rems); k++ {
+		out[rems[k].i]++
+		assigned++
+	}
+	return out
+}
+
+// when is " at <wall time> on <host> [<kernel time>]", what the log gave.
 func when(r *report.Report) string {
 	var parts []string
 	if r.First.Wall != nil {
-		parts = append(parts, r.First.Wall.UTC().Format(time.RFC3339))
-	}
-	if r.First.MonoUsec != nil {
-		parts = append(parts, fmt.Sprintf("[%d.%06d]", *r.First.MonoUsec/1e6, *r.First.MonoUsec%1e6))
+		parts = append(parts, "at "+r.First.Wall.Format(time.RFC3339))
 	}
 	if r.Host != "" {
 		parts = append(parts, "on "+r.Host)
 	}
-	return strings.Join(parts, " ")
+	if r.First.MonoUsec != nil {
+		parts = append(parts, fmt.Sprintf("[%d.%06d s after boot]", *r.First.MonoUsec/1e6, *r.First.MonoUsec%1e6))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " " + strings.Join(parts, " ")
 }
 
 func adj(p *int) string {
@@ -227,16 +391,5 @@ func humanPtr(v *uint64) string {
 	return human(*v)
 }
 
-// human formats bytes with binary units, as kubectl shows memory.
-func human(b uint64) string {
-	const unit = 1024
-	if b < unit {
-		return fmt.Sprintf("%dB", b)
-	}
-	div, exp := uint64(unit), 0
-	for n := b / unit; n >= unit && exp < 5; n /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%ciB", float64(b)/float64(div), "KMGTPE"[exp])
-}
+// human formats bytes as the diagnosis and kubectl do: 96Mi, 45.7Mi.
+func human(b uint64) string { return diagnose.Quantity(b) }
