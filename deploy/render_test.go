@@ -24,10 +24,16 @@ import (
 
 var update = flag.Bool("update", false, "rewrite deploy/daemonset.yaml from the kustomize base")
 
-// toolDir holds the binaries the tests build.
+// toolDir holds the binaries the tests build (the renderer, oomscope).
 var toolDir string
 
 func TestMain(m *testing.M) {
+	// The container test runs this binary again as the container's init
+	// (kmsg_test.go): it sets up the container and execs oomscope.
+	if os.Getenv(containerEnv) != "" {
+		containerInit()
+		return // not reached: containerInit execs or exits
+	}
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "oomscope-deploy-test-")
 	if err != nil {
