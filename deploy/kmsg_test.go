@@ -1,10 +1,14 @@
 package deploy
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -301,9 +305,10 @@ type container struct {
 }
 
 type containerResult struct {
-	opened    bool   // held /dev/kmsg open
-	exited    error  // how it ended (after SIGTERM when it opened)
-	stderr    string // the daemon's log
+	opened    bool              // held /dev/kmsg open
+	http      map[string]string // metrics port: path -> status and first bytes
+	exited    error             // how it ended (after SIGTERM when it opened)
+	stderr    string            // the daemon's log
 	status    map[string]string
 	mountinfo string
 	stateDir  string
@@ -456,6 +461,10 @@ wait:
 	if res.opened {
 		time.Sleep(3 * time.Second) // reads the ring buffer, idles
 		res.status = procStatus(t, pid)
+		res.http = map[string]string{}
+		for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+			res.http[path] = podHTTP(pid, metricsPort(ctr), path)
+		}
 		mi, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
 		res.mountinfo = string(mi)
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -470,6 +479,55 @@ wait:
 	}
 	res.stderr = stderr.String()
 	return res
+}
+
+// metricsPort is the container's port named metrics.
+func metricsPort(ctr corev1.Container) int {
+	for _, p := range ctr.Ports {
+		if p.Name == "metrics" {
+			return int(p.ContainerPort)
+		}
+	}
+	return 0
+}
+
+// podHTTP asks GET path of 127.0.0.1:port in pid's network namespace, as
+// the kubelet's probes and Prometheus reach the pod's port; it returns the
+// status line and the start of the body, or the error.
+func podHTTP(pid, port int, path string) string {
+	res := make(chan string, 1)
+	go func() {
+		// This goroutine's thread enters the pod's network namespace and
+		// is never unlocked: the runtime ends the thread with it.
+		runtime.LockOSThread()
+		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+		if err != nil {
+			res <- err.Error()
+			return
+		}
+		defer ns.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			res <- "setns: " + err.Error()
+			return
+		}
+		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+		if err != nil {
+			res <- err.Error()
+			return
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: pod\r\n\r\n", path)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			res <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		res <- resp.Status + " " + string(body)
+	}()
+	return <-res
 }
 
 // holdsKmsg reports whether pid has the kmsg device (c 1:11) open.
@@ -597,6 +655,14 @@ func TestKmsgPrivileges(t *testing.T) {
 					t.Errorf("mount %s: %v, want rw %v", mp, o, rw)
 				}
 			}
+		}
+		for path, got := range r.http {
+			if !strings.HasPrefix(got, "200 ") {
+				t.Errorf("GET %s on the metrics port in the pod: %.200s", path, got)
+			}
+		}
+		if !strings.Contains(r.http["/metrics"], "process_resident_memory_bytes") {
+			t.Errorf("/metrics in the pod: %.300s", r.http["/metrics"])
 		}
 		if !strings.Contains(r.stderr, "reading the whole kernel ring buffer") {
 			t.Errorf("the daemon's log does not say it read the ring buffer:\n%s", r.stderr)
