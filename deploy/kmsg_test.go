@@ -306,7 +306,7 @@ type container struct {
 
 type containerResult struct {
 	opened    bool              // held /dev/kmsg open
-	http      map[string]string // metrics port: path -> status and first bytes
+	http      map[string]string // metrics port: path -> status line and body
 	exited    error             // how it ended (after SIGTERM when it opened)
 	stderr    string            // the daemon's log
 	status    map[string]string
@@ -326,10 +326,6 @@ func (c container) run(t *testing.T, bin string, pod corev1.PodSpec, ctr corev1.
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
-	}
-	// The chroot's / must be traversable by a non-root uid.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
 	}
 	if c.uid != 0 {
 		// hostPath DirectoryOrCreate makes a root-owned directory; a
