@@ -49,6 +49,8 @@ type runConfig struct {
 	NATSCreate    bool
 	DrainTimeout  time.Duration
 	ShutdownGrace time.Duration
+	// NATSAuth holds the connection settings of --nats-url (auth and TLS).
+	NATSAuth natssink.Config
 	// onReady, if set, is called once the kernel log is open (the demo).
 	onReady    func()
 	Start      daemon.Start
@@ -141,6 +143,14 @@ environment, which wins over the file.`,
 	_ = f.MarkHidden("kmsg")
 	f.StringVar(&c.NATSURL, "nats-url", "", "NATS server URL(s) to publish to, comma separated; empty starts the embedded server at --nats-listen; \"none\" disables NATS")
 	f.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server (used when --nats-url is empty)")
+	f.StringVar(&c.NATSAuth.CredsFile, "nats-creds", "", "NATS credentials file (user JWT and NKey seed) for --nats-url")
+	f.StringVar(&c.NATSAuth.NKeySeedFile, "nats-nkey", "", "file holding a NATS user NKey seed (SU...) for --nats-url")
+	f.StringVar(&c.NATSAuth.Token, "nats-token", "", "NATS authentication token for --nats-url (better: OOMSCOPE_NATS_TOKEN)")
+	f.StringVar(&c.NATSAuth.User, "nats-user", "", "NATS user name for --nats-url (with --nats-password)")
+	f.StringVar(&c.NATSAuth.Password, "nats-password", "", "NATS password (better: OOMSCOPE_NATS_PASSWORD)")
+	f.StringVar(&c.NATSAuth.TLSCAFile, "nats-tls-ca", "", "PEM file of the CAs that sign the NATS server's certificate (makes TLS required)")
+	f.StringVar(&c.NATSAuth.TLSCertFile, "nats-tls-cert", "", "PEM client certificate for mutual TLS with NATS (with --nats-tls-key)")
+	f.StringVar(&c.NATSAuth.TLSKeyFile, "nats-tls-key", "", "PEM key of --nats-tls-cert")
 	f.BoolVar(&c.NATSCreate, "nats-create-stream", false, "create or update the OOMSCOPE stream on --nats-url (the embedded server's is always created)")
 	f.DurationVar(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "on SIGTERM, how long the reports already read may take to reach the outbox before oomscope exits (a DaemonSet's terminationGracePeriodSeconds should be longer)")
 	f.DurationVar(&c.DrainTimeout, "drain-timeout", time.Minute, "with --source FILE: how long to wait for every sink to confirm every report before exiting non-zero")
@@ -397,7 +407,16 @@ func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.
 		log.Info().Str("url", url).Msg("embedded NATS server with JetStream ready")
 	}
 	if url != "none" {
-		ns, err := natssink.New(ctx, natssink.Config{URLs: url, Node: c.Host, CreateStream: create, Logger: log, Registerer: reg})
+		nc := c.NATSAuth // the embedded server needs none: it listens on loopback only
+		if c.NATSURL == "" {
+			nc = natssink.Config{}
+		}
+		nc.URLs, nc.Node, nc.CreateStream, nc.Logger, nc.Registerer = url, c.Host, create, log, reg
+		if err := nc.Validate(); err != nil {
+			cleanup()
+			return nil, func() {}, usageError{fmt.Errorf("NATS settings: %w", err)}
+		}
+		ns, err := natssink.New(ctx, nc)
 		if err != nil {
 			cleanup()
 			return nil, func() {}, fmt.Errorf("NATS: %w", err)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -61,5 +63,53 @@ func TestRunReplayTwice(t *testing.T) {
 	}
 	if info.State.Msgs != 3 {
 		t.Errorf("stream holds %d messages after two replays, want 3", info.State.Msgs)
+	}
+}
+
+// TestRunNATSAuth: run publishes to a NATS server that requires a user and
+// password given as --nats-user and OOMSCOPE_NATS_PASSWORD, and refuses a
+// half-given pair at start, naming the settings.
+func TestRunNATSAuth(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), Username: "oomscope", Password: "s3cret"}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	base := runConfig{
+		Source: "../../testdata/captures/host-6.18-cgroupv1-memcg-pod-limit-3-kills.kmsg", StateDir: t.TempDir(),
+		Host: "node-a", MaxTasks: 100, LogLevel: zerolog.WarnLevel, LogFormat: "json", Kubeconfig: "none",
+		NATSURL: srv.ClientURL(), NATSCreate: true, DrainTimeout: 30 * time.Second, ArchiveDir: "-",
+		CgroupRoot: "/nonexistent", ProcRoot: "/proc",
+	}
+	half := base
+	half.NATSAuth.User = "oomscope"
+	var out, errb bytes.Buffer
+	if err := runDaemon(ctx, &out, &errb, half); err == nil || !strings.Contains(err.Error(), "password") {
+		t.Errorf("user without password: %v", err)
+	}
+	ok := base
+	ok.NATSAuth.User, ok.NATSAuth.Password = "oomscope", "s3cret"
+	if err := runDaemon(ctx, &out, &errb, ok); err != nil {
+		t.Fatalf("run with user/password: %v\n%s", err, errb.String())
+	}
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("oomscope", "s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(ctx, "OOMSCOPE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := st.Info(ctx); info.State.Msgs != 3 {
+		t.Errorf("stream holds %d messages, want 3", info.State.Msgs)
 	}
 }
