@@ -243,7 +243,9 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 	if c.LogFormat == "console" {
 		lw = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.RFC3339, NoColor: !isTerminal(stderr)}
 	}
-	log := zerolog.New(lw).Level(c.LogLevel).With().Timestamp().Str("component", "oomscope").Logger()
+	// The daemon logs from several goroutines (reader, outbox sinks, NATS
+	// callbacks): one line is one write, never interleaved.
+	log := zerolog.New(zerolog.SyncWriter(lw)).Level(c.LogLevel).With().Timestamp().Str("component", "oomscope").Logger()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -89,6 +89,7 @@ type Sink struct {
 	metrics []prometheus.Collector
 	pubs    *prometheus.CounterVec
 	closing sync.Once
+	closed  chan struct{} // closed by the client once the connection is closed
 }
 
 var _ sink.Sink = (*Sink)(nil)
@@ -103,7 +104,7 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s := &Sink{cfg: cfg, log: cfg.Logger.With().Str("sink", "nats").Logger(), url: redactURLs(cfg.URLs)}
+	s := &Sink{cfg: cfg, log: cfg.Logger.With().Str("sink", "nats").Logger(), url: redactURLs(cfg.URLs), closed: make(chan struct{})}
 	var lastErr errBox
 	opts, err := cfg.options(func(o *nats.Options) error {
 		o.DisconnectedErrCB = func(nc *nats.Conn, err error) {
@@ -120,6 +121,7 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 		}
 		o.ClosedCB = func(nc *nats.Conn) {
 			s.log.Info().Msg("NATS connection closed")
+			close(s.closed)
 		}
 		o.AsyncErrorCB = func(nc *nats.Conn, sub *nats.Subscription, err error) {
 			lastErr.set(err)
@@ -136,11 +138,11 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 	}
 	s.nc = nc
 	if err := s.start(ctx, &lastErr); err != nil {
-		nc.Close()
+		s.closeConn()
 		return nil, err
 	}
 	if err := s.register(); err != nil {
-		nc.Close()
+		s.closeConn()
 		return nil, err
 	}
 	return s, nil
@@ -398,11 +400,21 @@ func (s *Sink) count(outcome string) {
 // unregisters the metrics. It is safe to call more than once.
 func (s *Sink) Close() {
 	s.closing.Do(func() {
-		s.nc.Close()
+		s.closeConn()
 		for _, c := range s.metrics {
 			s.cfg.Registerer.Unregister(c)
 		}
 	})
+}
+
+// closeConn closes the connection and waits for the client's ClosedCB,
+// which it calls on a goroutine of its own: nothing is logged after it.
+func (s *Sink) closeConn() {
+	s.nc.Close()
+	select {
+	case <-s.closed:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 // redactURLs returns the server list with any user information replaced.
