@@ -254,8 +254,8 @@ type killed struct {
 
 // parseKilledOrExiting parses a Killed or already-exiting line.
 func parseKilledOrExiting(line string) (killed, bool) {
-	if v, ok := parseKilled(line); ok {
-		return killed{v: v}, true
+	if v, ok, whole := parseKilledFields(line); ok && (whole || !strings.Contains(line, "total-vm:")) {
+		return killed{v: v}, true // whole, or of 2.6.2x, which prints no sizes
 	}
 	if e, ok := parseExiting(line); ok {
 		return killed{v: report.Victim{PID: e.PID, Comm: e.Comm, Message: e.Message}, exiting: true}, true

@@ -387,7 +387,11 @@ func parseKilledLine(line string) (report.Victim, bool) {
 	}
 	pid, comm, rest, ok := cutPIDComm(s, ") total-vm:")
 	if !ok {
-		return report.Victim{}, false
+		// 2.6.2x: "Killed process N (comm)", sizes not printed.
+		if pid, comm, _, ok = cutPIDComm(s+" ", ") "); !ok || strings.Contains(comm, ") total-vm") || len(comm) > maxComm {
+			return report.Victim{}, false
+		}
+		return report.Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), UID: uid}, false
 	}
 	v := report.Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), UID: uid}
 	rest = "total-vm:" + rest

@@ -25,9 +25,13 @@ func tailMissing(s *shape, line string) bool {
 	case kSummary:
 		i := strings.LastIndex(line, ",uid=")
 		return i < 0 || !isInt(line[i+len(",uid="):])
-	case kHeader:
-		i := strings.LastIndex(line, "oom_score_adj=")
-		return i < 0 || !isInt(line[i+len("oom_score_adj="):])
+	case kHeader: // "..., oom_score_adj=N" (2.6.2x: "oomkilladj=N")
+		for _, k := range []string{"oom_score_adj=", "oomkilladj="} {
+			if i := strings.LastIndex(line, k); i >= 0 && isInt(line[i+len(k):]) {
+				return false
+			}
+		}
+		return true
 	case kCounter:
 		i := strings.LastIndex(line, ", failcnt ")
 		return i < 0 || !isInt(line[i+len(", failcnt "):])
@@ -37,6 +41,10 @@ func tailMissing(s *shape, line string) bool {
 		}
 		return !strings.HasSuffix(line, "kB") || !strings.Contains(line, "shmem-rss:")
 	case kKilled:
+		if strings.HasSuffix(line, ")") && !strings.Contains(line, "total-vm:") {
+			// 2.6.2x: "Killed process N (comm)", no sizes.
+			return false
+		}
 		last := line[strings.LastIndexAny(line, " ,")+1:]
 		k, v, ok := strings.Cut(last, ":")
 		if !ok || !strings.Contains(line, ") total-vm:") {
@@ -118,7 +126,7 @@ func (p *Parser) wrapJoin(prev string, width int, next string) (string, bool) {
 		// The build is left out rather than guessed.
 		return stackWithoutBuild(prev), true
 	}
-	if !tailMissing(s, prev) {
+	if !tailMissing(s, prev) && !continuesFields(s, next) {
 		return "", false
 	}
 	if ns := classify(next); ns != nil && ns.kind != kOther && !tailMissing(ns, next) {
@@ -356,4 +364,24 @@ func rowOfPrefix(line string) *shape {
 func cutShortOr(s *shape, line string) string {
 	whole, _ := cutShort(s, line)
 	return whole
+}
+
+// lineFields are the "key:" and "key=" fields of the lines that end with
+// optional ones: a wrapped line's next line that starts with one of them
+// continues it.
+var lineFields = map[kind][]string{
+	kKilled: {"total-vm:", "anon-rss:", "file-rss:", "shmem-rss:", "UID:", "pgtables:", "oom_score_adj:"},
+	kHeader: {"gfp_mask=", "nodemask=", "order=", "oom_score_adj=", "oom_adj="},
+	kReaper: {"now", "anon-rss:", "file-rss:", "shmem-rss:"},
+}
+
+// continuesFields reports whether next starts with a field of a row s
+// line.
+func continuesFields(s *shape, next string) bool {
+	for _, f := range lineFields[s.kind] {
+		if strings.HasPrefix(next, f) {
+			return true
+		}
+	}
+	return false
 }
