@@ -235,6 +235,7 @@ func (p *Parser) startHeader(h header) {
 	}
 	if h.hasAdj {
 		t.OOMScoreAdj = ptr(h.adj)
+		p.mayBeCut(func() { t.OOMScoreAdj = nil })
 	}
 	if h.gfpFlags != "" {
 		t.GFPFlags = strings.Split(h.gfpFlags, "|")

@@ -211,11 +211,18 @@ func parseStatsHeader(line string) (path, inline string, ok bool) {
 	}
 	// The path ends at the ':' that precedes the first " key:NKB" pair (or
 	// the end); a path may itself contain ':'. A line cut before its
-	// first pair ends in ": " (trailing space is trimmed off whole lines).
-	if i := strings.Index(rest, ": "); i >= 0 && (isInlinePairs(rest[i+1:]) || i+2 == len(rest)) {
+	// first pair ends in ": " (trailing space is trimmed off whole lines);
+	// one cut after it has broken pairs at its end (see tailMissing).
+	if i := strings.Index(rest, ": "); i >= 0 && (isInlinePairs(rest[i+1:]) || i+2 == len(rest) || firstPairOK(rest[i+1:])) {
 		return rest[:i], rest[i+1:], true
 	}
 	return strings.TrimSuffix(rest, ":"), "", true
+}
+
+// firstPairOK reports whether s starts with one whole " key:NKB" pair.
+func firstPairOK(s string) bool {
+	f := strings.Fields(s)
+	return len(f) > 1 && isInlinePairs(" "+f[0])
 }
 
 // isInlinePairs reports whether s is " key:NKB key:NKB ..." (at least one pair).

@@ -56,9 +56,16 @@ func tailMissing(s *shape, line string) bool {
 		}
 		return !strings.HasSuffix(v, "kB")
 	case kStatsHeader:
+		if i := strings.Index(line, ": "); i >= 0 && firstPairOK(line[i+1:]) {
+			return !isInlinePairs(line[i+1:]) // the one-line form: every pair whole
+		}
 		return !strings.HasSuffix(line, ":") && !strings.HasSuffix(line, "KB")
-	case kStack:
-		return !strings.Contains(line, " Not tainted ") && !strings.Contains(line, " Tainted: ")
+	case kStack: // the taint, then a release that starts with a digit
+		if i := strings.Index(line, " Not tainted "); i >= 0 {
+			return i+len(" Not tainted ") == len(line)
+		}
+		i := strings.Index(line, " Tainted: ")
+		return i < 0 || strings.IndexFunc(line[i+len(" Tainted: "):], func(r rune) bool { return r >= '0' && r <= '9' }) < 0
 	case kHardware:
 		// DMI: "... BIOS <version> MM/DD/YYYY"; device tree: "... (DT)".
 		if strings.HasSuffix(line, ")") {
@@ -106,21 +113,35 @@ func (p *Parser) wrapJoin(prev string, width int, next string) (string, bool) {
 				return joined, true // still a piece of it
 			}
 		}
-		if width < minWrapped {
+		if !wrappedAt(width, next) {
 			return "", false
 		}
 		return p.rowJoin(prev, next)
 	}
 	switch {
 	case s.kind == kTaskRow:
-		if width < minWrapped {
+		if !wrappedAt(width, next) {
 			return "", false
 		}
 		return p.rowJoin(prev, next)
+	case s.kind == kHardware:
+		// Free text: joined only when the join ends as DMI names do (the
+		// BIOS date). A name that looks wrapped (a long line) but is not
+		// completed so is dropped: a part of it would be a wrong name.
+		if !tailMissing(s, prev) || classify(next) != nil {
+			return "", false
+		}
+		if joined := prev + wrapSep(prev, next) + next; !tailMissing(s, joined) {
+			return joined, true
+		}
+		if width >= 64 {
+			return "", true
+		}
+		return "", false
 	case s.kind == kStatsHeader && strings.HasSuffix(prev, ":") && isInlinePairs(" "+next):
 		// A 5.2- one-line stats record wrapped right after its path.
 		return prev + " " + next, true
-	case s.kind == kStack && !tailMissing(s, prev) && classify(next) == nil && width >= minWrapped && width <= 80:
+	case s.kind == kStack && !tailMissing(s, prev) && classify(next) == nil && wrappedAt(width, next) && width <= 80:
 		// The release and build end the line: a mail client may have
 		// wrapped the build, or the next line may be the stack's own.
 		// The build is left out rather than guessed.
@@ -285,7 +306,9 @@ func (p *Parser) isCut(s *shape, line string, last bool) bool {
 		return true
 	case strings.HasSuffix(line, "...") && line != noKillable:
 		return true
-	case s != nil && tailMissing(s, line):
+	case s != nil && s.kind != kHardware && tailMissing(s, line):
+		// (A hardware name's tail is a weak sign: DMI names end with the
+		// BIOS date, others with anything.)
 		if last && rec != nil && !rec.HasSeq {
 			p.sawCut(physLen(rec))
 		}
@@ -335,8 +358,8 @@ func stackWithoutBuild(line string) string {
 	} else if i := strings.Index(line, " Tainted: "); i >= 0 {
 		// The taint flags, then the release, which starts with a digit.
 		j := strings.IndexFunc(line[i+len(" Tainted: "):], func(r rune) bool { return r >= '0' && r <= '9' })
-		if j < 0 {
-			return line
+		if j < 0 { // the taint flags go on past the line: none is known
+			return line[:i]
 		}
 		start = i + len(" Tainted: ") + j
 	}
@@ -384,4 +407,50 @@ func continuesFields(s *shape, next string) bool {
 		}
 	}
 	return false
+}
+
+// wrappedAt reports whether a line of width bytes followed by next looks
+// wrapped by a mail client (at 66 to 80 columns): long already, or too
+// long with next's first word.
+func wrappedAt(width int, next string) bool {
+	head, _, _ := strings.Cut(next, " ")
+	return width >= minWrapped || width+1+len(head) > 66
+}
+
+// lateCut is a value a line ended with, kept to be taken back if the line
+// turns out to have been cut: the input's cut width is known from the
+// first line found cut by its tail, and lines before it may have been
+// cut at that width too, in a value that looked whole (a number cut in
+// two).
+type lateCut struct {
+	width int    // the length of the line the value ended
+	undo  func() // takes the value back
+}
+
+// maxLateCuts bounds the values a report keeps for lateCut.
+const maxLateCuts = 16
+
+// mayBeCut notes that the current record's line ended with a value that
+// undo takes back, should the line prove cut.
+func (p *Parser) mayBeCut(undo func()) {
+	rec := p.cur
+	if rec == nil || rec.HasSeq || p.cutWidth > 0 || len(p.lateCuts) >= maxLateCuts {
+		return
+	}
+	p.lateCuts = append(p.lateCuts, lateCut{width: physLen(rec), undo: undo})
+}
+
+// undoLateCuts takes back the values of lines as long as the cut width
+// found after them.
+func (p *Parser) undoLateCuts() {
+	if p.cutWidth == 0 {
+		return
+	}
+	for _, c := range p.lateCuts {
+		if c.width == p.cutWidth {
+			c.undo()
+			p.problem("a line as long as the lines found cut: its last value dropped")
+		}
+	}
+	p.lateCuts = p.lateCuts[:0]
 }
