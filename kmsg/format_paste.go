@@ -206,8 +206,14 @@ func boolInt(b bool) int {
 // (kernel text has them around process names), and not the "[ 1234]" pid
 // bracket of a task-table row.
 func prefixLike(p string, dated bool) bool {
-	if !dated && strings.ContainsAny(p, "()") {
-		return false
+	if !dated {
+		// Without a date, a prefix is short: a host, a level, a file
+		// name and line number ("kern.log:12:"), not a kernel line with
+		// another one glued after it.
+		t := strings.TrimRight(p, " ")
+		if strings.ContainsAny(p, "()") || len(t) > 48 || strings.Contains(t, " ") && strings.Contains(t, ":") {
+			return false
+		}
 	}
 	if strings.HasPrefix(p, "[") {
 		end := strings.IndexByte(p, ']')

@@ -183,6 +183,18 @@ var manglers = []mangler{
 		}
 		return out
 	}},
+	{name: "records glued in pairs on one line", fn: func(ls []dline) []string {
+		var out []string
+		for i := 0; i < len(ls); i++ {
+			line := ls[i].dmesgLine()
+			if i+1 < len(ls) && !ls[i].cont && !ls[i+1].cont && i%2 == 0 {
+				line += " " + ls[i+1].dmesgLine()
+				i++
+			}
+			out = append(out, line)
+		}
+		return out
+	}},
 	{name: "cut at 80 columns", cut: true, fn: func(ls []dline) []string {
 		return each(ls, func(l dline) string { s := l.dmesgLine(); return s[:min(len(s), 80)] })
 	}},

@@ -1,8 +1,11 @@
 package oomparse
 
 import (
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/oomscope/oomscope/internal/ascii"
 	"github.com/oomscope/oomscope/kmsg"
 )
 
@@ -453,4 +456,58 @@ func (p *Parser) undoLateCuts() {
 		}
 	}
 	p.lateCuts = p.lateCuts[:0]
+}
+
+// maxGlueGap bounds how much later than its record a glued record's own
+// timestamp may be: the records of one report are a few seconds apart.
+const maxGlueGap = 60 * time.Second
+
+// glued finds a record glued to the end of rec by the medium: a dmesg
+// timestamp "[ sec.usec] " inside the text, after a whole line (the
+// bracket is no part of a value: not inside a process name's parentheses,
+// not after an unclosed line), no earlier than rec and soon after it. It
+// returns the text before it, and the glued record.
+func glued(rec *kmsg.Record) (string, kmsg.Record, bool) {
+	if rec.HasSeq || !rec.HasMono {
+		return "", kmsg.Record{}, false
+	}
+	text := rec.Text
+	for from := 1; from < len(text); {
+		i := strings.IndexByte(text[from:], '[')
+		if i < 0 {
+			return "", kmsg.Record{}, false
+		}
+		i += from
+		from = i + 1
+		end := strings.IndexByte(text[i:], ']')
+		if end < 0 || end > 24 || i+end+1 >= len(text) || text[i+end+1] != ' ' {
+			continue
+		}
+		mono, ok := monoStamp(text[i+1 : i+end])
+		if !ok || mono < rec.Mono || mono > rec.Mono+maxGlueGap {
+			continue
+		}
+		before := strings.TrimRight(text[:i], " ")
+		if before == "" || strings.Count(before, "(") != strings.Count(before, ")") || strings.Contains(before, "\n") {
+			continue
+		}
+		if s := classify(before); s != nil && (s.kind != kHardware && tailMissing(s, before) || s.kind == kTaskRow && rowName(before) == "") {
+			continue
+		}
+		next := kmsg.Record{Text: text[i+end+2:], Raw: text[i:], Mono: mono, HasMono: true, Host: rec.Host, Priority: -1}
+		return before, next, true
+	}
+	return "", kmsg.Record{}, false
+}
+
+// monoStamp parses the inside of a dmesg timestamp: "  76.086772".
+func monoStamp(s string) (time.Duration, bool) {
+	s = strings.TrimLeft(s, " ")
+	sec, frac, ok := strings.Cut(s, ".")
+	if !ok || !ascii.IsDigits(sec) || !ascii.IsDigits(frac) || len(sec) > 10 || len(frac) > 9 {
+		return 0, false
+	}
+	n, _ := strconv.ParseInt(sec, 10, 64)
+	f, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+	return time.Duration(n)*time.Second + time.Duration(f), true
 }

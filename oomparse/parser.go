@@ -176,6 +176,14 @@ func New(opts ...Option) (*Parser, error) {
 // Feed processes one record and appends to dst the reports it completed.
 // A record flagged as a continuation is joined to the record before it.
 func (p *Parser) Feed(dst []report.Report, rec kmsg.Record) []report.Report {
+	if !rec.HasSeq && rec.HasMono && len(rec.Text) > 1 && strings.IndexByte(rec.Text[1:], '[') >= 0 {
+		if before, next, ok := glued(&rec); ok {
+			// Records glued on one line by the medium: one at a time.
+			rec.Text, rec.Raw = before, strings.TrimSuffix(rec.Raw, next.Raw)
+			dst = p.Feed(dst, rec)
+			return p.Feed(dst, next)
+		}
+	}
 	if p.hasPending {
 		if rec.Cont && rec.Caller == p.pending.Caller && p.mergeable(&rec) {
 			if !p.merged {
