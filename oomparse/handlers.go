@@ -339,7 +339,7 @@ func (p *Parser) openPartial() {
 func (p *Parser) victimLine(dst []report.Report, k kind, line string) (bool, []report.Report) {
 	switch k {
 	case kSummary:
-		s, ok := parseSummary(line)
+		s, ok := parseSummaryNamed(line, p.taskName)
 		if !ok {
 			p.malformed(line, "oom-kill summary")
 			return true, dst
@@ -532,6 +532,9 @@ func (p *Parser) enterVictims() {
 // applySummary copies the oom-kill: line into the report.
 func (p *Parser) applySummary(s summary) {
 	r := p.r
+	if s.ambiguous {
+		p.problem("a process name or cgroup path in the oom-kill summary holds the line's own keys: the values it could belong to are left out")
+	}
 	r.Constraint = s.constraint
 	if s.nodemask != "" {
 		r.Nodemask = s.nodemask
@@ -556,6 +559,16 @@ func (p *Parser) applySummary(s summary) {
 		}
 		r.SummaryVictim = &sv
 	}
+}
+
+// taskName is the name of pid's row in the open report's task table.
+func (p *Parser) taskName(pid int) (string, bool) {
+	for _, t := range p.tasks.rows {
+		if t.PID == pid {
+			return t.Name, true
+		}
+	}
+	return "", false
 }
 
 // unknownLine handles a line no parser recognised.

@@ -138,6 +138,9 @@ func (p *Parser) memcgLine(k kind, line string) {
 	case kTaskIn:
 		task, memcg, _ := parseTaskIn(line)
 		p.use()
+		if task == "" && memcg == "" {
+			p.problem("a cgroup path in the Task in line holds the line's own words: both paths are left out")
+		}
 		p.r.TaskMemcg, p.r.OOMMemcg = clipBytes(task, maxPathBytes), clipBytes(memcg, maxPathBytes)
 		p.state = stMemcg
 		r, oom := p.r, p.r.OOMMemcg
