@@ -103,12 +103,37 @@ const maxPrefixBytes = 256
 func anchoredHead(line string, loc *time.Location, years *yearResolver) (head, bool) {
 	limit := min(len(line), maxPrefixBytes)
 	tag := -1 // where "kernel:" starts
+	dated := startsDated(line)
+	depth := 0
 	for i := 0; i < limit; i++ {
 		switch line[i] {
-		case '(', ')':
-			return head{}, false
+		case '(':
+			// Kernel text has parentheses around process names; a
+			// prefix may have balanced ones only after a date or time
+			// (a hypervisor's "In(05)"), longer than a process name.
+			if !dated {
+				return head{}, false
+			}
+			depth++
+		case ')':
+			if depth--; depth < 0 {
+				return head{}, false
+			}
 		case '[':
-			if i == 0 || line[i-1] != ' ' {
+			if i == 0 || depth != 0 {
+				continue
+			}
+			pri := -1
+			if line[i-1] == '>' { // "<6>[ts]": dmesg -r behind a prefix
+				if j := strings.LastIndexByte(line[:i], '<'); j >= 0 && (j == 0 || line[j-1] == ' ') {
+					if v, n := digits(line[j+1:i-1], 4); n > 0 && n == i-1-j-1 && v <= 255<<3|7 {
+						pri = int(v)
+					}
+				}
+				if pri < 0 {
+					continue
+				}
+			} else if line[i-1] != ' ' {
 				continue
 			}
 			end := strings.IndexByte(line[i:min(len(line), i+34)], ']')
@@ -116,11 +141,14 @@ func anchoredHead(line string, loc *time.Location, years *yearResolver) (head, b
 				continue
 			}
 			mono, ok := parseMono(line[i+1 : i+end])
-			if !ok || !prefixLike(line[:i]) {
+			if !ok || !prefixLike(line[:i], dated) {
 				continue
 			}
 			h := prefixStamp(line[:i], loc, years)
 			h.rec.Mono, h.rec.HasMono = mono, true
+			if pri >= 0 {
+				h.rec.Priority, h.rec.Facility = int8(pri&7), uint8(pri>>3)
+			}
 			p := i + end + 1
 			if caller, n, ok := parseCaller(strings.TrimPrefix(line[p:], " ")); ok {
 				h.rec.Caller = caller
@@ -132,8 +160,8 @@ func anchoredHead(line string, loc *time.Location, years *yearResolver) (head, b
 			h.text, h.indent = line[p:], p
 			return h, true
 		case 'k':
-			if tag < 0 && (i == 0 || line[i-1] == ' ') && strings.HasPrefix(line[i:], "kernel:") &&
-				(i+7 == len(line) || line[i+7] == ' ') && prefixLike(line[:i]) {
+			if tag < 0 && depth == 0 && (i == 0 || line[i-1] == ' ') && strings.HasPrefix(line[i:], "kernel:") &&
+				(i+7 == len(line) || line[i+7] == ' ') && prefixLike(line[:i], dated) {
 				tag = i
 			}
 		}
@@ -174,11 +202,18 @@ func boolInt(b bool) int {
 }
 
 // prefixLike reports whether p can be the prefix a tool put before a
-// kernel line: no parentheses (kernel text has them around process names)
-// and not the "[ 1234]" pid bracket of a task-table row.
-func prefixLike(p string) bool {
-	if strings.ContainsAny(p, "()") {
-		return false
+// kernel line: no parentheses unless it starts with a date or time
+// (kernel text has them around process names), and not the "[ 1234]" pid
+// bracket of a task-table row.
+func prefixLike(p string, dated bool) bool {
+	if !dated {
+		// Without a date, a prefix is short: a host, a level, a file
+		// name and line number ("kern.log:12:"), not a kernel line with
+		// another one glued after it.
+		t := strings.TrimRight(p, " ")
+		if strings.ContainsAny(p, "()") || len(t) > 48 || strings.Contains(t, " ") && strings.Contains(t, ":") {
+			return false
+		}
 	}
 	if strings.HasPrefix(p, "[") {
 		end := strings.IndexByte(p, ']')
@@ -299,4 +334,17 @@ func isBinary(s string) bool {
 		i += n
 	}
 	return bad*8 > len(s)
+}
+
+// startsDated reports whether line starts with a date ("2023-12-04") or a
+// time of day ("10:49:30"), as a log tool's prefix does.
+func startsDated(line string) bool {
+	if len(line) >= 10 && line[4] == '-' && line[7] == '-' {
+		_, ok1 := fixed(line, 4)
+		_, ok2 := fixed(line[5:], 2)
+		_, ok3 := fixed(line[8:], 2)
+		return ok1 && ok2 && ok3
+	}
+	_, _, _, ok := clock(line)
+	return ok
 }

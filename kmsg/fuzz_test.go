@@ -150,3 +150,45 @@ func FuzzRepairJSON(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLineDetect checks the per-line detection on arbitrary lines: it
+// must not panic, read at most one record from one line, and read the same
+// text from a line of a known prefix behind what a paste puts before it
+// (quote marks, a grep -n line number, indentation).
+func FuzzLineDetect(f *testing.F) {
+	_, lines := fuzzSeeds(f)
+	for _, l := range lines {
+		f.Add(l)
+	}
+	f.Add("[   76.086772] dd invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0")
+	f.Add("2024-05-01T10:00:00.123Z node-7 kern warning [   12.345678] Killed process 5 (a)")
+	f.Add("2023-12-04T10:49:30.127Z In(05) vcpu-5 - Guest: <6>[39291577.009360] x")
+	f.Add("[六 4月 27 22:56:09 2019] x")
+	f.Add("> > 12: Apr 27 22:56:09  kernel: [    1.000000] x")
+	f.Fuzz(func(t *testing.T, line string) {
+		if strings.ContainsAny(line, "\r\n") {
+			return
+		}
+		read := func(in string) []Record {
+			sc := NewScanner(strings.NewReader(in+"\n"), WithLocation(time.UTC), WithYear(2024))
+			var recs []Record
+			for sc.Scan() {
+				recs = append(recs, sc.Record())
+			}
+			if len(recs) > 1 && !strings.Contains(in, "=") {
+				t.Fatalf("%q: %d records from one line", in, len(recs))
+			}
+			return recs
+		}
+		plain := read(line)
+		if Detect(line) == FormatAuto || Detect(line) == FormatJournalJSON || strings.Contains(line, "=") || strings.HasSuffix(line, "…") {
+			return
+		}
+		for _, deco := range []string{"> ", "12: ", "    "} {
+			got := read(deco + line)
+			if len(got) != len(plain) || len(got) == 1 && got[0].Text != plain[0].Text {
+				t.Fatalf("%q behind %q reads %q, alone %q", line, deco, texts(got), texts(plain))
+			}
+		}
+	})
+}

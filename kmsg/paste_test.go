@@ -43,6 +43,10 @@ func TestScanPastes(t *testing.T) {
 			{"Killed process 5 (a)", 12345678 * time.Microsecond, "2024-05-01T10:00:00.123Z", false}}, 0, FormatText},
 		{"ISO date with a space, host, kernel tag", "2024-05-01 10:00:00 node-7 kernel: oom-kill:x\n", []rec{
 			{"oom-kill:x", none, "2024-05-01T10:00:00Z", false}}, 0, FormatText},
+		{"a hypervisor's log around a guest's dmesg -r line", "2023-12-04T10:49:30.127Z In(05) vcpu-5 - Guest: <6>[39291577.009360] x\n", []rec{
+			{"x", 39291577009360 * time.Microsecond, "2023-12-04T10:49:30.127Z", false}}, 0, FormatText},
+		{"parentheses before a bracket without a date are kernel text", "Killed process 5 ((a) [1.0] x) total-vm:1kB\n", []rec{
+			{"Killed process 5 ((a) [1.0] x) total-vm:1kB", none, "", true}}, 0, FormatText},
 		{"kernel tag and bracket", "node-7 kernel: [    1.500000] x\n", []rec{
 			{"x", 1500 * time.Millisecond, "", false}}, 0, FormatText},
 		{"syslog with an empty host name", "Apr 27 22:56:09  kernel: [    1.000000] x\n", []rec{

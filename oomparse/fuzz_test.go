@@ -216,3 +216,44 @@ func checkBounds(t *testing.T, r *report.Report) {
 		}
 	}
 }
+
+// FuzzLineRepair checks the repairs of lines a medium broke on arbitrary
+// lines: a wrap join only ever puts the two lines together (or drops
+// them), a cut line keeps a part of itself, a glued record is split into
+// the two parts of its text, and a completed task header keeps its start.
+func FuzzLineRepair(f *testing.F) {
+	for _, pair := range [][2]string{
+		{"Memory cgroup out of memory: Killed process 412377 (python3)", "total-vm:280440kB, anon-rss:258516kB, file-rss:408kB,"},
+		{"Tasks in /kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod", "5f95.slice are going to be killed due to memory.oom.group set"},
+		{"oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=cri-containe", "rd-ab12.scope,task=python3,pid=412377,uid=0"},
+		{"CPU: 2 PID: 412377 Comm: python3 Not tainted", "5.10.0-32-cloud-amd64 #1 Debian 5.10.223-1"},
+		{"[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents", "oom_score_adj name"},
+		{"Hardware name: Google Google Compute Engine/Google", "Compute Engine, BIOS Google 06/27/2024"},
+		{"Memory cgroup stats for /kubepods/pod1: cache:0KB rss:", "40KB"},
+	} {
+		f.Add(pair[0], pair[1], uint8(72))
+	}
+	f.Fuzz(func(t *testing.T, prev, next string, width uint8) {
+		p, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.cols = []column{colUID, colTGID, colTotalVM, colRSS, colPgtables, colSwapEnts, colOOMScoreAdj}
+		if joined, ok := p.wrapJoin(prev, int(width), next); ok && joined != "" &&
+			joined != prev+next && joined != prev+" "+next && !strings.HasPrefix(prev, joined) {
+			t.Fatalf("wrapJoin(%q, %q) = %q: not the two lines", prev, next, joined)
+		}
+		line := trimSpace(prev)
+		if whole, ok := cutShort(classify(line), line); ok && whole != "Memory cgroup stats:" &&
+			!strings.HasPrefix(strings.TrimSuffix(strings.TrimSuffix(line, "..."), "…"), strings.TrimRight(whole, ": ")) {
+			t.Fatalf("cutShort(%q) = %q: not a part of the line", line, whole)
+		}
+		if h, ok := completeTaskHeader(line); ok && !strings.HasPrefix(h, line[:strings.IndexByte(line, ']')+1]) {
+			t.Fatalf("completeTaskHeader(%q) = %q", line, h)
+		}
+		rec := kmsg.Record{Text: prev + " " + next, HasMono: true, Mono: time.Second}
+		if before, g, ok := glued(&rec); ok && (!strings.HasPrefix(rec.Text, before) || !strings.HasSuffix(rec.Text, g.Text) || g.Mono < rec.Mono) {
+			t.Fatalf("glued(%q) = %q + %q", rec.Text, before, g.Text)
+		}
+	})
+}

@@ -235,6 +235,7 @@ func (p *Parser) startHeader(h header) {
 	}
 	if h.hasAdj {
 		t.OOMScoreAdj = new(h.adj)
+		p.mayBeCut(func() { t.OOMScoreAdj = nil })
 	}
 	if h.gfpFlags != "" {
 		t.GFPFlags = strings.Split(h.gfpFlags, "|")
@@ -254,8 +255,8 @@ type killed struct {
 
 // parseKilledOrExiting parses a Killed or already-exiting line.
 func parseKilledOrExiting(line string) (killed, bool) {
-	if v, ok := parseKilled(line); ok {
-		return killed{v: v}, true
+	if v, ok, whole := parseKilledFields(line); ok && (whole || !strings.Contains(line, "total-vm:")) {
+		return killed{v: v}, true // whole, or of 2.6.2x, which prints no sizes
 	}
 	if e, ok := parseExiting(line); ok {
 		return killed{v: report.Victim{PID: e.PID, Comm: e.Comm, Message: e.Message}, exiting: true}, true
@@ -338,7 +339,7 @@ func (p *Parser) openPartial() {
 func (p *Parser) victimLine(dst []report.Report, k kind, line string) (bool, []report.Report) {
 	switch k {
 	case kSummary:
-		s, ok := parseSummary(line)
+		s, ok := parseSummaryNamed(line, p.taskName)
 		if !ok {
 			p.malformed(line, "oom-kill summary")
 			return true, dst
@@ -531,6 +532,9 @@ func (p *Parser) enterVictims() {
 // applySummary copies the oom-kill: line into the report.
 func (p *Parser) applySummary(s summary) {
 	r := p.r
+	if s.ambiguous {
+		p.problem("a process name or cgroup path in the oom-kill summary holds the line's own keys: the values it could belong to are left out")
+	}
 	r.Constraint = s.constraint
 	if s.nodemask != "" {
 		r.Nodemask = s.nodemask
@@ -555,6 +559,16 @@ func (p *Parser) applySummary(s summary) {
 		}
 		r.SummaryVictim = &sv
 	}
+}
+
+// taskName is the name of pid's row in the open report's task table.
+func (p *Parser) taskName(pid int) (string, bool) {
+	for _, t := range p.tasks.rows {
+		if t.PID == pid {
+			return t.Name, true
+		}
+	}
+	return "", false
 }
 
 // unknownLine handles a line no parser recognised.

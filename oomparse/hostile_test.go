@@ -144,3 +144,99 @@ func TestHostileNames(t *testing.T) {
 		}
 	}
 }
+
+// TestHostilePaths: a cgroup path (any cgroup name a delegated subtree
+// allows) or a name that holds the summary's own keys never gives a wrong
+// path or name: the ambiguous values are left out, or told by the task
+// row's name.
+func TestHostilePaths(t *testing.T) {
+	for _, tc := range []struct {
+		oom, task, name string
+		table           bool
+		wantName        bool // the name can be told (from the task row)
+		wantPaths       bool // the paths can be told
+	}{
+		{oom: "/a", task: "/a", name: "w", table: true, wantName: true, wantPaths: true},
+		{oom: "/a", task: "/a,task=b", name: "w", table: true, wantName: true, wantPaths: true},
+		{oom: "/a", task: "/a,task=b", name: "w"},
+		{oom: "/a", task: "/a", name: "b,task=c", table: true, wantName: true, wantPaths: true},
+		{oom: "/a", task: "/a", name: "b,task=c"},
+		{oom: "/a,task_memcg=/x", task: "/a", name: "w", table: true, wantName: true},
+		{oom: "/a", task: "/a,task_memcg=/x", name: "w", table: true, wantName: true},
+		{oom: "/a,oom_memcg=/x", task: "/a", name: "w", table: true, wantName: true},
+		{oom: "/a,global_oom", task: "/a", name: "w", table: true, wantName: true},
+	} {
+		t.Run(fmt.Sprintf("%s|%s|%s|%v", tc.oom, tc.task, tc.name, tc.table), func(t *testing.T) {
+			var recs []string
+			for _, l := range hostileReport(tc.name) {
+				switch {
+				case strings.HasPrefix(l, "oom-kill:"):
+					l = "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=" + tc.oom +
+						",task_memcg=" + tc.task + ",task=" + tc.name + ",pid=4242,uid=1000"
+				case !tc.table && strings.HasPrefix(l, "["):
+					continue
+				}
+				recs = append(recs, l)
+			}
+			reports, err := ParseAll(kmsg.NewScanner(strings.NewReader(hostileRenderings["kmsg"](recs))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(reports) != 1 {
+				t.Fatalf("%d reports", len(reports))
+			}
+			r := reports[0]
+			if r.SummaryVictim == nil || r.SummaryVictim.PID != 4242 {
+				t.Fatalf("summary victim %+v", r.SummaryVictim)
+			}
+			if got := r.SummaryVictim.Comm; got != "" && got != tc.name || tc.wantName && got != tc.name {
+				t.Errorf("summary task %q, want %q", got, tc.name)
+			}
+			for _, p := range []struct{ got, want string }{{r.OOMMemcg, tc.oom}, {r.TaskMemcg, tc.task}} {
+				if p.got != "" && p.got != p.want || tc.wantPaths && p.got != p.want {
+					t.Errorf("memcg %q, want %q (or absent)", p.got, p.want)
+				}
+			}
+			if !tc.wantPaths || !tc.wantName {
+				if !strings.Contains(strings.Join(r.Problems, "; "), "holds the line's own keys") {
+					t.Errorf("no problem said why: %q", r.Problems)
+				}
+			}
+			if len(r.Victims) != 1 || r.Victims[0].Comm != tc.name {
+				t.Errorf("victims %+v", r.Victims)
+			}
+		})
+	}
+}
+
+// TestHostileTaskIn: a cgroup path that holds the words of the "Task in"
+// line leaves both paths out rather than splitting at the wrong place.
+func TestHostileTaskIn(t *testing.T) {
+	for _, tc := range []struct{ task, limit string }{
+		{"/a", "/b"},
+		{"/a killed as a result of limit of /x", "/b"},
+		{"/a", "/b killed as a result of limit of /x"},
+	} {
+		in := hostileRenderings["kmsg"]([]string{
+			"w invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0",
+			"Task in " + tc.task + " killed as a result of limit of " + tc.limit,
+			"memory: usage 10240kB, limit 10240kB, failcnt 1",
+			"Memory cgroup out of memory: Kill process 4242 (w) score 1 or sacrifice child",
+			"Killed process 4242 (w) total-vm:12000kB, anon-rss:9000kB, file-rss:100kB, shmem-rss:0kB",
+		})
+		reports, err := ParseAll(kmsg.NewScanner(strings.NewReader(in)))
+		if err != nil || len(reports) != 1 {
+			t.Fatalf("%d reports, %v", len(reports), err)
+		}
+		r := reports[0]
+		clean := !strings.Contains(tc.task+tc.limit, " killed as")
+		for _, p := range []struct{ got, want string }{{r.TaskMemcg, tc.task}, {r.OOMMemcg, tc.limit}} {
+			if p.got != "" && p.got != p.want || clean && p.got != p.want {
+				t.Errorf("%q: memcg %q, want %q (or absent)", tc.task+"|"+tc.limit, p.got, p.want)
+			}
+		}
+		if len(r.Victims) != 1 || r.Victims[0].PID != 4242 {
+			t.Errorf("victims %+v", r.Victims)
+		}
+	}
+}

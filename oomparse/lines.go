@@ -192,6 +192,10 @@ func parseTaskIn(line string) (task, memcg string, ok bool) {
 	if i < 0 {
 		return "", "", false
 	}
+	if strings.Count(rest, " killed as a result of limit of ") > 1 {
+		// A path holds the marker: the two paths cannot be told apart.
+		return "", "", true
+	}
 	return rest[:i], rest[i+len(" killed as a result of limit of "):], true
 }
 
@@ -211,11 +215,18 @@ func parseStatsHeader(line string) (path, inline string, ok bool) {
 	}
 	// The path ends at the ':' that precedes the first " key:NKB" pair (or
 	// the end); a path may itself contain ':'. A line cut before its
-	// first pair ends in ": " (trailing space is trimmed off whole lines).
-	if i := strings.Index(rest, ": "); i >= 0 && (isInlinePairs(rest[i+1:]) || i+2 == len(rest)) {
+	// first pair ends in ": " (trailing space is trimmed off whole lines);
+	// one cut after it has broken pairs at its end (see tailMissing).
+	if i := strings.Index(rest, ": "); i >= 0 && (isInlinePairs(rest[i+1:]) || i+2 == len(rest) || firstPairOK(rest[i+1:])) {
 		return rest[:i], rest[i+1:], true
 	}
 	return strings.TrimSuffix(rest, ":"), "", true
+}
+
+// firstPairOK reports whether s starts with one whole " key:NKB" pair.
+func firstPairOK(s string) bool {
+	f := strings.Fields(s)
+	return len(f) > 1 && isInlinePairs(" "+f[0])
 }
 
 // isInlinePairs reports whether s is " key:NKB key:NKB ..." (at least one pair).
@@ -271,11 +282,23 @@ func parseProtection(line string) (report.Protection, bool) {
 type summary struct {
 	constraint, nodemask, cpuset, mems, oomMemcg, taskMemcg, task string
 	globalOOM                                                     bool
-	pid, uid                                                      int
-	hasPID, hasUID                                                bool
+	// ambiguous: a name or path holds a key of the line, so that some
+	// values could not be told apart and were left out.
+	ambiguous, lastCut bool
+	pid, uid           int
+	hasPID, hasUID     bool
 }
 
 func parseSummary(line string) (summary, bool) {
+	return parseSummaryNamed(line, nil)
+}
+
+// parseSummaryNamed parses a summary line; nameOf, when not nil, gives the
+// process name the report already holds for a pid (its task row), which
+// tells where the task's name starts when the cgroup path before it or
+// the name itself holds ",task=". Without it, or when it fits no split,
+// the name and the task memcg are left out of such a line.
+func parseSummaryNamed(line string, nameOf func(pid int) (string, bool)) (summary, bool) {
 	rest, found := strings.CutPrefix(line, summaryPrefix)
 	if !found {
 		return summary{}, false
@@ -291,9 +314,28 @@ func parseSummary(line string) (summary, bool) {
 		s.pid, s.hasPID = atoiOK(rest[i+len(",pid="):])
 		rest = rest[:i]
 	}
-	if i := taskField(rest); i >= 0 {
-		s.task = rest[i+len(",task="):]
-		rest = rest[:i]
+	if alts := taskFields(rest); len(alts) == 1 {
+		s.task = rest[alts[0]+len(",task="):]
+		rest = rest[:alts[0]]
+	} else if len(alts) > 1 {
+		// "...,task_memcg=/a,task=b,task=c": a path "/a,task=b" and the
+		// name "c", or the path "/a" and the name "b,task=c".
+		i := -1
+		if name, ok := nameOf2(nameOf, s.pid, s.hasPID); ok {
+			for _, a := range alts {
+				if rest[a+len(",task="):] == name {
+					i = a
+				}
+			}
+		}
+		if i < 0 {
+			s.ambiguous = true
+			rest = rest[:alts[0]] // the name and the value it may end are left out
+			s.lastCut = true
+		} else {
+			s.task = rest[i+len(",task="):]
+			rest = rest[:i]
+		}
 	}
 	// The rest is constraint=..,nodemask=..[,cpuset=..,mems_allowed=..]
 	// [,oom_memcg=..|,global_oom][,task_memcg=..]: values (node lists,
@@ -312,6 +354,17 @@ func parseSummary(line string) (summary, bool) {
 		if i := strings.Index(rest[from:], key); i >= 0 {
 			pos[k] = from + i
 			from = pos[k] + len(key)
+		}
+	}
+	// cpuset= prints a cgroup's name and oom_memcg=, task_memcg= cgroup
+	// paths, which may hold the keys that follow them: a key printed more
+	// than once makes the values it may end unknown.
+	for _, key := range keys[3:] {
+		// The kernel prints oom_memcg= or global_oom, never both.
+		if strings.Count(rest, key) > 1 || strings.Contains(rest, ",oom_memcg=") && strings.Contains(rest, ",global_oom") {
+			s.ambiguous = true
+			s.cpuset, s.mems, s.oomMemcg, s.taskMemcg = "", "", "", ""
+			return s, s.constraint != "" || s.hasPID
 		}
 	}
 	vals := [len(keys)]*string{&s.constraint, &s.nodemask, &s.cpuset, &s.mems, &s.oomMemcg, nil, &s.taskMemcg}
@@ -336,22 +389,45 @@ func parseSummary(line string) (summary, bool) {
 			s.globalOOM = true
 		}
 	}
+	if s.lastCut { // the last value may end with a piece of the name
+		for k := len(keys) - 1; k > 0; k-- {
+			if pos[k] >= 0 && vals[k] != nil {
+				*vals[k] = ""
+				break
+			}
+		}
+	}
 	return s, s.constraint != "" || s.hasPID
 }
 
-// taskField returns where ",task=" starts the last field of rest (the
-// summary before its ",pid="): the first such marker whose value is no
-// longer than a process name, since the name itself may hold ",task=".
-func taskField(rest string) int {
+// nameOf2 calls nameOf for pid when both are known.
+func nameOf2(nameOf func(pid int) (string, bool), pid int, hasPID bool) (string, bool) {
+	if nameOf == nil || !hasPID {
+		return "", false
+	}
+	return nameOf(pid)
+}
+
+// taskFields returns where ",task=" may start the last field of rest
+// (the summary before its ",pid="): every such marker whose value is no
+// longer than a process name, since the name itself may hold ",task=",
+// and so may the path before it. A value longer than a name (a kernel
+// that prints more) leaves the last marker.
+func taskFields(rest string) []int {
 	last := strings.LastIndex(rest, ",task=")
 	if last < 0 {
-		return -1
+		return nil
 	}
-	from := max(0, len(rest)-maxComm-len(",task="))
-	if i := strings.Index(rest[from:], ",task="); i >= 0 {
-		return from + i
+	var alts []int
+	for i := max(0, len(rest)-maxComm-len(",task=")); i <= last; i++ {
+		if strings.HasPrefix(rest[i:], ",task=") {
+			alts = append(alts, i)
+		}
 	}
-	return last
+	if len(alts) == 0 {
+		return []int{last}
+	}
+	return alts
 }
 
 // killed is a "Killed process" line:
@@ -387,7 +463,11 @@ func parseKilledLine(line string) (report.Victim, bool) {
 	}
 	pid, comm, rest, ok := cutPIDComm(s, ") total-vm:")
 	if !ok {
-		return report.Victim{}, false
+		// 2.6.2x: "Killed process N (comm)", sizes not printed.
+		if pid, comm, _, ok = cutPIDComm(s+" ", ") "); !ok || strings.Contains(comm, ") total-vm") || len(comm) > maxComm {
+			return report.Victim{}, false
+		}
+		return report.Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), UID: uid}, false
 	}
 	v := report.Victim{PID: pid, Comm: comm, Message: strings.TrimSuffix(line[:i], ": "), UID: uid}
 	rest = "total-vm:" + rest

@@ -33,8 +33,11 @@ type dline struct {
 // render prints records the way util-linux dmesg does.
 func render(recs []kmsg.Record) []dline {
 	var out []dline
-	for _, r := range recs {
+	for i, r := range recs {
 		us := r.Mono.Microseconds()
+		if !r.HasMono { // a log without kernel times: dmesg would print some
+			us = int64(1000000 + i*10)
+		}
 		mono := fmt.Sprintf("%5d.%06d", us/1e6, us%1e6)
 		for i, l := range strings.Split(r.Text, "\n") {
 			out = append(out, dline{prefix: "[" + mono + "] ", text: dmesgEscape(l), cont: i > 0, mono: mono})
@@ -180,6 +183,18 @@ var manglers = []mangler{
 		}
 		return out
 	}},
+	{name: "records glued in pairs on one line", fn: func(ls []dline) []string {
+		var out []string
+		for i := 0; i < len(ls); i++ {
+			line := ls[i].dmesgLine()
+			if i+1 < len(ls) && !ls[i].cont && !ls[i+1].cont && i%2 == 0 {
+				line += " " + ls[i+1].dmesgLine()
+				i++
+			}
+			out = append(out, line)
+		}
+		return out
+	}},
 	{name: "cut at 80 columns", cut: true, fn: func(ls []dline) []string {
 		return each(ls, func(l dline) string { s := l.dmesgLine(); return s[:min(len(s), 80)] })
 	}},
@@ -202,8 +217,10 @@ func each(ls []dline, f func(dline) string) []string {
 }
 
 // mangleSkip are the golden inputs that are no log of one shape to paste:
-// binary junk, a 200 KiB record, sequence numbers.
-var mangleSkip = map[string]bool{"robust-garbage.log": true, "robust-long-lines.log": true, "robust-seq-gap.log": true}
+// binary junk, a 200 KiB record, sequence numbers, a mangled paste.
+var mangleSkip = map[string]bool{"robust-garbage.log": true, "robust-long-lines.log": true, "robust-seq-gap.log": true,
+	// a mail already: its wrapped header is no clean log to mangle
+	"paste-lkml-2.6-quoted.log": true}
 
 // facts flattens reports into their facts: a victim's by its pid, the
 // rest by report (key names it) and path: every value a consumer reads,

@@ -137,7 +137,7 @@ var shapes = [...]shape{
 	{kind: kCounter, name: "memory cgroup counter", role: roleOpen, rank: rankMemory, prefix: "memory+swap: usage "},
 	{kind: kCounter, name: "memory cgroup counter", role: roleOpen, rank: rankMemory, prefix: "kmem: usage "},
 	{kind: kCounter, name: "memory cgroup counter", role: roleOpen, rank: rankMemory, prefix: "swap: usage "},
-	{kind: kMemInfo, name: "Mem-Info", role: roleTentative, rank: rankMemory, once: true, prefix: "Mem-Info:", test: isExactly("Mem-Info:")},
+	{kind: kMemInfo, name: "Mem-Info", role: roleTentative, rank: rankMemory, once: true, prefix: "Mem-", test: isMemInfo},
 	{kind: kSlabHeader, name: "unreclaimable slab", role: roleContinue, rank: rankMemory, once: true, prefix: "Unreclaimable slab info:", test: isExactly("Unreclaimable slab info:")},
 	{kind: kSlabExcessive, name: "excessive slab", role: roleContinue, rank: rankMemory, prefix: "excessive unreclaimable slab but cannot dump stats"},
 	{kind: kCompaction, name: "COMPACTION", role: roleContinue, rank: rankPre, once: true, prefix: "COMPACTION is disabled!!!", test: isExactly("COMPACTION is disabled!!!")},
@@ -268,3 +268,6 @@ func isStatsHeader(line string) bool {
 }
 
 func hasInvoked(line string) bool { return strings.Contains(line, invokedMarker) }
+
+// isMemInfo is "Mem-Info:" ("Mem-info:" before 2.6.32).
+func isMemInfo(line string) bool { return line == "Mem-Info:" || line == "Mem-info:" }

@@ -1,8 +1,11 @@
 package oomparse
 
 import (
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/oomscope/oomscope/internal/ascii"
 	"github.com/oomscope/oomscope/kmsg"
 )
 
@@ -25,9 +28,13 @@ func tailMissing(s *shape, line string) bool {
 	case kSummary:
 		i := strings.LastIndex(line, ",uid=")
 		return i < 0 || !isInt(line[i+len(",uid="):])
-	case kHeader:
-		i := strings.LastIndex(line, "oom_score_adj=")
-		return i < 0 || !isInt(line[i+len("oom_score_adj="):])
+	case kHeader: // "..., oom_score_adj=N" (2.6.2x: "oomkilladj=N")
+		for _, k := range []string{"oom_score_adj=", "oomkilladj="} {
+			if i := strings.LastIndex(line, k); i >= 0 && isInt(line[i+len(k):]) {
+				return false
+			}
+		}
+		return true
 	case kCounter:
 		i := strings.LastIndex(line, ", failcnt ")
 		return i < 0 || !isInt(line[i+len(", failcnt "):])
@@ -37,6 +44,10 @@ func tailMissing(s *shape, line string) bool {
 		}
 		return !strings.HasSuffix(line, "kB") || !strings.Contains(line, "shmem-rss:")
 	case kKilled:
+		if strings.HasSuffix(line, ")") && !strings.Contains(line, "total-vm:") {
+			// 2.6.2x: "Killed process N (comm)", no sizes.
+			return false
+		}
 		last := line[strings.LastIndexAny(line, " ,")+1:]
 		k, v, ok := strings.Cut(last, ":")
 		if !ok || !strings.Contains(line, ") total-vm:") {
@@ -48,9 +59,16 @@ func tailMissing(s *shape, line string) bool {
 		}
 		return !strings.HasSuffix(v, "kB")
 	case kStatsHeader:
+		if i := strings.Index(line, ": "); i >= 0 && firstPairOK(line[i+1:]) {
+			return !isInlinePairs(line[i+1:]) // the one-line form: every pair whole
+		}
 		return !strings.HasSuffix(line, ":") && !strings.HasSuffix(line, "KB")
-	case kStack:
-		return !strings.Contains(line, " Not tainted ") && !strings.Contains(line, " Tainted: ")
+	case kStack: // the taint, then a release that starts with a digit
+		if i := strings.Index(line, " Not tainted "); i >= 0 {
+			return i+len(" Not tainted ") == len(line)
+		}
+		i := strings.Index(line, " Tainted: ")
+		return i < 0 || strings.IndexFunc(line[i+len(" Tainted: "):], func(r rune) bool { return r >= '0' && r <= '9' }) < 0
 	case kHardware:
 		// DMI: "... BIOS <version> MM/DD/YYYY"; device tree: "... (DT)".
 		if strings.HasSuffix(line, ")") {
@@ -98,27 +116,41 @@ func (p *Parser) wrapJoin(prev string, width int, next string) (string, bool) {
 				return joined, true // still a piece of it
 			}
 		}
-		if width < minWrapped {
+		if !wrappedAt(width, next) {
 			return "", false
 		}
 		return p.rowJoin(prev, next)
 	}
 	switch {
 	case s.kind == kTaskRow:
-		if width < minWrapped {
+		if !wrappedAt(width, next) {
 			return "", false
 		}
 		return p.rowJoin(prev, next)
+	case s.kind == kHardware:
+		// Free text: joined only when the join ends as DMI names do (the
+		// BIOS date). A name that looks wrapped (a long line) but is not
+		// completed so is dropped: a part of it would be a wrong name.
+		if !tailMissing(s, prev) || classify(next) != nil {
+			return "", false
+		}
+		if joined := prev + wrapSep(prev, next) + next; !tailMissing(s, joined) {
+			return joined, true
+		}
+		if width >= 64 {
+			return "", true
+		}
+		return "", false
 	case s.kind == kStatsHeader && strings.HasSuffix(prev, ":") && isInlinePairs(" "+next):
 		// A 5.2- one-line stats record wrapped right after its path.
 		return prev + " " + next, true
-	case s.kind == kStack && !tailMissing(s, prev) && classify(next) == nil && width >= minWrapped && width <= 80:
+	case s.kind == kStack && !tailMissing(s, prev) && classify(next) == nil && wrappedAt(width, next) && width <= 80:
 		// The release and build end the line: a mail client may have
 		// wrapped the build, or the next line may be the stack's own.
 		// The build is left out rather than guessed.
 		return stackWithoutBuild(prev), true
 	}
-	if !tailMissing(s, prev) {
+	if !tailMissing(s, prev) && !continuesFields(s, next) {
 		return "", false
 	}
 	if ns := classify(next); ns != nil && ns.kind != kOther && !tailMissing(ns, next) {
@@ -277,7 +309,9 @@ func (p *Parser) isCut(s *shape, line string, last bool) bool {
 		return true
 	case strings.HasSuffix(line, "...") && line != noKillable:
 		return true
-	case s != nil && tailMissing(s, line):
+	case s != nil && s.kind != kHardware && tailMissing(s, line):
+		// (A hardware name's tail is a weak sign: DMI names end with the
+		// BIOS date, others with anything.)
 		if last && rec != nil && !rec.HasSeq {
 			p.sawCut(physLen(rec))
 		}
@@ -327,8 +361,8 @@ func stackWithoutBuild(line string) string {
 	} else if i := strings.Index(line, " Tainted: "); i >= 0 {
 		// The taint flags, then the release, which starts with a digit.
 		j := strings.IndexFunc(line[i+len(" Tainted: "):], func(r rune) bool { return r >= '0' && r <= '9' })
-		if j < 0 {
-			return line
+		if j < 0 { // the taint flags go on past the line: none is known
+			return line[:i]
 		}
 		start = i + len(" Tainted: ") + j
 	}
@@ -356,4 +390,124 @@ func rowOfPrefix(line string) *shape {
 func cutShortOr(s *shape, line string) string {
 	whole, _ := cutShort(s, line)
 	return whole
+}
+
+// lineFields are the "key:" and "key=" fields of the lines that end with
+// optional ones: a wrapped line's next line that starts with one of them
+// continues it.
+var lineFields = map[kind][]string{
+	kKilled: {"total-vm:", "anon-rss:", "file-rss:", "shmem-rss:", "UID:", "pgtables:", "oom_score_adj:"},
+	kHeader: {"gfp_mask=", "nodemask=", "order=", "oom_score_adj=", "oom_adj="},
+	kReaper: {"now", "anon-rss:", "file-rss:", "shmem-rss:"},
+}
+
+// continuesFields reports whether next starts with a field of a row s
+// line.
+func continuesFields(s *shape, next string) bool {
+	for _, f := range lineFields[s.kind] {
+		if strings.HasPrefix(next, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// wrappedAt reports whether a line of width bytes followed by next looks
+// wrapped by a mail client (at 66 to 80 columns): long already, or too
+// long with next's first word.
+func wrappedAt(width int, next string) bool {
+	head, _, _ := strings.Cut(next, " ")
+	return width >= minWrapped || width+1+len(head) > 66
+}
+
+// lateCut is a value a line ended with, kept to be taken back if the line
+// turns out to have been cut: the input's cut width is known from the
+// first line found cut by its tail, and lines before it may have been
+// cut at that width too, in a value that looked whole (a number cut in
+// two).
+type lateCut struct {
+	width int    // the length of the line the value ended
+	undo  func() // takes the value back
+}
+
+// maxLateCuts bounds the values a report keeps for lateCut.
+const maxLateCuts = 16
+
+// mayBeCut notes that the current record's line ended with a value that
+// undo takes back, should the line prove cut.
+func (p *Parser) mayBeCut(undo func()) {
+	rec := p.cur
+	if rec == nil || rec.HasSeq || p.cutWidth > 0 || len(p.lateCuts) >= maxLateCuts {
+		return
+	}
+	p.lateCuts = append(p.lateCuts, lateCut{width: physLen(rec), undo: undo})
+}
+
+// undoLateCuts takes back the values of lines as long as the cut width
+// found after them.
+func (p *Parser) undoLateCuts() {
+	if p.cutWidth == 0 {
+		return
+	}
+	for _, c := range p.lateCuts {
+		if c.width == p.cutWidth {
+			c.undo()
+			p.problem("a line as long as the lines found cut: its last value dropped")
+		}
+	}
+	p.lateCuts = p.lateCuts[:0]
+}
+
+// maxGlueGap bounds how much later than its record a glued record's own
+// timestamp may be: the records of one report are a few seconds apart.
+const maxGlueGap = 60 * time.Second
+
+// glued finds a record glued to the end of rec by the medium: a dmesg
+// timestamp "[ sec.usec] " inside the text, after a whole line (the
+// bracket is no part of a value: not inside a process name's parentheses,
+// not after an unclosed line), no earlier than rec and soon after it. It
+// returns the text before it, and the glued record.
+func glued(rec *kmsg.Record) (string, kmsg.Record, bool) {
+	if rec.HasSeq || !rec.HasMono {
+		return "", kmsg.Record{}, false
+	}
+	text := rec.Text
+	for from := 1; from < len(text); {
+		i := strings.IndexByte(text[from:], '[')
+		if i < 0 {
+			return "", kmsg.Record{}, false
+		}
+		i += from
+		from = i + 1
+		end := strings.IndexByte(text[i:], ']')
+		if end < 0 || end > 24 || i+end+1 >= len(text) || text[i+end+1] != ' ' {
+			continue
+		}
+		mono, ok := monoStamp(text[i+1 : i+end])
+		if !ok || mono < rec.Mono || mono > rec.Mono+maxGlueGap {
+			continue
+		}
+		before := strings.TrimRight(text[:i], " ")
+		if before == "" || strings.Count(before, "(") != strings.Count(before, ")") || strings.Contains(before, "\n") {
+			continue
+		}
+		if s := classify(before); s != nil && (s.kind != kHardware && tailMissing(s, before) || s.kind == kTaskRow && rowName(before) == "") {
+			continue
+		}
+		next := kmsg.Record{Text: text[i+end+2:], Raw: text[i:], Mono: mono, HasMono: true, Host: rec.Host, Priority: -1}
+		return before, next, true
+	}
+	return "", kmsg.Record{}, false
+}
+
+// monoStamp parses the inside of a dmesg timestamp: "  76.086772".
+func monoStamp(s string) (time.Duration, bool) {
+	s = strings.TrimLeft(s, " ")
+	sec, frac, ok := strings.Cut(s, ".")
+	if !ok || !ascii.IsDigits(sec) || !ascii.IsDigits(frac) || len(sec) > 10 || len(frac) > 9 {
+		return 0, false
+	}
+	n, _ := strconv.ParseInt(sec, 10, 64)
+	f, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+	return time.Duration(n)*time.Second + time.Duration(f), true
 }

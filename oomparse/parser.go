@@ -133,6 +133,7 @@ type Parser struct {
 	suppressed int
 	otherDump  int           // records left during which generic lines open nothing (see roleNever)
 	cutWidth   int           // the length at which the input's lines were cut, 0 if unknown (medium.go)
+	lateCuts   []lateCut     // values to take back if their lines prove cut
 	now        time.Duration // the latest kernel time seen (records, Expire)
 	hasNow     bool
 	held       []heldReport // finished reports waiting for reaper lines, in order
@@ -175,6 +176,14 @@ func New(opts ...Option) (*Parser, error) {
 // Feed processes one record and appends to dst the reports it completed.
 // A record flagged as a continuation is joined to the record before it.
 func (p *Parser) Feed(dst []report.Report, rec kmsg.Record) []report.Report {
+	if !rec.HasSeq && rec.HasMono && len(rec.Text) > 1 && strings.IndexByte(rec.Text[1:], '[') >= 0 {
+		if before, next, ok := glued(&rec); ok {
+			// Records glued on one line by the medium: one at a time.
+			rec.Text, rec.Raw = before, strings.TrimSuffix(rec.Raw, next.Raw)
+			dst = p.Feed(dst, rec)
+			return p.Feed(dst, next)
+		}
+	}
 	if p.hasPending {
 		if rec.Cont && rec.Caller == p.pending.Caller && p.mergeable(&rec) {
 			if !p.merged {
@@ -563,7 +572,7 @@ func (p *Parser) open() {
 	p.tasks = taskTable{max: p.cfg.maxTasks}
 	p.cols, p.stats, p.caller, p.chosen = nil, -1, "", nil
 	p.tentative, p.openedBy, p.era, p.maxRank, p.seenRow = false, "", nil, rankHeader, [len(shapes)]bool{}
-	p.otherDump = 0
+	p.otherDump, p.lateCuts = 0, p.lateCuts[:0]
 	p.hasMono, p.unrelated, p.lingered = false, 0, 0
 	p.recUsed = false
 	p.rawBytes, p.memInfoN, p.statN, p.overflowed = 0, 0, 0, [numSections]bool{}
@@ -621,6 +630,7 @@ func (p *Parser) emit(dst []report.Report, reason string) []report.Report {
 	if r == nil {
 		return dst
 	}
+	p.undoLateCuts()
 	if p.tentative {
 		// Only generic lines: no OOM report (a stack or memory dump of
 		// another kind). Nothing is delivered.

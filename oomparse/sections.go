@@ -98,11 +98,20 @@ func (p *Parser) headerOnlyLine(k kind, line string) bool {
 		}
 		if p.r.KernelVersion == "" {
 			p.r.KernelVersion, p.r.KernelBuild = s.version, s.rest
+			r := p.r
+			p.mayBeCut(func() {
+				if r.KernelBuild == "" {
+					r.KernelVersion = ""
+				}
+				r.KernelBuild = ""
+			})
 		}
 		return true
 	case kHardware:
 		p.use()
 		p.r.Hardware = strings.TrimPrefix(line, "Hardware name: ")
+		r := p.r
+		p.mayBeCut(func() { r.Hardware = "" })
 		return true
 	case kCpuset:
 		if p.r.Trigger == nil || !strings.HasPrefix(line, p.r.Trigger.Comm+" cpuset=") {
@@ -111,6 +120,12 @@ func (p *Parser) headerOnlyLine(k kind, line string) bool {
 		cs, mems, _ := parseCpusetLine(line)
 		p.use()
 		p.r.Cpuset, p.r.MemsAllowed = cs, mems
+		r := p.r
+		p.mayBeCut(func() {
+			if r.MemsAllowed == mems {
+				r.MemsAllowed = ""
+			}
+		})
 		return true
 	}
 	return false
@@ -123,8 +138,17 @@ func (p *Parser) memcgLine(k kind, line string) {
 	case kTaskIn:
 		task, memcg, _ := parseTaskIn(line)
 		p.use()
+		if task == "" && memcg == "" {
+			p.problem("a cgroup path in the Task in line holds the line's own words: both paths are left out")
+		}
 		p.r.TaskMemcg, p.r.OOMMemcg = clipBytes(task, maxPathBytes), clipBytes(memcg, maxPathBytes)
 		p.state = stMemcg
+		r, oom := p.r, p.r.OOMMemcg
+		p.mayBeCut(func() {
+			if r.OOMMemcg == oom {
+				r.OOMMemcg = ""
+			}
+		})
 	case kLimitReached:
 		p.use()
 		p.r.OOMMemcg = clipBytes(strings.TrimPrefix(line, "Memory limit reached of cgroup "), maxPathBytes)
@@ -137,16 +161,23 @@ func (p *Parser) memcgLine(k kind, line string) {
 		}
 		p.use()
 		cc := c
+		var slot **report.Counter
 		switch name {
 		case "memory":
-			p.r.Memory = &cc
+			slot = &p.r.Memory
 		case "memory+swap":
-			p.r.MemorySwap = &cc
+			slot = &p.r.MemorySwap
 		case "kmem":
-			p.r.Kmem = &cc
+			slot = &p.r.Kmem
 		case "swap":
-			p.r.Swap = &cc
+			slot = &p.r.Swap
 		}
+		*slot = &cc
+		p.mayBeCut(func() { // a failcnt cut in two: the counter is not known whole
+			if *slot == &cc {
+				*slot = nil
+			}
+		})
 		p.state = stMemcg
 	case kStatsHeader:
 		path, inline, _ := parseStatsHeader(line)
@@ -161,7 +192,7 @@ func (p *Parser) memcgLine(k kind, line string) {
 		ms := report.MemcgStats{Path: clipBytes(path, maxPathBytes), Format: "keys", Stats: map[string]uint64{}}
 		if inline != "" {
 			ms.Format = "v1-inline"
-			addInlinePairs(ms.Stats, inline)
+			addInlinePairs(ms.Stats, wholePairs(inline))
 		}
 		p.r.MemcgStats = append(p.r.MemcgStats, ms)
 		p.stats = len(p.r.MemcgStats) - 1
@@ -262,4 +293,15 @@ func (p *Parser) taskRow(line string) bool {
 		p.r.TasksDropped++
 	}
 	return true
+}
+
+// wholePairs is the " key:NKB" pairs at the start of s up to the first
+// that is not one.
+func wholePairs(s string) string {
+	f := strings.Fields(s)
+	n := 0
+	for n < len(f) && isInlinePairs(" "+f[n]) {
+		n++
+	}
+	return " " + strings.Join(f[:n], " ")
 }

@@ -218,6 +218,32 @@ func TestParseTextFacts(t *testing.T) {
 	}
 }
 
+// TestParseTextAbsent: a value the log does not hold gets no line or says
+// so; it is never printed empty or as 0.
+func TestParseTextAbsent(t *testing.T) {
+	in := strings.Join([]string{
+		"[   50.000100] Memory cgroup out of memory: Killed process 99 (",
+		"[   60.000100] df_inode invoked oom-killer: gfp_mask=0xd0, order=0, oomkilladj=0",
+		"[   60.000200] Out of memory: kill process 4117 (df_inode) score 1 or a child",
+		"[   60.000300] Killed process 4117 (df_inode)",
+	}, "\n") + "\n"
+	_, out, _ := run(t, in, "parse", "-o", "text")
+	for _, want := range []string{
+		"killed   pid 99 (name not in the log): sizes not in the log\n",
+		"killed   df_inode (pid 4117): sizes not in the log\n",
+		"asked for order-0 gfp_mask=0xd0\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	for l := range strings.Lines(out) {
+		if strings.HasSuffix(l, " \n") {
+			t.Errorf("line with no value: %q", l)
+		}
+	}
+}
+
 // textField splits a text output line into its key and value.
 func textField(l string) (key, val string) {
 	l = strings.TrimSpace(l)

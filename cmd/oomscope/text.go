@@ -22,7 +22,9 @@ func writeText(w io.Writer, er *report.Enriched, source string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	// Every value is escaped: names and paths are the log's (escape.go).
 	line := func(k, format string, a ...any) {
-		fmt.Fprintf(tw, "  %s\t%s\n", k, escapeText(fmt.Sprintf(format, a...)))
+		if v := fmt.Sprintf(format, a...); v != "" { // an absent value gets no line
+			fmt.Fprintf(tw, "  %s\t%s\n", k, escapeText(v))
+		}
 	}
 
 	fmt.Fprintf(tw, "OOM kill (%s)%s\n", r.Kind, escapeText(when(r)))
@@ -50,7 +52,14 @@ func writeText(w io.Writer, er *report.Enriched, source string) error {
 		if t.Order != nil {
 			order = fmt.Sprintf("order-%d", *t.Order)
 		}
-		line("trigger", "%s%s asked for %s %s", t.Comm, pid, order, strings.Join(t.GFPFlags, "|"))
+		gfp := strings.Join(t.GFPFlags, "|")
+		if gfp == "" && t.GFPMask != "" {
+			gfp = "gfp_mask=" + t.GFPMask
+		}
+		if gfp != "" {
+			gfp = " " + gfp
+		}
+		line("trigger", "%s%s asked for %s%s", t.Comm, pid, order, gfp)
 	}
 	writeTop(tw, r)
 	if d := er.Diagnosis; d != nil {
@@ -145,13 +154,13 @@ func writeVictims(line func(k, format string, a ...any), r *report.Report) {
 			what = "group kill"
 		}
 		if v.Inferred != "" {
-			line(what, "%s (pid %d): named by its %s line, the Killed line is missing", v.Comm, v.PID, v.Inferred)
+			line(what, "%s: named by its %s line, the Killed line is missing", task(v.Comm, v.PID), v.Inferred)
 			continue
 		}
-		line(what, "%s (pid %d): %s%s", v.Comm, v.PID, victimRSS(v), adj(v.OOMScoreAdj))
+		line(what, "%s: %s%s", task(v.Comm, v.PID), victimRSS(v), adj(v.OOMScoreAdj))
 	}
 	for _, e := range r.AlreadyExiting {
-		line("not killed", "%s (pid %d): already exiting, the kernel skipped it", e.Comm, e.PID)
+		line("not killed", "%s: already exiting, the kernel skipped it", task(e.Comm, e.PID))
 	}
 	if c := r.Chosen; c != nil {
 		line("chosen", "%s (pid %d, score %d): its Killed line is missing (the kernel may have killed a child instead)", c.Comm, c.PID, c.Score)
@@ -173,12 +182,25 @@ func writeVictims(line func(k, format string, a ...any), r *report.Report) {
 	}
 }
 
+// task names a process: "comm (pid N)", or "pid N (name not in the log)"
+// when its name was cut off (longer than any comm, so no name can look
+// like it).
+func task(comm string, pid int) string {
+	if comm == "" {
+		return fmt.Sprintf("pid %d (name not in the log)", pid)
+	}
+	return fmt.Sprintf("%s (pid %d)", comm, pid)
+}
+
 // victimRSS is "rss 48.7Mi = anon 45.7Mi + file 3.0Mi + shmem 0", with
 // what the Killed line gave.
 func victimRSS(v report.Victim) string {
 	parts := []string{"anon " + humanPtr(v.AnonRSS), "file " + humanPtr(v.FileRSS)}
 	if v.ShmemRSSBytes != nil {
 		parts = append(parts, "shmem "+human(*v.ShmemRSSBytes))
+	}
+	if v.AnonRSS == nil && v.FileRSS == nil && v.ShmemRSSBytes == nil {
+		return "sizes not in the log"
 	}
 	if v.AnonRSS == nil || v.FileRSS == nil {
 		return strings.Join(parts, ", ")
