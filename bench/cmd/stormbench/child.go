@@ -43,6 +43,7 @@ type childSpec struct {
 	// otherwise stdout goes to the log and readyText on stderr says ready.
 	wire      bool
 	readyText string
+	env       []string // added to the harness's environment
 }
 
 func startChild(dir string, s childSpec) (*child, error) {
@@ -52,6 +53,7 @@ func startChild(dir string, s childSpec) (*child, error) {
 	}
 	c := &child{name: s.name, ready: make(chan struct{}), done: make(chan struct{}), log: logf}
 	cmd := exec.Command(s.bin, s.args...)
+	cmd.Env = append(os.Environ(), s.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -203,50 +205,82 @@ func (c *child) kill() {
 	}
 }
 
-// usage is the rusage of the exited process: user+system CPU and peak RSS.
-func (c *child) usage() (cpu time.Duration, maxRSS int64, ok bool) {
+// cpuLife is the rusage of the exited process: user+system CPU.
+//
+// Its ru_maxrss is no measure of the process's peak RSS: Go starts a
+// child with clone(CLONE_VM|CLONE_VFORK), and at execve the kernel keeps
+// the high-water mark of the mm the child leaves, which is the harness's
+// (the readers all showed the harness's RSS). See peakRSS.
+func (c *child) cpuLife() (cpu time.Duration, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state == nil {
-		return 0, 0, false
+		return 0, false
 	}
-	ru, ok := c.state.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return 0, 0, false
+	return c.state.UserTime() + c.state.SystemTime(), true
+}
+
+// peakRSS is the running process's peak RSS so far: VmHWM of
+// /proc/<pid>/status, the high-water mark of the mm it exec'd.
+func (c *child) peakRSS() (int64, error) { return vmHWM(c.cmd.Process.Pid) }
+
+func vmHWM(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
 	}
-	return c.state.UserTime() + c.state.SystemTime(), ru.Maxrss * 1024, true
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/%d/status: VmHWM %q", pid, v)
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
 }
 
 // cpuNow is the CPU time the running process used so far: the sum of its
 // threads' run time (/proc/<pid>/task/*/schedstat, ns; Go's threads live
 // as long as the process), or /proc/<pid>/stat (10 ms ticks) when
 // schedstat is missing.
-func (c *child) cpuNow() (time.Duration, error) {
+func (c *child) cpuNow() (cpuSample, error) {
 	return processCPU(c.cmd.Process.Pid)
 }
 
-func processCPU(pid int) (time.Duration, error) {
+// cpuSample is a process's CPU time and the number of times its threads
+// were put on a CPU (schedstat's run count: wake-ups and preemptions).
+type cpuSample struct {
+	cpu    time.Duration
+	slices int64
+}
+
+func processCPU(pid int) (cpuSample, error) {
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
 	if err == nil && len(tasks) > 0 {
-		var sum time.Duration
+		var s cpuSample
 		for _, t := range tasks {
 			b, err := os.ReadFile(t)
 			if err != nil {
 				continue // the thread exited meanwhile
 			}
 			f := strings.Fields(string(b))
-			if len(f) < 1 {
+			if len(f) < 3 {
 				continue
 			}
-			ns, err := strconv.ParseInt(f[0], 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("%s: %q", t, b)
+			ns, err1 := strconv.ParseInt(f[0], 10, 64)
+			n, err2 := strconv.ParseInt(f[2], 10, 64)
+			if err1 != nil || err2 != nil {
+				return cpuSample{}, fmt.Errorf("%s: %q", t, b)
 			}
-			sum += time.Duration(ns)
+			s.cpu += time.Duration(ns)
+			s.slices += n
 		}
-		return sum, nil
+		return s, nil
 	}
-	return statCPU(pid)
+	cpu, err := statCPU(pid)
+	return cpuSample{cpu: cpu}, err
 }
 
 // statCPU is utime+stime of /proc/<pid>/stat (USER_HZ = 100 on Linux).

@@ -59,7 +59,7 @@ func perSec(d time.Duration) string {
 
 // pprofTop is `go tool pprof -top` of the profiles (merged).
 func pprofTop(ctx context.Context, files []string, extra ...string) (string, error) {
-	args := append([]string{"tool", "pprof", "-top", "-nodecount=25"}, extra...)
+	args := append([]string{"tool", "pprof", "-top", "-cum", "-nodecount=40"}, extra...)
 	args = append(args, files...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	var out, stderr bytes.Buffer
@@ -90,6 +90,9 @@ func (s *summary) block() string {
 	fmt.Fprintf(&b, "- Command (in bench/): `go run ./cmd/stormbench%s` (from the repository root: `make bench-live%s`).\n", strings.TrimPrefix(s.cfg.command, "stormbench"), map[bool]string{true: " SHORT=1"}[s.cfg.short])
 	fmt.Fprintf(&b, "- Kills: allocators (e2e/alloc, comm `stormalloc`) allocating %d MiB in 4 MiB steps in a container cgroup limited to %d MiB; steady: %d, one a second; storm: up to %d, %d at once every %v, at most %d alive, for at most %v.\n",
 		s.cfg.allocMiB, s.cfg.limitMiB, s.cfg.steadyKills, s.cfg.stormKills, s.cfg.stormBatch, s.cfg.stormInterval, s.cfg.stormAlive, s.cfg.stormMax)
+	if len(s.cfg.childEnv) > 0 {
+		fmt.Fprintf(&b, "- The readers ran with %s in their environment.\n", strings.Join(s.cfg.childEnv, " "))
+	}
 	if s.records > 0 {
 		fmt.Fprintf(&b, "- Clock check: over %d records, the smallest delay from a record's kernel stamp to its arrival at the harness's reader was %s (negative would mean the kernel's stamps run ahead of CLOCK_MONOTONIC).\n", s.records, dur(s.clock))
 	}
@@ -100,7 +103,7 @@ func (s *summary) block() string {
 		if s.topErr != nil {
 			fmt.Fprintf(&b, "(no profile: %v)\n\n", s.topErr)
 		} else {
-			b.WriteString("`go tool pprof -top -nodecount=25` of oomreader's CPU profiles of the storms (" + strconv.Itoa(profileHz) + " Hz, merged over the runs):\n\n```\n" + s.top + "\n```\n\n")
+			b.WriteString("`go tool pprof -top -cum -nodecount=40` of oomreader's CPU profiles of the storms (" + strconv.Itoa(profileHz) + " Hz, merged over the runs):\n\n```\n" + s.top + "\n```\n\n")
 		}
 	}
 	if s.floor != nil {

@@ -103,9 +103,14 @@ func (e *env) locate(ctx context.Context) error {
 	return nil
 }
 
+// buildTimeout bounds the builds.
+const buildTimeout = 15 * time.Minute
+
 // build builds oomscope and the allocator with the main module's go.mod
 // (as `make build` does), and the readers with the bench module's.
 func (e *env) build(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, buildTimeout)
+	defer cancel()
 	e.bins = binaries{
 		oomscope:  filepath.Join(e.keep, "oomscope"),
 		alloc:     filepath.Join(e.keep, "stormalloc"),

@@ -318,16 +318,37 @@ func timeCmd(ctx context.Context, out io.Writer, name string, args ...string) (w
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()
-	err = cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	// The peak RSS: VmHWM, polled (ru_maxrss holds the harness's; see
+	// child.cpuLife), the last reading before the exit.
+	done := make(chan struct{})
+	polled := make(chan int64, 1)
+	go func() {
+		var hwm int64
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v, err := vmHWM(cmd.Process.Pid); err == nil {
+				hwm = max(hwm, v)
+			}
+			select {
+			case <-done:
+				polled <- hwm
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err = cmd.Wait()
 	wall = time.Since(start)
+	close(done)
+	maxRSS = <-polled
 	if err != nil {
 		return 0, 0, 0, 0, fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, stderr.String())
 	}
 	st := cmd.ProcessState
-	ru, _ := st.SysUsage().(*syscall.Rusage)
-	if ru != nil {
-		maxRSS = ru.Maxrss * 1024
-	}
 	return wall, st.UserTime() + st.SystemTime(), maxRSS, st.ExitCode(), nil
 }
 

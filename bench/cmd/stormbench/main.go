@@ -71,6 +71,8 @@ type config struct {
 	timeout       time.Duration
 	lockWait      time.Duration
 	verbose       bool
+	phases        []phaseKind
+	childEnv      []string
 	command       string // the command line, for the doc
 }
 
@@ -92,9 +94,11 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.syslogMiB, "syslog-mib", 1024, "size of the generated syslog file of the floor")
 	fs.StringVar(&c.doc, "doc", "", "Markdown file to write the tables into (default ../docs/performance.md; \"-\": none)")
 	fs.StringVar(&c.pprofDir, "pprof-dir", "", "keep the CPU profiles of oomreader (and the binaries) in this directory")
-	fs.DurationVar(&c.timeout, "timeout", 0, "bound on the whole run (default 30m, short 3m)")
+	fs.DurationVar(&c.timeout, "timeout", 0, "bound on the run after the builds (default 30m, short 3m; the builds have a bound of 15m)")
 	fs.DurationVar(&c.lockWait, "lock-wait", 10*time.Minute, "how long to wait for other kernel-log tests to finish (e2e/kernellock)")
 	fs.BoolVar(&c.verbose, "v", false, "log more")
+	phases := fs.String("phases", "steady,storm", "the phases of each run, in order")
+	childEnv := fs.String("reader-env", "", "extra environment of the three readers, comma-separated KEY=VALUE (e.g. GOMAXPROCS=1)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -122,6 +126,22 @@ func parseFlags(args []string) (config, error) {
 	}
 	if c.short && !set["drain"] {
 		c.drain = 30 * time.Second
+	}
+	for _, p := range strings.Split(*phases, ",") {
+		switch k := phaseKind(strings.TrimSpace(p)); k {
+		case phaseSteady, phaseStorm:
+			c.phases = append(c.phases, k)
+		default:
+			return c, fmt.Errorf("-phases: unknown phase %q (steady, storm)", p)
+		}
+	}
+	if *childEnv != "" {
+		for _, kv := range strings.Split(*childEnv, ",") {
+			if !strings.Contains(kv, "=") {
+				return c, fmt.Errorf("-reader-env: %q is not KEY=VALUE", kv)
+			}
+			c.childEnv = append(c.childEnv, kv)
+		}
 	}
 	if c.doc == "" {
 		c.doc = filepath.Join("..", "docs", "performance.md")
@@ -163,19 +183,21 @@ func run(cfg config) (int, error) {
 	}
 	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05"}).Level(level).With().Timestamp().Logger()
 
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
-	defer cancel()
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 
 	if os.Geteuid() != 0 {
 		return 2, errors.New("needs root (a writable memory cgroup controller and /dev/kmsg)")
 	}
-	env, err := newEnv(ctx, cfg, log)
+	// The builds have a bound of their own (a cold build cache takes
+	// minutes on a small machine); -timeout bounds the rest.
+	env, err := newEnv(sigCtx, cfg, log)
 	if err != nil {
 		return 2, err
 	}
 	defer env.close()
+	ctx, cancel := context.WithTimeout(sigCtx, cfg.timeout)
+	defer cancel()
 
 	unlock, err := lockKernelLog(ctx, cfg.lockWait, log)
 	if err != nil {
@@ -206,7 +228,7 @@ func run(cfg config) (int, error) {
 	var results []*phaseResult
 	missed := false
 	for i := 1; i <= cfg.runs && ctx.Err() == nil; i++ {
-		for _, ph := range []phaseKind{phaseSteady, phaseStorm} {
+		for _, ph := range cfg.phases {
 			res, err := env.runPhase(ctx, i, ph)
 			if err != nil {
 				return 2, fmt.Errorf("run %d, %s: %w", i, ph, err)

@@ -65,6 +65,7 @@ type readerResult struct {
 	lat                         []time.Duration
 	cpuPhase, cpuLife           time.Duration
 	idlePerSec                  time.Duration // CPU per second before the kills
+	slices                      int64         // times its threads went on a CPU in the phase
 	maxRSS                      int64
 	records                     uint64 // kernel records read (oomreader)
 	dups                        int    // kills reported more than once
@@ -139,6 +140,7 @@ func (e *env) runPhase(ctx context.Context, run int, kind phaseKind) (res *phase
 		}
 	}()
 	for _, s := range specs {
+		s.env = e.cfg.childEnv
 		c, err := startChild(dir, s)
 		if err != nil {
 			return nil, err
@@ -163,7 +165,7 @@ func (e *env) runPhase(ctx context.Context, run int, kind phaseKind) (res *phase
 	case <-time.After(2 * time.Second):
 	}
 	// The idle cost: CPU per second with no kill.
-	idle0 := make([]time.Duration, len(kids))
+	idle0 := make([]cpuSample, len(kids))
 	for i, c := range kids {
 		if idle0[i], err = c.cpuNow(); err != nil {
 			return nil, err
@@ -176,7 +178,7 @@ func (e *env) runPhase(ctx context.Context, run int, kind phaseKind) (res *phase
 	case <-time.After(idleWindow):
 	}
 	idleDur := time.Since(idleStart)
-	base := make([]time.Duration, len(kids))
+	base := make([]cpuSample, len(kids))
 	for i, c := range kids {
 		if base[i], err = c.cpuNow(); err != nil {
 			return nil, err
@@ -214,10 +216,17 @@ func (e *env) runPhase(ctx context.Context, run int, kind phaseKind) (res *phase
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	time.Sleep(time.Second) // the slowest reader's last line
-	end := make([]time.Duration, len(kids))
+	end := make([]cpuSample, len(kids))
+	peak := make([]int64, len(kids))
 	for i, c := range kids {
 		if end[i], err = c.cpuNow(); err != nil {
+			return nil, err
+		}
+		if peak[i], err = c.peakRSS(); err != nil {
 			return nil, err
 		}
 	}
@@ -243,10 +252,12 @@ func (e *env) runPhase(ctx context.Context, run int, kind phaseKind) (res *phase
 	names := []string{readerParser, readerRun, readerCAdvisor}
 	for i, c := range kids {
 		rr := score(names[i], all[i], cg.Path)
-		rr.cpuPhase = end[i] - base[i]
-		rr.idlePerSec = time.Duration(float64(base[i]-idle0[i]) / idleDur.Seconds())
-		if cpu, rss, ok := c.usage(); ok {
-			rr.cpuLife, rr.maxRSS = cpu, rss
+		rr.cpuPhase = end[i].cpu - base[i].cpu
+		rr.slices = end[i].slices - base[i].slices
+		rr.idlePerSec = time.Duration(float64(base[i].cpu-idle0[i].cpu) / idleDur.Seconds())
+		rr.maxRSS = peak[i]
+		if cpu, ok := c.cpuLife(); ok {
+			rr.cpuLife = cpu
 		}
 		res.readers = append(res.readers, rr)
 	}

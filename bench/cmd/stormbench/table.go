@@ -20,8 +20,8 @@ func (p *phaseResult) oomscopeMissed() bool {
 	return false
 }
 
-var tableHead = "| reader | kills reported | attributed to the container | wrong cgroup | fields per kill (of " + fmt.Sprint(wire.NumFields) + ") | CPU, phase | CPU per kill | idle CPU per s | CPU, process lifetime | peak RSS | latency p50 | latency p99 |\n" +
-	"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+var tableHead = "| reader | kills reported | attributed to the container | wrong cgroup | fields per kill (of " + fmt.Sprint(wire.NumFields) + ") | CPU, phase | CPU per kill | wake-ups (CPU per wake-up) | idle CPU per s | CPU, process lifetime | peak RSS | latency p50 | latency p99 |\n" +
+	"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
 
 // markdown is the table of one phase of one run.
 func (p *phaseResult) markdown() string {
@@ -31,9 +31,9 @@ func (p *phaseResult) markdown() string {
 		p.kernel, p.cgroup, p.allocators, p.headers, p.victimLines, max(p.victimLines-p.headers, 0))
 	b.WriteString(tableHead)
 	for _, r := range p.readers {
-		fmt.Fprintf(&b, "| %s | %d of %d | %d | %d | %.1f | %s | %s | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %d of %d | %d | %d | %.1f | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			r.name, r.reported, p.kernel, r.attributed, r.wrong, r.fields,
-			secs(r.cpuPhase), perKill(r.cpuPhase, p.kernel), ms(r.idlePerSec), secs(r.cpuLife), mib(r.maxRSS),
+			secs(r.cpuPhase), perKill(r.cpuPhase, p.kernel), wakeups(r.slices, r.cpuPhase), ms(r.idlePerSec), secs(r.cpuLife), mib(r.maxRSS),
 			percentile(r.lat, 50), percentile(r.lat, 99))
 	}
 	var notes []string
@@ -43,7 +43,7 @@ func (p *phaseResult) markdown() string {
 		}
 	}
 	if rec := p.readers[0].records; rec > 0 {
-		notes = append(notes, fmt.Sprintf("oomreader read %d kernel records: %s CPU per record", rec, perRecord(p.readers[0].cpuPhase, rec)))
+		notes = append(notes, fmt.Sprintf("oomreader read %d kernel records: %s CPU and %.2f wake-ups per record", rec, perRecord(p.readers[0].cpuPhase, rec), float64(p.readers[0].slices)/float64(rec)))
 	}
 	if len(notes) > 0 {
 		b.WriteString("\n" + strings.Join(notes, "; ") + ".\n")
@@ -99,13 +99,14 @@ func (s *summary) medianTables() string {
 				lat = append(lat, p.readers[i].lat...)
 			}
 			cpu := time.Duration(get(func(r *readerResult) float64 { return float64(r.cpuPhase) }))
-			fmt.Fprintf(&b, "| %s | %.0f of %.0f | %.0f | %.0f | %.1f | %s | %s | %s | %s | %s | %s | %s |\n",
+			slices := int64(get(func(r *readerResult) float64 { return float64(r.slices) }))
+			fmt.Fprintf(&b, "| %s | %.0f of %.0f | %.0f | %.0f | %.1f | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 				rs[0].readers[i].name,
 				get(func(r *readerResult) float64 { return float64(r.reported) }), kernel,
 				get(func(r *readerResult) float64 { return float64(r.attributed) }),
 				get(func(r *readerResult) float64 { return float64(r.wrong) }),
 				get(func(r *readerResult) float64 { return r.fields }),
-				secs(cpu), perKill(cpu, uint64(kernel)),
+				secs(cpu), perKill(cpu, uint64(kernel)), wakeups(slices, cpu),
 				ms(time.Duration(get(func(r *readerResult) float64 { return float64(r.idlePerSec) }))),
 				secs(time.Duration(get(func(r *readerResult) float64 { return float64(r.cpuLife) }))),
 				mib(int64(get(func(r *readerResult) float64 { return float64(r.maxRSS) }))),
@@ -114,7 +115,8 @@ func (s *summary) medianTables() string {
 		rec := get0(rs, func(p *phaseResult) float64 { return float64(p.readers[0].records) })
 		if rec > 0 {
 			cpu := time.Duration(get0(rs, func(p *phaseResult) float64 { return float64(p.readers[0].cpuPhase) }))
-			fmt.Fprintf(&b, "\noomreader read %.0f kernel records in the phase: %s CPU per record.\n", rec, perRecord(cpu, uint64(rec)))
+			wk := get0(rs, func(p *phaseResult) float64 { return float64(p.readers[0].slices) })
+			fmt.Fprintf(&b, "\noomreader read %.0f kernel records in the phase: %s CPU and %.2f wake-ups per record.\n", rec, perRecord(cpu, uint64(rec)), wk/rec)
 		}
 		b.WriteString("\n")
 	}
@@ -164,6 +166,13 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+func wakeups(n int64, cpu time.Duration) string {
+	if n <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%d (%.1f µs)", n, cpu.Seconds()*1e6/float64(n))
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", d.Seconds()*1000) }
