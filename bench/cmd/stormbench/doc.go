@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -88,8 +89,12 @@ func (s *summary) block() string {
 	fmt.Fprintf(&b, "- Machine: %s CPUs (`nproc`), %s, %s RAM; kernel %s, memory cgroup %s; %s. Load average (1, 5, 15 min) %s before, %s after: **the cores were shared with other work**, so CPU times are the steadier figures and wall-clock ones are noisy.\n",
 		m.Nproc, m.CPU, m.Mem, m.Kernel, s.cgroupVersion(), m.GoVersion, m.LoadBefore, m.LoadAfter)
 	fmt.Fprintf(&b, "- Command (in bench/): `go run ./cmd/stormbench%s` (from the repository root: `make bench-live%s`).\n", strings.TrimPrefix(s.cfg.command, "stormbench"), map[bool]string{true: " SHORT=1"}[s.cfg.short])
-	fmt.Fprintf(&b, "- Kills: allocators (e2e/alloc, comm `stormalloc`) allocating %d MiB in 4 MiB steps in a container cgroup limited to %d MiB; steady: %d, one a second; storm: up to %d, %d at once every %v, at most %d alive, for at most %v.\n",
+	fmt.Fprintf(&b, "- Kills: allocators (e2e/alloc, comm `stormalloc`) allocating %d MiB in 4 MiB steps in a container cgroup limited to %d MiB; steady: %d, one a second; storm: up to %d, %d at once every %v, at most %d alive, for at most %v",
 		s.cfg.allocMiB, s.cfg.limitMiB, s.cfg.steadyKills, s.cfg.stormKills, s.cfg.stormBatch, s.cfg.stormInterval, s.cfg.stormAlive, s.cfg.stormMax)
+	if slices.Contains(s.cfg.phases, phaseSplit) {
+		fmt.Fprintf(&b, "; split: the storm's kills across %d containers (pods) at once, each at its share of the rate", s.cfg.splitContainers)
+	}
+	b.WriteString(".\n")
 	if len(s.cfg.childEnv) > 0 {
 		fmt.Fprintf(&b, "- The readers ran with %s in their environment.\n", strings.Join(s.cfg.childEnv, " "))
 	}
@@ -99,17 +104,17 @@ func (s *summary) block() string {
 	b.WriteString("\n")
 	b.WriteString(s.medianTables())
 	if s.top != "" || s.topErr != nil {
-		b.WriteString("### Where oomreader's CPU goes in the storm\n\n")
+		b.WriteString("### Where oomreader's CPU goes in the storm (pprof)\n\n")
 		if s.topErr != nil {
 			fmt.Fprintf(&b, "(no profile: %v)\n\n", s.topErr)
 		} else {
-			b.WriteString("`go tool pprof -top -cum -nodecount=40` of oomreader's CPU profiles of the storms (" + strconv.Itoa(profileHz) + " Hz, merged over the runs):\n\n```\n" + s.top + "\n```\n\n")
+			b.WriteString("`go tool pprof -top -cum -nodecount=40` of oomreader's CPU profiles of the storm phases (" + strconv.Itoa(profileHz) + " Hz, merged over the runs; pprof sees only part of the CPU time, see [Profiling method](#profiling-method)):\n\n```\n" + s.top + "\n```\n\n")
 		}
 	}
 	if s.floor != nil {
 		b.WriteString(s.floor.markdown() + "\n")
 	}
-	if len(s.results) > 0 {
+	if s.cfg.runs > 1 {
 		b.WriteString("<details><summary>Every run</summary>\n\n")
 		for _, r := range s.results {
 			b.WriteString(r.markdown() + "\n")

@@ -53,27 +53,28 @@ import (
 
 // config is what the flags say.
 type config struct {
-	short         bool
-	runs          int
-	steadyKills   int
-	stormKills    int
-	stormMax      time.Duration
-	stormBatch    int
-	stormInterval time.Duration
-	stormAlive    int
-	limitMiB      int
-	allocMiB      int
-	drain         time.Duration
-	floor         bool
-	syslogMiB     int
-	doc           string
-	pprofDir      string
-	timeout       time.Duration
-	lockWait      time.Duration
-	verbose       bool
-	phases        []phaseKind
-	childEnv      []string
-	command       string // the command line, for the doc
+	short           bool
+	runs            int
+	steadyKills     int
+	stormKills      int
+	stormMax        time.Duration
+	stormBatch      int
+	stormInterval   time.Duration
+	stormAlive      int
+	splitContainers int
+	limitMiB        int
+	allocMiB        int
+	drain           time.Duration
+	floor           bool
+	syslogMiB       int
+	doc             string
+	pprofDir        string
+	timeout         time.Duration
+	lockWait        time.Duration
+	verbose         bool
+	phases          []phaseKind
+	childEnv        []string
+	command         string // the command line, for the doc
 }
 
 func parseFlags(args []string) (config, error) {
@@ -86,7 +87,8 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.stormMax, "storm-max", 60*time.Second, "the storm stops starting allocators after this long")
 	fs.IntVar(&c.stormBatch, "storm-batch", 3, "allocators started at once in the storm")
 	fs.DurationVar(&c.stormInterval, "storm-interval", 500*time.Millisecond, "time between two batches of the storm")
-	fs.IntVar(&c.stormAlive, "storm-alive", 8, "at most this many allocators alive at once")
+	fs.IntVar(&c.stormAlive, "storm-alive", 8, "at most this many allocators alive at once (per container)")
+	fs.IntVar(&c.splitContainers, "split-containers", 2, "containers (each its own pod) the split phase's storm is split across, all killing at once")
 	fs.IntVar(&c.limitMiB, "limit-mib", 32, "memory limit of the container cgroup")
 	fs.IntVar(&c.allocMiB, "alloc-mib", 256, "MiB each allocator tries to allocate (more than the limit: it is killed)")
 	fs.DurationVar(&c.drain, "drain", 45*time.Second, "how long after the last kill to wait for the readers' reports")
@@ -97,7 +99,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.timeout, "timeout", 0, "bound on the run after the builds (default 30m, short 3m; the builds have a bound of 15m)")
 	fs.DurationVar(&c.lockWait, "lock-wait", 10*time.Minute, "how long to wait for other kernel-log tests to finish (e2e/kernellock)")
 	fs.BoolVar(&c.verbose, "v", false, "log more")
-	phases := fs.String("phases", "steady,storm", "the phases of each run, in order")
+	phases := fs.String("phases", "steady,storm", "the phases of each run, in order: steady, storm, split (the storm split across -split-containers containers)")
 	childEnv := fs.String("reader-env", "", "extra environment of the three readers, comma-separated KEY=VALUE (e.g. GOMAXPROCS=1)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -129,10 +131,10 @@ func parseFlags(args []string) (config, error) {
 	}
 	for _, p := range strings.Split(*phases, ",") {
 		switch k := phaseKind(strings.TrimSpace(p)); k {
-		case phaseSteady, phaseStorm:
+		case phaseSteady, phaseStorm, phaseSplit:
 			c.phases = append(c.phases, k)
 		default:
-			return c, fmt.Errorf("-phases: unknown phase %q (steady, storm)", p)
+			return c, fmt.Errorf("-phases: unknown phase %q (steady, storm, split)", p)
 		}
 	}
 	if *childEnv != "" {
@@ -146,8 +148,8 @@ func parseFlags(args []string) (config, error) {
 	if c.doc == "" {
 		c.doc = filepath.Join("..", "docs", "performance.md")
 	}
-	if c.runs < 1 || c.steadyKills < 1 || c.stormKills < 1 || c.stormBatch < 1 || c.stormAlive < 1 {
-		return c, errors.New("-runs, -steady-kills, -storm-kills, -storm-batch and -storm-alive must be >= 1")
+	if c.runs < 1 || c.steadyKills < 1 || c.stormKills < 1 || c.stormBatch < 1 || c.stormAlive < 1 || c.splitContainers < 1 {
+		return c, errors.New("-runs, -steady-kills, -storm-kills, -storm-batch, -storm-alive and -split-containers must be >= 1")
 	}
 	if c.allocMiB <= c.limitMiB {
 		return c, fmt.Errorf("-alloc-mib %d must exceed -limit-mib %d", c.allocMiB, c.limitMiB)

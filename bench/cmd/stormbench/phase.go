@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,9 @@ type phaseKind string
 const (
 	phaseSteady phaseKind = "steady"
 	phaseStorm  phaseKind = "storm"
+	// phaseSplit is the storm split across -split-containers containers
+	// (each its own pod) killing at once.
+	phaseSplit phaseKind = "split"
 )
 
 // The readers, in table order.
@@ -38,11 +42,12 @@ const (
 type phaseResult struct {
 	run  int
 	kind phaseKind
-	// cgroup is the container cgroup the kills were in.
-	cgroup string
+	// cgroups are the container cgroups the kills were in (one, or
+	// -storm-containers in the storm).
+	cgroups []string
 	// kernel is its oom_kill counter; victimLines and headers what the
 	// kernel printed: "Killed process" lines of the phase's allocators and
-	// oom-kill: summaries naming the cgroup (one per report header).
+	// oom-kill: summaries naming the cgroups (one per report header).
 	kernel      uint64
 	victimLines int
 	headers     int
@@ -58,8 +63,8 @@ type phaseResult struct {
 type readerResult struct {
 	name string
 	// reported: distinct kills (victim pids) of the phase reported;
-	// attributed: of those, the ones whose report carries the container
-	// cgroup; wrong: a cgroup that is not the container's.
+	// attributed: of those, the ones whose report carries the victim's
+	// container cgroup; wrong: a cgroup that is not the victim's.
 	reported, attributed, wrong int
 	fields                      float64 // mean facts per reported kill (of wire.NumFields)
 	lat                         []time.Duration
@@ -99,23 +104,32 @@ func (e *env) runPhase(ctx context.Context, run int, kind phaseKind) (res *phase
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	uid, id := cgscratch.NewPodUID(), cgscratch.NewContainerID()
-	cg, err := e.h.Create(cgscratch.CgroupfsContainer(cgscratch.QoSBurstable, uid, id))
-	if err != nil {
-		return nil, err
+	containers := 1
+	if kind == phaseSplit {
+		containers = e.cfg.splitContainers
 	}
-	if _, err := cg.SetLimit(uint64(e.cfg.limitMiB) << 20); err != nil {
-		return nil, err
+	res = &phaseResult{run: run, kind: kind}
+	var cgs []*cgscratch.Cgroup
+	for range containers {
+		uid, id := cgscratch.NewPodUID(), cgscratch.NewContainerID()
+		cg, err := e.h.Create(cgscratch.CgroupfsContainer(cgscratch.QoSBurstable, uid, id))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := cg.SetLimit(uint64(e.cfg.limitMiB) << 20); err != nil {
+			return nil, err
+		}
+		cgs = append(cgs, cg)
+		res.cgroups = append(res.cgroups, cg.Path)
 	}
-	res = &phaseResult{run: run, kind: kind, cgroup: cg.Path}
 
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	profile := ""
-	if kind == phaseStorm {
-		profile = filepath.Join(e.keep, fmt.Sprintf("oomreader-run%d-storm.pprof", run))
+	if kind != phaseSteady && (!e.cfg.short || e.cfg.pprofDir != "") {
+		profile = filepath.Join(e.keep, fmt.Sprintf("oomreader-run%d-%s.pprof", run, kind))
 	}
 	parserArgs := []string{}
 	if profile != "" {
@@ -185,32 +199,61 @@ func (e *env) runPhase(ctx context.Context, run int, kind phaseKind) (res *phase
 		}
 	}
 
-	k := newKiller(e.bins.alloc, cg, e.cfg.allocMiB)
-	log.Info().Str("cgroup", cg.Path).Msg("killing")
+	var ks []*killer
+	for _, cg := range cgs {
+		ks = append(ks, newKiller(e.bins.alloc, cg, e.cfg.allocMiB))
+	}
+	log.Info().Strs("cgroups", res.cgroups).Msg("killing")
 	start := time.Now()
 	switch kind {
 	case phaseSteady:
-		err = k.steady(ctx, e.cfg.steadyKills)
-	case phaseStorm:
-		err = k.storm(ctx, e.cfg.stormKills, e.cfg.stormBatch, e.cfg.stormInterval, e.cfg.stormAlive, e.cfg.stormMax)
+		err = ks[0].steady(ctx, e.cfg.steadyKills)
+	case phaseStorm, phaseSplit:
+		// Each container gets its share of the kills, at its share of
+		// the rate, all at once.
+		errs := make([]error, len(ks))
+		var wg sync.WaitGroup
+		for i, k := range ks {
+			n := e.cfg.stormKills / len(ks)
+			if i < e.cfg.stormKills%len(ks) {
+				n++
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = k.storm(ctx, n, e.cfg.stormBatch, e.cfg.stormInterval*time.Duration(len(ks)), e.cfg.stormAlive, e.cfg.stormMax)
+			}()
+		}
+		wg.Wait()
+		err = errors.Join(errs...)
 	}
 	res.killing = time.Since(start)
 	if err != nil {
 		return nil, err
 	}
-	res.allocators = k.summary()
-	if res.kernel, err = k.kernelKills(); err != nil {
-		return nil, err
+	t := &truth{cgOf: map[int]string{}, cgroups: map[string]bool{}}
+	var summaries []string
+	for _, k := range ks {
+		n, err := k.kernelKills()
+		if err != nil {
+			return nil, err
+		}
+		res.kernel += n
+		for pid := range k.spawned() {
+			t.cgOf[pid] = k.cg.Path
+		}
+		t.cgroups[k.cg.Path] = true
+		summaries = append(summaries, k.summary())
 	}
-	pids := k.spawned()
-	res.spawned = len(pids)
+	res.allocators = strings.Join(summaries, "; ")
+	res.spawned = len(t.cgOf)
 	log.Info().Uint64("kernel_oom_kill", res.kernel).Str("allocators", res.allocators).Dur("took", res.killing.Round(time.Millisecond)).Msg("kills done; waiting for the reports")
 
 	// Drain: until both oomscope readers have every kill, or the bound.
 	deadline := time.Now().Add(e.cfg.drain)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		a := len(distinct(oomreaderKills(kids[0].reports(), pids, cg.Path, e.watch)))
-		b := len(distinct(sub.kills(pids, cg.Path, e.watch)))
+		a := len(distinct(oomreaderKills(kids[0].reports(), t)))
+		b := len(distinct(sub.kills(t, e.watch)))
 		if uint64(a) >= res.kernel && uint64(b) >= res.kernel {
 			break
 		}
@@ -230,7 +273,7 @@ func (e *env) runPhase(ctx context.Context, run int, kind phaseKind) (res *phase
 			return nil, err
 		}
 	}
-	res.victimLines, res.headers = e.watch.counts(pids, cg.Path)
+	res.victimLines, res.headers = e.watch.counts(t.cgOf, res.cgroups)
 	res.natsStored = sub.stored(ctx)
 	sub.close()
 	var stopErrs []error
@@ -245,13 +288,13 @@ func (e *env) runPhase(ctx context.Context, run int, kind phaseKind) (res *phase
 	}
 
 	all := [][]kill{
-		oomreaderKills(kids[0].reports(), pids, cg.Path, e.watch),
-		sub.kills(pids, cg.Path, e.watch),
-		cadvisorKills(kids[2].reports(), pids, cg.Path, e.watch),
+		oomreaderKills(kids[0].reports(), t),
+		sub.kills(t, e.watch),
+		cadvisorKills(kids[2].reports(), t, e.watch),
 	}
 	names := []string{readerParser, readerRun, readerCAdvisor}
 	for i, c := range kids {
-		rr := score(names[i], all[i], cg.Path)
+		rr := score(names[i], all[i], t)
 		rr.cpuPhase = end[i].cpu - base[i].cpu
 		rr.slices = end[i].slices - base[i].slices
 		rr.idlePerSec = time.Duration(float64(base[i].cpu-idle0[i].cpu) / idleDur.Seconds())
@@ -286,15 +329,23 @@ func distinct(ks []kill) map[int]kill {
 	return m
 }
 
-// ours reports whether a kill of pid with cgroup belongs to the phase.
-func ours(pid int, cgroup string, pids map[int]bool, want string) bool {
-	return pids[pid] || cgroup == want
+// truth is which cgroup each of the phase's allocators was in.
+type truth struct {
+	cgOf    map[int]string  // allocator pid -> its container cgroup
+	cgroups map[string]bool // the phase's container cgroups
 }
 
-func oomreaderKills(lines []wire.Line, pids map[int]bool, cgroup string, _ *watcher) []kill {
+// ours reports whether a kill of pid reported with cgroup belongs to the
+// phase.
+func (t *truth) ours(pid int, cgroup string) bool {
+	_, ok := t.cgOf[pid]
+	return ok || t.cgroups[cgroup]
+}
+
+func oomreaderKills(lines []wire.Line, t *truth) []kill {
 	var out []kill
 	for _, l := range lines {
-		if !ours(l.PID, l.Cgroup, pids, cgroup) {
+		if !t.ours(l.PID, l.Cgroup) {
 			continue
 		}
 		out = append(out, kill{pid: l.PID, cgroup: l.Cgroup, fields: l.Fields,
@@ -303,10 +354,10 @@ func oomreaderKills(lines []wire.Line, pids map[int]bool, cgroup string, _ *watc
 	return out
 }
 
-func cadvisorKills(lines []wire.Line, pids map[int]bool, cgroup string, w *watcher) []kill {
+func cadvisorKills(lines []wire.Line, t *truth, w *watcher) []kill {
 	var out []kill
 	for _, l := range lines {
-		if !ours(l.PID, l.Cgroup, pids, cgroup) {
+		if !t.ours(l.PID, l.Cgroup) {
 			continue
 		}
 		k := kill{pid: l.PID, cgroup: l.Cgroup, fields: l.Fields}
@@ -322,7 +373,7 @@ func cadvisorKills(lines []wire.Line, pids map[int]bool, cgroup string, w *watch
 }
 
 // score counts one reader's kills of a phase.
-func score(name string, ks []kill, cgroup string) *readerResult {
+func score(name string, ks []kill, t *truth) *readerResult {
 	rr := &readerResult{name: name}
 	seen := map[int]int{}
 	best := map[int]kill{}
@@ -342,7 +393,7 @@ func score(name string, ks []kill, cgroup string) *readerResult {
 			rr.dups++
 		}
 		switch {
-		case k.cgroup == cgroup:
+		case k.cgroup != "" && k.cgroup == t.cgOf[pid]:
 			rr.attributed++
 		case k.cgroup != "":
 			rr.wrong++
@@ -451,14 +502,14 @@ func (s *subscriber) stored(ctx context.Context) uint64 {
 }
 
 // kills decodes the reports received so far.
-func (s *subscriber) kills(pids map[int]bool, cgroup string, w *watcher) []kill {
+func (s *subscriber) kills(t *truth, w *watcher) []kill {
 	var out []kill
 	for _, m := range s.messages() {
 		var r report.Enriched
 		if err := json.Unmarshal(m.data, &r); err != nil || r.Report == nil {
 			continue
 		}
-		out = append(out, enrichedKills(&r, m.at, pids, cgroup, w)...)
+		out = append(out, enrichedKills(&r, m.at, t, w)...)
 	}
 	return out
 }
@@ -466,7 +517,7 @@ func (s *subscriber) kills(pids map[int]bool, cgroup string, w *watcher) []kill 
 // enrichedKills is one kill per victim of a published report. The victim's
 // cgroup is the report's task_memcg, or what enrichment put in
 // cgroups.victim (the place to look for attribution of partial reports).
-func enrichedKills(r *report.Enriched, at time.Duration, pids map[int]bool, cgroup string, w *watcher) []kill {
+func enrichedKills(r *report.Enriched, at time.Duration, t *truth, w *watcher) []kill {
 	cg := r.TaskMemcg
 	if cg == "" && r.Cgroups != nil && r.Cgroups.Victim != nil {
 		cg = r.Cgroups.Victim.Path
@@ -474,7 +525,7 @@ func enrichedKills(r *report.Enriched, at time.Duration, pids map[int]bool, cgro
 	var out []kill
 	for i := range r.Victims {
 		v := &r.Victims[i]
-		if !ours(v.PID, cg, pids, cgroup) {
+		if !t.ours(v.PID, cg) {
 			continue
 		}
 		f := wire.Of(r.Report, v)

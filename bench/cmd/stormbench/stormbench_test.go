@@ -67,7 +67,8 @@ func TestScore(t *testing.T) {
 		{pid: 3, cgroup: "/elsewhere", fields: full},
 		{pid: 2, cgroup: cg, fields: full, latency: time.Second, hasLat: true}, // a second report of pid 2
 	}
-	r := score("x", ks, cg)
+	tr := &truth{cgOf: map[int]string{1: cg, 2: cg, 3: cg}, cgroups: map[string]bool{cg: true}}
+	r := score("x", ks, tr)
 	if r.reported != 3 || r.attributed != 2 || r.wrong != 1 || r.dups != 1 {
 		t.Errorf("score = reported %d attributed %d wrong %d dups %d; want 3 2 1 1", r.reported, r.attributed, r.wrong, r.dups)
 	}
@@ -76,6 +77,13 @@ func TestScore(t *testing.T) {
 	}
 	if len(r.lat) != 2 || r.lat[0]+r.lat[1] != 3*time.Millisecond {
 		t.Errorf("latencies %v, want the first report's of each kill", r.lat)
+	}
+	// Two containers: a kill attributed to the other container is wrong.
+	const cg2 = "/a/kubepods/burstable/pod2/c2"
+	tr = &truth{cgOf: map[int]string{1: cg, 2: cg2}, cgroups: map[string]bool{cg: true, cg2: true}}
+	r = score("x", []kill{{pid: 1, cgroup: cg2, fields: full}, {pid: 2, cgroup: cg2, fields: full}, {pid: 7, cgroup: cg}}, tr)
+	if r.reported != 3 || r.attributed != 1 || r.wrong != 2 {
+		t.Errorf("two containers: reported %d attributed %d wrong %d; want 3 1 2", r.reported, r.attributed, r.wrong)
 	}
 }
 

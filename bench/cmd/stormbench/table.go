@@ -20,7 +20,7 @@ func (p *phaseResult) oomscopeMissed() bool {
 	return false
 }
 
-var tableHead = "| reader | kills reported | attributed to the container | wrong cgroup | fields per kill (of " + fmt.Sprint(wire.NumFields) + ") | CPU, phase | CPU per kill | wake-ups (CPU per wake-up) | idle CPU per s | CPU, process lifetime | peak RSS | latency p50 | latency p99 |\n" +
+var tableHead = "| reader | kills reported | attributed to its container | wrong cgroup | fields per kill (of " + fmt.Sprint(wire.NumFields) + ") | CPU, phase | CPU per kill | wake-ups (CPU per wake-up) | idle CPU per s | CPU, process lifetime | peak RSS | latency p50 | latency p99 |\n" +
 	"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
 
 // markdown is the table of one phase of one run.
@@ -28,7 +28,7 @@ func (p *phaseResult) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#### run %d, %s: %d kills in %.1f s\n\n", p.run, p.kind, p.kernel, p.killing.Seconds())
 	fmt.Fprintf(&b, "Kernel: `oom_kill` %d in `%s` (%s); it printed %d report headers (`oom-kill:` summaries) and %d `Killed process` lines, so %d kills came as bare victim lines.\n\n",
-		p.kernel, p.cgroup, p.allocators, p.headers, p.victimLines, max(p.victimLines-p.headers, 0))
+		p.kernel, strings.Join(p.cgroups, "`, `"), p.allocators, p.headers, p.victimLines, max(p.victimLines-p.headers, 0))
 	b.WriteString(tableHead)
 	for _, r := range p.readers {
 		fmt.Fprintf(&b, "| %s | %d of %d | %d | %d | %.1f | %s | %s | %s | %s | %s | %s | %s | %s |\n",
@@ -73,7 +73,7 @@ func summarize(cfg config, m machine, results []*phaseResult, fl *floorResult) *
 // (the latency percentiles of all runs' kills pooled).
 func (s *summary) medianTables() string {
 	var b strings.Builder
-	for _, kind := range []phaseKind{phaseSteady, phaseStorm} {
+	for _, kind := range []phaseKind{phaseSteady, phaseStorm, phaseSplit} {
 		var rs []*phaseResult
 		for _, r := range s.results {
 			if r.kind == kind {

@@ -121,8 +121,8 @@ func (w *watcher) victim(pid int) (victimLine, bool) {
 }
 
 // counts returns how many victim lines of pids the kernel printed and how
-// many report headers (summaries) it printed for cgroup.
-func (w *watcher) counts(pids map[int]bool, cgroup string) (victims, headers int) {
+// many report headers (summaries) it printed for cgroups.
+func (w *watcher) counts(pids map[int]string, cgroups []string) (victims, headers int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for pid := range pids {
@@ -130,7 +130,10 @@ func (w *watcher) counts(pids map[int]bool, cgroup string) (victims, headers int
 			victims++
 		}
 	}
-	return victims, w.summary[cgroup]
+	for _, cg := range cgroups {
+		headers += w.summary[cg]
+	}
+	return victims, headers
 }
 
 // clock returns the smallest delay seen between a record's kernel stamp
