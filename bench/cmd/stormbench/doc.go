@@ -88,7 +88,7 @@ func (s *summary) block() string {
 	fmt.Fprintf(&b, "Measured %s, %s form: %d run%s of both phases.\n\n", m.Date, form, s.cfg.runs, plural(s.cfg.runs))
 	fmt.Fprintf(&b, "- Machine: %s CPUs (`nproc`), %s, %s RAM; kernel %s, memory cgroup %s; %s. Load average (1, 5, 15 min) %s before, %s after: **the cores were shared with other work**, so CPU times are the steadier figures and wall-clock ones are noisy.\n",
 		m.Nproc, m.CPU, m.Mem, m.Kernel, s.cgroupVersion(), m.GoVersion, m.LoadBefore, m.LoadAfter)
-	fmt.Fprintf(&b, "- Command (in bench/): `go run ./cmd/stormbench%s` (from the repository root: `make bench-live%s`).\n", strings.TrimPrefix(s.cfg.command, "stormbench"), map[bool]string{true: " SHORT=1"}[s.cfg.short])
+	fmt.Fprintf(&b, "- Command (in bench/): `go run ./cmd/stormbench%s` (from the repository root: `%s`).\n", strings.TrimPrefix(s.cfg.command, "stormbench"), makeCommand(s.cfg))
 	fmt.Fprintf(&b, "- Kills: allocators (e2e/alloc, comm `stormalloc`) allocating %d MiB in 4 MiB steps in a container cgroup limited to %d MiB; steady: %d, one a second; storm: up to %d, %d at once every %v, at most %d alive, for at most %v",
 		s.cfg.allocMiB, s.cfg.limitMiB, s.cfg.steadyKills, s.cfg.stormKills, s.cfg.stormBatch, s.cfg.stormInterval, s.cfg.stormAlive, s.cfg.stormMax)
 	if slices.Contains(s.cfg.phases, phaseSplit) {
@@ -122,6 +122,24 @@ func (s *summary) block() string {
 		b.WriteString("</details>\n")
 	}
 	return b.String()
+}
+
+// makeCommand is the make command line that runs cfg.
+func makeCommand(cfg config) string {
+	var extra []string
+	for _, a := range strings.Fields(strings.TrimPrefix(cfg.command, "stormbench")) {
+		if a != "-short" {
+			extra = append(extra, a)
+		}
+	}
+	cmd := "make bench-live"
+	if cfg.short {
+		cmd += " SHORT=1"
+	}
+	if len(extra) > 0 {
+		cmd += ` BENCH_LIVE_FLAGS="` + strings.Join(extra, " ") + `"`
+	}
+	return cmd
 }
 
 func (s *summary) cgroupVersion() string {

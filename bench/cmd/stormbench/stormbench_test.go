@@ -110,3 +110,18 @@ func TestGenerateSyslog(t *testing.T) {
 		t.Fatalf("generated %+v", gs)
 	}
 }
+
+func TestMakeCommand(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  config
+		want string
+	}{
+		{config{command: "stormbench "}, "make bench-live"},
+		{config{command: "stormbench -short", short: true}, "make bench-live SHORT=1"},
+		{config{command: "stormbench -pprof-dir ../.cache/stormbench"}, `make bench-live BENCH_LIVE_FLAGS="-pprof-dir ../.cache/stormbench"`},
+	} {
+		if got := makeCommand(tt.cfg); got != tt.want {
+			t.Errorf("makeCommand(%q) = %q, want %q", tt.cfg.command, got, tt.want)
+		}
+	}
+}
