@@ -80,6 +80,9 @@ e2e: deps ## real kernels: live cgroup OOM kills here + the qemu kernel matrix; 
 e2e-live: ## live OOM kills in scratch cgroups of this machine (root)
 	$(GO) test -race -count=1 -v ./e2e/live
 
+bench-live: ## live OOM storm read side by side by oomscope and cAdvisor's oomparser; writes docs/performance.md (root; SHORT=1: the CI form, < 3 min)
+	cd bench && GOWORK=off $(GO) run ./cmd/stormbench $(if $(SHORT),-short) $(BENCH_LIVE_FLAGS)
+
 e2e-qemu: ## boot Debian kernels 5.10/6.1/6.12 under qemu and run the OOM scenarios; prints the matrix
 	hack/e2e-matrix.sh
 
