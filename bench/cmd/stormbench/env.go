@@ -15,7 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
-	"github.com/oomscope/oomscope/e2e/cgscratch"
+	"github.com/oomscope/oomscope/internal/cgscratch"
 )
 
 // env is what the phases share.

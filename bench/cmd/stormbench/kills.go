@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/oomscope/oomscope/e2e/cgscratch"
+	"github.com/oomscope/oomscope/internal/cgscratch"
 )
 
 // killer starts allocators (e2e/alloc) in one container cgroup. Each

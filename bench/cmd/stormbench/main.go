@@ -47,7 +47,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/oomscope/oomscope/e2e/cgscratch"
+	"github.com/oomscope/oomscope/internal/cgscratch"
 	"github.com/oomscope/oomscope/e2e/kernellock"
 )
 
