@@ -47,8 +47,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/oomscope/oomscope/internal/cgscratch"
 	"github.com/oomscope/oomscope/e2e/kernellock"
+	"github.com/oomscope/oomscope/internal/cgscratch"
 )
 
 // config is what the flags say.
