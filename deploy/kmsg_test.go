@@ -422,6 +422,13 @@ func (c container) run(t *testing.T, bin string, pod corev1.PodSpec, ctr corev1.
 		t.Fatal(err)
 	}
 
+	// Pdeathsig is sent when the *thread* that forked the child ends, and
+	// the Go runtime may end threads (a goroutine that exits locked to
+	// one): keep the forking thread ours until the container is gone, or
+	// the daemon may get a SIGKILL that is nobody's (seen under go test
+	// ./... with packages in parallel).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = []string{containerEnv + "=" + string(js)}
 	var stdout, stderr bytes.Buffer
