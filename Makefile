@@ -41,11 +41,12 @@ demo: build ## cause one real OOM kill in a scratch cgroup and show its report a
 
 LIVE_TABLE := $(CURDIR)/.cache/e2e-live-table.txt
 
-test: deps lint envtest-bins ## everything CI runs: lint, unit + kernel + envtest tests with -race, short fuzzing, the qemu kernel matrix
+test: deps lint envtest-bins ## everything CI runs: lint, unit + kernel + envtest tests with -race, short fuzzing, the qemu kernel matrix, the short live storm side by side with cAdvisor
 	@mkdir -p .cache && rm -f $(LIVE_TABLE)
 	KUBEBUILDER_ASSETS=$$(hack/envtest-bins.sh | tail -n1) OOMSCOPE_E2E_LIVE_TABLE=$(LIVE_TABLE) $(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) fuzz
 	OOMSCOPE_E2E_LIVE_TABLE=$(LIVE_TABLE) hack/e2e-matrix.sh
+	$(MAKE) bench-live SHORT=1
 
 unit: ## quick: unit tests only (no envtest, no live kernel, no qemu)
 	$(GO) test -race -count=1 -short ./report/... ./kmsg/... ./oomparse/... ./enrich/... ./kube/... ./sink/... ./daemon/... ./cmd/...
