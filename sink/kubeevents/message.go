@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oomscope/oomscope/enrich/diagnose"
 	"github.com/oomscope/oomscope/report"
 )
 
@@ -368,24 +369,9 @@ func writeUsage(l *line, r *report.Enriched) {
 	l.lit(")")
 }
 
-// Quantity formats bytes as Kubernetes shows memory: 512Mi, 1.5Gi, 640Ki;
-// whole values without decimals, others with one.
-func Quantity(b uint64) string {
-	const unit = 1024
-	if b < unit {
-		return strconv.FormatUint(b, 10)
-	}
-	suffix := []string{"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"}
-	div, exp := uint64(unit), 0
-	for n := b / unit; n >= unit && exp < len(suffix)-1; n /= unit {
-		div *= unit
-		exp++
-	}
-	if b%div == 0 {
-		return strconv.FormatUint(b/div, 10) + suffix[exp]
-	}
-	return strconv.FormatFloat(float64(b)/float64(div), 'f', 1, 64) + suffix[exp]
-}
+// Quantity formats bytes as Kubernetes shows memory (512Mi, 1.5Gi): the
+// diagnosis's own rendering, so an Event and the post-mortem agree.
+func Quantity(b uint64) string { return diagnose.Quantity(b) }
 
 // subject names what an aggregate counts kills of, escaped, for its
 // message: the container (and pod, on a Node Event), or for node-level
