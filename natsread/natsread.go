@@ -141,26 +141,11 @@ func Options(cfg natssink.Config, name string) ([]nats.Option, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 	}
-	switch {
-	case cfg.CredsFile != "":
-		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
-	case cfg.NKeySeedFile != "":
-		o, err := nats.NkeyOptionFromSeed(cfg.NKeySeedFile)
-		if err != nil {
-			return nil, fmt.Errorf("natsread: nkey seed file %s: %w", cfg.NKeySeedFile, err)
-		}
-		opts = append(opts, o)
-	case cfg.Token != "":
-		opts = append(opts, nats.Token(cfg.Token))
-	case cfg.User != "":
-		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+	auth, err := cfg.AuthOptions()
+	if err != nil {
+		return nil, fmt.Errorf("natsread: %w", err)
 	}
-	if cfg.TLSCAFile != "" {
-		opts = append(opts, nats.RootCAs(cfg.TLSCAFile))
-	}
-	if cfg.TLSCertFile != "" {
-		opts = append(opts, nats.ClientCert(cfg.TLSCertFile, cfg.TLSKeyFile))
-	}
+	opts = append(opts, auth...)
 	return opts, nil
 }
 

@@ -211,6 +211,21 @@ func (c Config) options(h nats.Option) ([]nats.Option, error) {
 		}),
 		h,
 	}
+	auth, err := c.AuthOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, auth...)
+	return opts, nil
+}
+
+// AuthOptions returns the client options for c's authentication and TLS
+// settings: at most one of CredsFile, NKeySeedFile, Token and
+// User/Password (see [Config.Validate]); TLSCAFile and the
+// TLSCertFile/TLSKeyFile pair. The sink and the readers of the stream
+// (oomscope tail, history) connect with the same.
+func (c Config) AuthOptions() ([]nats.Option, error) {
+	var opts []nats.Option
 	switch {
 	case c.CredsFile != "":
 		opts = append(opts, nats.UserCredentials(c.CredsFile))
