@@ -390,11 +390,16 @@ func (r *runner) feed(p *oomparse.Parser, dst []report.Report, rec kmsg.Record) 
 		r.lastSeq, r.haveLast = rec.Seq, true
 	}
 	r.postponed = 0
-	r.cfg.Metrics.record()
 	if rec.Facility == 0 {
 		r.cfg.Victims.Observe(rec.Text)
 	}
-	return p.Feed(dst, rec)
+	if r.cfg.Metrics == nil {
+		return p.Feed(dst, rec)
+	}
+	began := time.Now()
+	dst = p.Feed(dst, rec)
+	r.cfg.Metrics.record(time.Since(began))
+	return dst
 }
 
 // endOfLog is the daemon's end when the kernel log closes.

@@ -21,6 +21,7 @@ type Metrics struct {
 	records    prometheus.Counter
 	lost       prometheus.Gauge
 	enrichTime prometheus.Histogram
+	parseTime  prometheus.Histogram
 	latency    prometheus.Histogram
 	lookups    *prometheus.CounterVec
 }
@@ -49,6 +50,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Time to enrich one report (cgroup snapshot, kill counters, pod lookup, diagnosis).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}),
+		parseTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "oomscope_parse_record_duration_seconds",
+			Help:    "Time the parser takes for one kernel log record.",
+			Buckets: prometheus.ExponentialBuckets(1e-7, 4, 10),
+		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "oomscope_report_latency_seconds",
 			Help:    "From the kernel timestamp of a report's last line to the report stored in the outbox (live reports).",
@@ -59,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Kubernetes pod lookups of reports in a pod, by result: hit, miss (not known to the API) or error.",
 		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.kills, m.reports, m.records, m.lost, m.enrichTime, m.latency, m.lookups} {
+	for _, c := range []prometheus.Collector{m.kills, m.reports, m.records, m.lost, m.enrichTime, m.parseTime, m.latency, m.lookups} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -129,9 +135,10 @@ func boolLabel(b bool) string {
 	return "false"
 }
 
-func (m *Metrics) record() {
+func (m *Metrics) record(parse time.Duration) {
 	if m != nil {
 		m.records.Inc()
+		m.parseTime.Observe(parse.Seconds())
 	}
 }
 
