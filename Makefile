@@ -49,7 +49,7 @@ test: deps lint envtest-bins ## everything CI runs: lint, unit + kernel + envtes
 	$(MAKE) bench-live SHORT=1
 
 unit: ## quick: unit tests only (no envtest, no live kernel, no qemu)
-	$(GO) test -race -count=1 -short ./report/... ./kmsg/... ./oomparse/... ./enrich/... ./kube/... ./sink/... ./daemon/... ./cmd/...
+	$(GO) test -race -count=1 -short ./report/... ./kmsg/... ./oomparse/... ./enrich/... ./kube/... ./outbox/... ./sink/... ./archive/... ./natsd/... ./natsread/... ./daemon/... ./cmd/...
 
 lint: fmt vet ## gofmt and go vet
 
