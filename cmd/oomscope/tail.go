@@ -37,18 +37,24 @@ type natsReadFlags struct {
 func (f *natsReadFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cfg.URLs, "nats-url", natsread.DefaultURL, "NATS server URL(s), comma separated (nats://, tls://); the default is where \"oomscope run\" starts its embedded server")
 	fs.StringVar(&f.cfg.Stream, "nats-stream", natssink.StreamName, "the JetStream stream the reports are in")
-	fs.StringVar(&f.cfg.CredsFile, "nats-creds", "", "NATS credentials file (user JWT and NKey seed)")
-	fs.StringVar(&f.cfg.NKeySeedFile, "nats-nkey", "", "file holding a NATS user NKey seed (SU...)")
-	fs.StringVar(&f.cfg.Token, "nats-token", "", "NATS authentication token (default $OOMSCOPE_NATS_TOKEN)")
-	fs.StringVar(&f.cfg.User, "nats-user", "", "NATS user name (with --nats-password)")
-	fs.StringVar(&f.cfg.Password, "nats-password", "", "NATS password (default $OOMSCOPE_NATS_PASSWORD)")
-	fs.StringVar(&f.cfg.TLSCAFile, "nats-tls-ca", "", "PEM file of the CAs that sign the server's certificate (makes TLS required)")
-	fs.StringVar(&f.cfg.TLSCertFile, "nats-tls-cert", "", "PEM client certificate for mutual TLS (with --nats-tls-key)")
-	fs.StringVar(&f.cfg.TLSKeyFile, "nats-tls-key", "", "PEM key of --nats-tls-cert")
+	natsAuthFlags(fs, &f.cfg)
 	fs.DurationVar(&f.cfg.ConnectWait, "nats-connect-timeout", natsread.DefaultConnectTimeout, "how long to wait for each server to answer the first connection")
 	fs.StringVar(&f.filter.Node, "node", "", "only reports of this node")
 	fs.StringVar(&f.filter.Namespace, "namespace", "", "only reports of pods of this namespace")
 	fs.StringVar(&f.filter.Pod, "pod", "", "only reports of this pod (name, or UID for a pod known only by its UID)")
+}
+
+// natsAuthFlags adds the NATS authentication and TLS flags of run, tail
+// and history to fs.
+func natsAuthFlags(fs *pflag.FlagSet, cfg *natssink.Config) {
+	fs.StringVar(&cfg.CredsFile, "nats-creds", "", "NATS credentials file (user JWT and NKey seed)")
+	fs.StringVar(&cfg.NKeySeedFile, "nats-nkey", "", "file holding a NATS user NKey seed (SU...)")
+	fs.StringVar(&cfg.Token, "nats-token", "", "NATS authentication token (default $OOMSCOPE_NATS_TOKEN)")
+	fs.StringVar(&cfg.User, "nats-user", "", "NATS user name (with --nats-password)")
+	fs.StringVar(&cfg.Password, "nats-password", "", "NATS password (default $OOMSCOPE_NATS_PASSWORD)")
+	fs.StringVar(&cfg.TLSCAFile, "nats-tls-ca", "", "PEM file of the CAs that sign the server's certificate (makes TLS required)")
+	fs.StringVar(&cfg.TLSCertFile, "nats-tls-cert", "", "PEM client certificate for mutual TLS (with --nats-tls-key)")
+	fs.StringVar(&cfg.TLSKeyFile, "nats-tls-key", "", "PEM key of --nats-tls-cert")
 }
 
 // connect checks the flags and connects; extra are more client options.
