@@ -301,3 +301,19 @@ func TestPipelineStopDrainsReportsInHand(t *testing.T) {
 		t.Errorf("checkpoint after the stop: %+v %v %v, want 3 published", cp, ok, err)
 	}
 }
+
+// TestKernelClockMatchesTheKernel: the daemon's clock (read once from the
+// kernel, then from Go's monotonic clock) stays with CLOCK_MONOTONIC.
+func TestKernelClockMatchesTheKernel(t *testing.T) {
+	clock := daemon.KernelClockForTest()
+	for range 5 {
+		time.Sleep(20 * time.Millisecond)
+		k, err := kmsg.KernelClock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := clock() - k; d < -time.Millisecond || d > time.Millisecond {
+			t.Fatalf("daemon clock %v, kernel %v: %v apart", clock(), k, d)
+		}
+	}
+}

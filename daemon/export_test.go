@@ -1,0 +1,4 @@
+package daemon
+
+// KernelClockForTest exposes the default clock to the tests.
+var KernelClockForTest = kernelClock
