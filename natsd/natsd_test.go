@@ -1,14 +1,12 @@
 package natsd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/oomscope/oomscope/internal/syncbuf"
 	"github.com/oomscope/oomscope/report"
 	"github.com/oomscope/oomscope/sink"
 	"github.com/oomscope/oomscope/sink/natssink"
@@ -183,23 +182,8 @@ func TestNoMonitorByDefault(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log writer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a bytes.Buffer safe for the goroutines under test and the test.
+type syncBuffer = syncbuf.Buffer
 
 func TestLogger(t *testing.T) {
 	var buf syncBuffer

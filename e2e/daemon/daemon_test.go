@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/oomscope/oomscope/daemon"
 	"github.com/oomscope/oomscope/e2e/kernellock"
+	"github.com/oomscope/oomscope/internal/syncbuf"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/report"
 	"github.com/oomscope/oomscope/sink"
@@ -303,23 +303,8 @@ func TestIgnoresUserspaceRecords(t *testing.T) {
 	}
 }
 
-// lockedBuf is a bytes.Buffer safe for the daemon goroutine and the test.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuf is a bytes.Buffer safe for the goroutines under test and the test.
+type lockedBuf = syncbuf.Buffer
 
 // TestNotTwiceWhileNextReportOpen stops the daemon after report A ended
 // but while report B was still open: the checkpoint cannot move past B's
