@@ -233,7 +233,6 @@ type Live struct {
 
 	lost    atomic.Uint64
 	next    atomic.Uint64 // sequence number of the next record the device will give
-	inHand  atomic.Bool   // a record is read and not yet in the channel
 	epipe   atomic.Uint64
 	badRecs atomic.Uint64
 
@@ -325,29 +324,6 @@ func openDevice(path string) (device, error) {
 	return os.Open(path)
 }
 
-// pollReadable reports whether dev, when it is a file, has data to read
-// now; ok is false when it cannot tell (not a file: a stand-in in tests).
-func pollReadable(dev device) (readable, ok bool) {
-	sc, isConn := dev.(syscall.Conn)
-	if !isConn {
-		return false, false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false, false
-	}
-	var n int
-	var perr error
-	fds := []unix.PollFd{{Events: unix.POLLIN}}
-	if err := rc.Control(func(fd uintptr) {
-		fds[0].Fd = int32(fd)
-		n, perr = unix.Poll(fds, 0)
-	}); err != nil || perr != nil {
-		return false, false
-	}
-	return n > 0 && fds[0].Revents&unix.POLLIN != 0, true
-}
-
 // maxProbeRecords bounds the records newestSeq reads: a ring buffer holds
 // a few ten thousand at most.
 const maxProbeRecords = 1 << 20
@@ -409,14 +385,8 @@ func (l *Live) Behind() bool {
 	// next first: a record sent meanwhile is then seen in the channel, or
 	// still counted as unread.
 	next := l.next.Load()
-	if len(l.out) > 0 || l.inHand.Load() {
+	if len(l.out) > 0 {
 		return true
-	}
-	// The kernel says whether our own descriptor has unread records
-	// (devkmsg_poll): one poll(2), instead of reading the whole ring
-	// buffer through a second descriptor.
-	if readable, ok := pollReadable(l.dev); ok {
-		return readable
 	}
 	newest, ok, err := l.cfg.newest(l.cfg.device)
 	if err != nil || !ok {
@@ -491,17 +461,14 @@ func (l *Live) run() {
 		if n == 0 {
 			continue
 		}
-		l.inHand.Store(true) // read, not yet in the channel: Behind says so
 		rec, err := ParseRecord(l.strs.str(buf[:n]))
 		if err != nil {
-			l.inHand.Store(false)
 			c := l.badRecs.Add(1)
 			l.log.Warn().Err(err).Uint64("malformed", c).Msg("kmsg: skipping malformed record")
 			continue
 		}
 		if !l.track(rec.Seq) {
 			l.next.Store(rec.Seq + 1)
-			l.inHand.Store(false)
 			continue
 		}
 		rec.Wall = l.wall(rec.Mono)
@@ -510,7 +477,6 @@ func (l *Live) run() {
 			// Only now: until the record is in the channel, Behind must
 			// still see it as unread in the kernel.
 			l.next.Store(rec.Seq + 1)
-			l.inHand.Store(false)
 		case <-l.done:
 			return
 		}
