@@ -166,6 +166,10 @@ type Config struct {
 	// moment its "Killed process" line is read, for the reports the kernel
 	// rate-limits to that line (give the same Tracker to the enricher).
 	Victims *procattr.Tracker
+	// Counters, if set, sees every kernel record after Victims: at each
+	// "Killed process" line it reads the kernel's OOM-kill counters
+	// (*counterattr.Tracker; give the same one to the enricher).
+	Counters RecordObserver
 	// DrainTimeout is how long, once ctx is done, the reports already read
 	// may still take to be enriched and stored (SIGTERM drains them into
 	// the outbox); zero means 10s. Reports still open in the parser are
@@ -175,6 +179,12 @@ type Config struct {
 	// OnReady, if set, is called once the kernel log is open and reading
 	// (a readiness signal).
 	OnReady func()
+}
+
+// RecordObserver looks at the kernel's records as the daemon reads them,
+// before the parser.
+type RecordObserver interface {
+	Observe(rec kmsg.Record)
 }
 
 // Run runs the pipeline until ctx is done (then it returns nil after saving
@@ -392,6 +402,9 @@ func (r *runner) feed(p *oomparse.Parser, dst []report.Report, rec kmsg.Record) 
 	r.postponed = 0
 	if rec.Facility == 0 {
 		r.cfg.Victims.Observe(rec.Text)
+		if r.cfg.Counters != nil {
+			r.cfg.Counters.Observe(rec)
+		}
 	}
 	if r.cfg.Metrics == nil {
 		return p.Feed(dst, rec)

@@ -25,10 +25,15 @@ const (
 	// SourceProc: the victim's cgroup was read from /proc/<pid>/cgroup
 	// as its line arrived (a report rate-limited to its victim line).
 	SourceProc = "proc"
+	// SourceOOMKillCounters: the victim's cgroup was read from the
+	// kernel's per-cgroup OOM-kill counters (enrich/counterattr).
+	SourceOOMKillCounters = "oom-kill-counters"
 )
 
-// VictimCgroups gives the cgroup of a victim whose report lacks it, read
-// from /proc as its line arrived; *procattr.Tracker is one.
+// VictimCgroups gives the cgroup of a victim whose report lacks it, learnt
+// as its line arrived: *procattr.Tracker (from /proc) and
+// *counterattr.Tracker (from the kernel's OOM-kill counters) are two. The
+// Reading's Source is the report's attribution.
 type VictimCgroups interface {
 	Victim(pid int, comm string) (procattr.Reading, bool)
 }
@@ -40,7 +45,7 @@ const lookupRetryInterval = 100 * time.Millisecond
 // Enricher adds pod identity, a cgroup snapshot, missed-kill findings and a
 // diagnosis to parsed reports. It is safe for concurrent use.
 type Enricher struct {
-	victims    VictimCgroups
+	victims    []VictimCgroups
 	lookup     PodLookup
 	cgroupRoot string
 	procRoot   string
@@ -132,15 +137,47 @@ func WithKillCounters(reg prometheus.Registerer) Option {
 
 // WithVictimCgroups attributes a report that lacks the victim's cgroup
 // (the kernel rate-limited it to its victim line) from v: the cgroup read
-// from /proc when the line arrived (see [report.AttributionProc]).
+// from /proc when the line arrived (see [report.AttributionProc]), or from
+// the kill counters. Given more than once, every source is asked; the
+// first that knows wins, and when two know different cgroups neither is
+// used (a wrong pod is worse than none).
 func WithVictimCgroups(v VictimCgroups) Option {
 	return func(e *Enricher) error {
 		if v == nil {
 			return errors.New("enrich: WithVictimCgroups(nil)")
 		}
-		e.victims = v
+		e.victims = append(e.victims, v)
 		return nil
 	}
+}
+
+// sourceOf is the enrichment source of an attribution.
+func sourceOf(attribution string) string {
+	if attribution == report.AttributionCounters {
+		return SourceOOMKillCounters
+	}
+	return SourceProc
+}
+
+// victimCgroup asks every source for the victim's cgroup (each forgets
+// it). ok is false when none knows; conflict is set when two disagree.
+func (e *Enricher) victimCgroup(pid int, comm string) (rd procattr.Reading, ok bool, conflict string) {
+	for _, v := range e.victims {
+		r, found := v.Victim(pid, comm)
+		if !found {
+			continue
+		}
+		switch {
+		case !ok:
+			rd, ok = r, true
+		case r.Cgroup != rd.Cgroup:
+			conflict = fmt.Sprintf("victim cgroup sources disagree: %s says %s, %s says %s", rd.Source, report.Escape(rd.Cgroup, 512), r.Source, report.Escape(r.Cgroup, 512))
+		}
+	}
+	if conflict != "" {
+		return procattr.Reading{}, false, conflict
+	}
+	return rd, ok, ""
 }
 
 // WithLiveWindow treats a report whose last line is older than d as read
@@ -207,14 +244,24 @@ func (e *Enricher) Enrich(ctx context.Context, r *report.Report) *report.Enriche
 	switch {
 	case vic != "":
 		out.Attribution = report.AttributionReport
-		if e.victims != nil && len(r.Victims) > 0 {
-			e.victims.Victim(r.Victims[0].PID, r.Victims[0].Comm) // not needed: forget it
+		for _, v := range e.victims {
+			for _, vi := range r.Victims {
+				v.Victim(vi.PID, vi.Comm) // not needed: forget it
+			}
 		}
-	case e.victims != nil && len(r.Victims) > 0:
-		if rd, ok := e.victims.Victim(r.Victims[0].PID, r.Victims[0].Comm); ok {
+	case len(e.victims) > 0 && len(r.Victims) > 0:
+		rd, ok, conflict := e.victimCgroup(r.Victims[0].PID, r.Victims[0].Comm)
+		if conflict != "" {
+			out.Enrichment.Errors = append(out.Enrichment.Errors, conflict)
+			e.log.Warn().Str("id", r.ID).Msg(conflict)
+		}
+		if ok {
 			vic = rd.Cgroup
-			out.Attribution = report.AttributionProc
-			out.Enrichment.Sources = append(out.Enrichment.Sources, SourceProc)
+			out.Attribution = rd.Source
+			if out.Attribution == "" {
+				out.Attribution = report.AttributionProc
+			}
+			out.Enrichment.Sources = append(out.Enrichment.Sources, sourceOf(out.Attribution))
 		}
 	}
 	cg := &report.Cgroups{}

@@ -281,3 +281,38 @@ func TestEnrichAttributesPartialReportFromProc(t *testing.T) {
 		t.Errorf("full report: attribution %q victim %+v", er.Attribution, er.Cgroups.Victim)
 	}
 }
+
+// TestEnrichVictimSourcesCrossCheck: with /proc and the kill counters both
+// asked, the one that knows attributes (and says which it was); when both
+// know different cgroups, neither is used and the report says why.
+func TestEnrichVictimSourcesCrossCheck(t *testing.T) {
+	proc := fakeVictims{
+		7: {PID: 7, Comm: "stress", Cgroup: fixtures.V2CtrPath, Source: report.AttributionProc},
+		9: {PID: 9, Comm: "stress", Cgroup: fixtures.V2CtrPath, Source: report.AttributionProc},
+	}
+	counters := fakeVictims{
+		8: {PID: 8, Comm: "stress", Cgroup: fixtures.V2CtrPath, Source: report.AttributionCounters},
+		9: {PID: 9, Comm: "stress", Cgroup: "/kubepods.slice/other", Source: report.AttributionCounters},
+	}
+	e, err := New(WithVictimCgroups(proc), WithVictimCgroups(counters))
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := func(pid int) *report.Report {
+		return &report.Report{Kind: report.KindUnknown, Partial: true, Victims: []report.Victim{{PID: pid, Comm: "stress"}}}
+	}
+	if er := e.Enrich(context.Background(), partial(7)); er.Attribution != report.AttributionProc || er.Pod == nil {
+		t.Errorf("pid 7: attribution %q pod %+v", er.Attribution, er.Pod)
+	}
+	er := e.Enrich(context.Background(), partial(8))
+	if er.Attribution != report.AttributionCounters || er.Pod == nil || er.Pod.UID != fixtures.PodUID || !slices.Contains(er.Enrichment.Sources, SourceOOMKillCounters) {
+		t.Errorf("pid 8: attribution %q pod %+v sources %v", er.Attribution, er.Pod, er.Enrichment.Sources)
+	}
+	er = e.Enrich(context.Background(), partial(9))
+	if er.Attribution != "" || er.Pod != nil || er.Cgroups != nil && er.Cgroups.Victim != nil {
+		t.Errorf("pid 9 (sources disagree): attribution %q pod %+v", er.Attribution, er.Pod)
+	}
+	if len(er.Enrichment.Errors) == 0 || !strings.Contains(strings.Join(er.Enrichment.Errors, " "), "disagree") {
+		t.Errorf("pid 9: errors %v do not say the sources disagree", er.Enrichment.Errors)
+	}
+}

@@ -34,7 +34,9 @@ type Enriched struct {
 	// "report" when the kernel printed it in the report, "proc" when the
 	// report lacks it (the kernel rate-limited it to its victim line) and
 	// the victim's /proc/<pid>/cgroup was read as its line arrived, for a
-	// process of the same name. Empty when it is not known.
+	// process of the same name, "counters" when the kernel's per-cgroup
+	// OOM-kill counters showed where the kill went (enrich/counterattr).
+	// Empty when it is not known.
 	Attribution string `json:"attribution,omitempty"`
 	// Enrichment says which sources were used and what failed.
 	Enrichment Enrichment `json:"enrichment"`
@@ -147,6 +149,7 @@ const (
 
 // Attribution values (see [Enriched.Attribution]).
 const (
-	AttributionReport = "report"
-	AttributionProc   = "proc"
+	AttributionReport   = "report"
+	AttributionProc     = "proc"
+	AttributionCounters = "counters"
 )

@@ -26,6 +26,7 @@ import (
 	"github.com/oomscope/oomscope/daemon"
 	"github.com/oomscope/oomscope/enrich"
 	"github.com/oomscope/oomscope/enrich/cgroupfs"
+	"github.com/oomscope/oomscope/enrich/counterattr"
 	"github.com/oomscope/oomscope/enrich/kubepods"
 	"github.com/oomscope/oomscope/enrich/procattr"
 	"github.com/oomscope/oomscope/kmsg"
@@ -244,6 +245,15 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	victims := procattr.New(c.ProcRoot)
 	base := []enrich.Option{enrich.WithCgroupRoot(c.CgroupRoot), enrich.WithProcRoot(c.ProcRoot), enrich.WithLogger(log), enrich.WithVictimCgroups(victims)}
+	var counters *counterattr.Tracker
+	if strings.HasPrefix(c.Source, "/dev/") {
+		// Opened before the daemon's own reader: kills printed from here
+		// on are the tracker's.
+		if counters = counterAttribution(c.Source, c.CgroupRoot, c.ProcRoot, reg, log); counters != nil {
+			defer counters.Close()
+			base = append(base, enrich.WithVictimCgroups(counters))
+		}
+	}
 	if pods := startPodLookup(ctx, c, log); pods != nil {
 		base = append(base, enrich.WithPodLookup(pods))
 	}
@@ -313,6 +323,7 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 		Logger:        log,
 		Metrics:       metrics,
 		Victims:       victims,
+		Counters:      counterObserver(counters),
 		DrainTimeout:  c.ShutdownGrace,
 		OnReady: func() {
 			health.kmsg.Store(true)

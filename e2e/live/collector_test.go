@@ -14,6 +14,8 @@ import (
 
 	"github.com/oomscope/oomscope/daemon"
 	"github.com/oomscope/oomscope/enrich"
+	"github.com/oomscope/oomscope/enrich/cgroupfs"
+	"github.com/oomscope/oomscope/enrich/counterattr"
 	"github.com/oomscope/oomscope/enrich/procattr"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/report"
@@ -68,7 +70,25 @@ func startCollector(t *testing.T, log zerolog.Logger) *collector {
 	}
 	c := &collector{live: live, cancel: cancel, done: make(chan struct{}), attributed: map[string][2]string{}}
 	victims := procattr.New("/proc")
-	enricher, err := enrich.New(enrich.WithVictimCgroups(victims))
+	// The kill counters, as `oomscope run` wires them: a descriptor of
+	// their own on /dev/kmsg, opened before the daemon's reader.
+	fs, err := cgroupfs.Open(cgroupfs.DefaultCgroupRoot)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	kl, err := counterattr.OpenKernelLog("/dev/kmsg")
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	counters, err := counterattr.New(counterattr.Config{Log: kl, Counters: counterattr.NewKernelCounters("/proc", fs), Logger: log})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { counters.Close() })
+	enricher, err := enrich.New(enrich.WithVictimCgroups(victims), enrich.WithVictimCgroups(counters))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +102,7 @@ func startCollector(t *testing.T, log zerolog.Logger) *collector {
 			Sink:     c,
 			Enricher: enricher,
 			Victims:  victims,
+			Counters: counters,
 			Logger:   log,
 			OnReady:  func() { close(ready) },
 		})

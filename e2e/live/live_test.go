@@ -638,7 +638,8 @@ func checkBurst(t testing.TB, ks []kill, all, ours []report.Report, col *collect
 		pids[k.victim] = true
 		cgroupOf[k.victim] = k.taskMemcg
 	}
-	partial, full, attributed := 0, 0, 0
+	partial, full := 0, 0
+	attributed := map[string]int{}
 	var firstSeq uint64
 	for _, r := range ours {
 		if len(r.Victims) == 0 || !pids[r.Victims[0].PID] {
@@ -652,10 +653,11 @@ func checkBurst(t testing.TB, ks []kill, all, ours []report.Report, col *collect
 			if r.Trigger != nil || r.Memory != nil || r.OOMMemcg != "" || len(r.Tasks) > 0 {
 				t.Errorf("scenario burst-ratelimited: partial report %s of pid %d holds header facts it cannot have", r.ID, r.Victims[0].PID)
 			}
-			// Attribution from /proc: right or absent, never wrong.
+			// Attribution from /proc or the kill counters: right or
+			// absent, never wrong.
 			switch how, cg := col.attribution(r.ID); {
-			case how == report.AttributionProc && cg == cgroupOf[r.Victims[0].PID]:
-				attributed++
+			case (how == report.AttributionProc || how == report.AttributionCounters) && cg == cgroupOf[r.Victims[0].PID]:
+				attributed[how]++
 			case how != "" || cg != "":
 				t.Errorf("scenario burst-ratelimited: partial report %s of pid %d attributed %q to %s, want %s or nothing", r.ID, r.Victims[0].PID, how, cg, cgroupOf[r.Victims[0].PID])
 			}
@@ -689,7 +691,14 @@ func checkBurst(t testing.TB, ks []kill, all, ours []report.Report, col *collect
 	case afterReport.SuppressedBefore != suppressed:
 		t.Errorf("scenario burst-ratelimited: expected the report after the burst to count %d suppressed reports (\"callbacks suppressed\"), parsed %d", suppressed, afterReport.SuppressedBefore)
 	}
-	t.Logf("burst: %d kills, %d full reports, %d partial (%d attributed from /proc to the right cgroup); the next report counts %d suppressed", n, full, partial, attributed, suppressed)
+	// The kills came one after the other in one container: between two
+	// readings of the counters there is one kill, and only that container's
+	// counter rose, so the counters attribute every partial report /proc
+	// did not.
+	if got := attributed[report.AttributionProc] + attributed[report.AttributionCounters]; got != partial {
+		t.Errorf("scenario burst-ratelimited: %d of %d partial reports attributed (%d from /proc, %d from the kill counters), want all", got, partial, attributed[report.AttributionProc], attributed[report.AttributionCounters])
+	}
+	t.Logf("burst: %d kills, %d full reports, %d partial (attributed to the right cgroup: %d from /proc, %d from the kill counters); the next report counts %d suppressed", n, full, partial, attributed[report.AttributionProc], attributed[report.AttributionCounters], suppressed)
 }
 
 // capture saves the scenario's raw records as a golden input.

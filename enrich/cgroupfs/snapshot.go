@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup1"
 	v1stats "github.com/containerd/cgroups/v3/cgroup1/stats"
 	"github.com/containerd/cgroups/v3/cgroup2"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultCgroupRoot is where the cgroup filesystems are mounted on the host.
@@ -312,4 +314,69 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// OOMKillCounter is a cgroup's own OOM-kill counter, as read by
+// [FS.OOMKills].
+type OOMKillCounter struct {
+	// Kills is the counter's value.
+	Kills uint64
+	// Inode is the cgroup directory's inode number: a cgroup removed and
+	// made again under the same path has another one (and a counter that
+	// started again at zero).
+	Inode uint64
+	// Local is false when the counter includes the cgroup's descendants
+	// (v2 memory.events on kernels without memory.events.local, < 5.2).
+	Local bool
+}
+
+// OOMKills reads the OOM-kill counter of the cgroup p (a path as the
+// kernel prints it). An error wrapping [ErrCgroupGone] means the cgroup was
+// removed.
+func (fs *FS) OOMKills(p string) (OOMKillCounter, error) {
+	d, err := fs.dir(p)
+	if err != nil {
+		return OOMKillCounter{}, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(d, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return OOMKillCounter{}, fmt.Errorf("%s: %w", p, ErrCgroupGone)
+		}
+		return OOMKillCounter{}, fmt.Errorf("stat cgroup %s: %w", p, err)
+	}
+	name, v, err := fs.killCounter(p)
+	if err != nil {
+		return OOMKillCounter{}, err
+	}
+	return OOMKillCounter{Kills: v, Inode: st.Ino, Local: name != "memory.events:oom_kill"}, nil
+}
+
+// Children returns the paths of the cgroups directly below p, at most max
+// of them (in directory order).
+func (fs *FS) Children(p string, max int) ([]string, error) {
+	d, err := fs.dir(p)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(d)
+	if err != nil {
+		return nil, fmt.Errorf("list cgroup %s: %w", p, err)
+	}
+	defer f.Close()
+	ents, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, fmt.Errorf("list cgroup %s: %w", p, err)
+	}
+	var out []string
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		out = append(out, path.Join("/", p, e.Name()))
+		if len(out) >= max {
+			break
+		}
+	}
+	return out, nil
 }

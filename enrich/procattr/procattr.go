@@ -24,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/oomscope/oomscope/report"
 )
 
 // maxEntries bounds the readings kept: a storm of kills whose reports are
@@ -37,6 +39,10 @@ type Reading struct {
 	// Cgroup is the memory cgroup path (v1: the memory controller's line;
 	// v2: the unified line), as the kernel prints task_memcg=.
 	Cgroup string
+	// Source says how Cgroup was learnt: report.AttributionProc for this
+	// package's readings, report.AttributionCounters for
+	// enrich/counterattr's.
+	Source string
 }
 
 // Tracker reads and keeps the cgroups of victims. It is safe for
@@ -114,7 +120,7 @@ func (t *Tracker) read(pid int, named string) (Reading, bool) {
 	if !ok {
 		return Reading{}, false
 	}
-	return Reading{PID: pid, Comm: c, Cgroup: path}, true
+	return Reading{PID: pid, Comm: c, Cgroup: path, Source: report.AttributionProc}, true
 }
 
 // MemoryCgroup returns the memory cgroup of a /proc/<pid>/cgroup file: the
