@@ -7,13 +7,14 @@ import (
 	"github.com/oomscope/oomscope/daemon"
 	"github.com/oomscope/oomscope/enrich/cgroupfs"
 	"github.com/oomscope/oomscope/enrich/counterattr"
+	"github.com/oomscope/oomscope/enrich/procattr"
 )
 
 // counterAttribution returns the tracker that attributes rate-limited
 // kills from the kernel's OOM-kill counters, reading device through a
 // descriptor of its own; nil (said once) when the counters or the device
 // cannot be read: the kills then stay as anonymous as the kernel left them.
-func counterAttribution(device, cgroupRoot, procRoot string, reg prometheus.Registerer, log zerolog.Logger) *counterattr.Tracker {
+func counterAttribution(device, cgroupRoot, procRoot string, proc *procattr.Tracker, reg prometheus.Registerer, log zerolog.Logger) *counterattr.Tracker {
 	fs, err := cgroupfs.Open(cgroupRoot)
 	if err != nil {
 		log.Warn().Err(err).Msg("no attribution of rate-limited kills from the OOM-kill counters")
@@ -29,6 +30,7 @@ func counterAttribution(device, cgroupRoot, procRoot string, reg prometheus.Regi
 		Counters:   counterattr.NewKernelCounters(procRoot, fs),
 		Logger:     log.With().Str("component", "counterattr").Logger(),
 		Registerer: reg,
+		Proc:       proc,
 	})
 	if err != nil {
 		kl.Close()

@@ -249,7 +249,7 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 	if strings.HasPrefix(c.Source, "/dev/") {
 		// Opened before the daemon's own reader: kills printed from here
 		// on are the tracker's.
-		if counters = counterAttribution(c.Source, c.CgroupRoot, c.ProcRoot, reg, log); counters != nil {
+		if counters = counterAttribution(c.Source, c.CgroupRoot, c.ProcRoot, victims, reg, log); counters != nil {
 			defer counters.Close()
 			base = append(base, enrich.WithVictimCgroups(counters))
 		}

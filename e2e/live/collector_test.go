@@ -82,7 +82,7 @@ func startCollector(t *testing.T, log zerolog.Logger) *collector {
 		cancel()
 		t.Fatal(err)
 	}
-	counters, err := counterattr.New(counterattr.Config{Log: kl, Counters: counterattr.NewKernelCounters("/proc", fs), Logger: log})
+	counters, err := counterattr.New(counterattr.Config{Log: kl, Counters: counterattr.NewKernelCounters("/proc", fs), Logger: log, Proc: victims})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

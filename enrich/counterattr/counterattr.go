@@ -82,6 +82,13 @@ type Config struct {
 	Now func() time.Time
 	// Registerer, if set, gets oomscope_counter_attribution_batches_total.
 	Registerer prometheus.Registerer
+	// Proc, if set, reads /proc for every kill line the Tracker reads
+	// (often before the daemon's reader reaches it, so sooner), and its
+	// readings count as known kills in a batch: two kills in two cgroups
+	// between readings are told apart when /proc knows one of them. A
+	// /proc reading the counters contradict (its cgroup did not rise)
+	// makes the batch inconsistent: nothing in it is attributed.
+	Proc *procattr.Tracker
 }
 
 const (
@@ -291,6 +298,10 @@ func (t *Tracker) resolve(l, r *reading, kills []kill) decision {
 			return advance
 		}
 		if k.known == "" {
+			if r, ok := t.cfg.Proc.Peek(k.pid, k.comm); ok {
+				kills[i].known = r.Cgroup // /proc's: counted, not attributed here
+				continue
+			}
 			pending = append(pending, i)
 		}
 	}
@@ -388,6 +399,9 @@ func (t *Tracker) note(rec kmsg.Record) {
 		kl := kill{pid: k.PID, comm: k.Comm, member: t.group}
 		if s := t.summary; s != nil && s.PID == k.PID && !t.group {
 			kl.known = s.TaskMemcg
+		}
+		if kl.known == "" {
+			t.cfg.Proc.Observe(text)
 		}
 		t.summary = nil
 		t.batch = append(t.batch, kl)

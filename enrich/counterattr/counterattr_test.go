@@ -2,6 +2,9 @@ package counterattr
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/oomscope/oomscope/enrich/cgroupfs"
+	"github.com/oomscope/oomscope/enrich/procattr"
 	"github.com/oomscope/oomscope/kmsg"
 	"github.com/oomscope/oomscope/report"
 )
@@ -382,5 +386,72 @@ func TestNilTracker(t *testing.T) {
 	}
 	if _, err := New(Config{}); err == nil {
 		t.Error("New without a log: no error")
+	}
+}
+
+// fakeProc writes a /proc with one process per (pid, comm, cgroup).
+func fakeProc(t *testing.T, procs map[int][2]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for pid, pc := range procs {
+		d := filepath.Join(root, strconv.Itoa(pid))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "comm"), []byte(pc[0]+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "cgroup"), []byte("4:memory:"+pc[1]+"\n0::/\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func newTrackerWithProc(t *testing.T, k *fakeKernel, proc *procattr.Tracker) (*Tracker, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	c := &clock{t: time.Unix(1e9, 0)}
+	tr, err := New(Config{Log: k, Counters: k, Now: c.now, Registerer: reg, Proc: proc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, reg
+}
+
+// TestProcReadingsSeparateTwoKills: two kills in two cgroups between
+// readings; /proc still shows one of them, so the counters give the other.
+func TestProcReadingsSeparateTwoKills(t *testing.T) {
+	k := newFakeKernel(cA, cB)
+	proc := procattr.New(fakeProc(t, map[int][2]string{21: {"b", cB}}))
+	tr, _ := newTrackerWithProc(t, k, proc)
+	k.full(cA, cA, 10, "a")
+	k.full(cB, cB, 20, "b")
+	observe(tr, 10, "a")
+	k.bare(cA, 11, "a") // gone from /proc
+	k.bare(cB, 21, "b")
+	observe(tr, 11, "a")
+	want(t, tr, 11, "a", cA)
+	want(t, tr, 21, "b", "") // /proc's to give, not the counters'
+	if r, ok := proc.Victim(21, "b"); !ok || r.Cgroup != cB {
+		t.Errorf("/proc reading of 21: %+v %v", r, ok)
+	}
+}
+
+// TestProcReadingTheCountersContradict: /proc says cB, but only cA rose:
+// the batch is inconsistent and nothing in it is attributed.
+func TestProcReadingTheCountersContradict(t *testing.T) {
+	k := newFakeKernel(cA, cB)
+	proc := procattr.New(fakeProc(t, map[int][2]string{21: {"b", cB}}))
+	tr, reg := newTrackerWithProc(t, k, proc)
+	k.full(cA, cA, 10, "a")
+	k.full(cB, cB, 20, "b")
+	observe(tr, 10, "a")
+	k.bare(cA, 11, "a")
+	k.bare(cA, 21, "b") // counted in cA, /proc (wrongly) says cB
+	observe(tr, 11, "a")
+	want(t, tr, 11, "a", "")
+	if outcome(t, reg, OutcomeInconsist) != 1 {
+		t.Error("want one inconsistent batch")
 	}
 }

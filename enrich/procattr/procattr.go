@@ -165,6 +165,18 @@ func usable(p string) (string, bool) {
 	return p, true
 }
 
+// Peek returns the reading of pid when it was taken for a process of that
+// comm, and keeps it.
+func (t *Tracker) Peek(pid int, comm string) (Reading, bool) {
+	if t == nil {
+		return Reading{}, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r, ok := t.byPID[pid]
+	return r, ok && r.Comm == comm
+}
+
 // Victim returns the reading of pid when it was taken for a process of
 // that comm (the report's victim), and forgets it.
 func (t *Tracker) Victim(pid int, comm string) (Reading, bool) {
