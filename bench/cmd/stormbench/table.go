@@ -20,6 +20,22 @@ func (p *phaseResult) oomscopeMissed() bool {
 	return false
 }
 
+// oomscopeFailed says what of the issue's attribution targets an oomscope
+// reader missed, "" when none: a kill attributed to another cgroup, in any
+// phase; in a storm in one container, fewer than 95 % of the kernel's
+// kills attributed to their container by `oomscope run`.
+func (p *phaseResult) oomscopeFailed() string {
+	for _, r := range p.readers[:2] {
+		if r.wrong > 0 {
+			return fmt.Sprintf("%s attributed %d kills to another cgroup", r.name, r.wrong)
+		}
+	}
+	if run := p.readers[1]; p.kind == phaseStorm && uint64(run.attributed)*100 < p.kernel*95 {
+		return fmt.Sprintf("%s attributed %d of %d kills of the storm to their container, fewer than 95 %%", run.name, run.attributed, p.kernel)
+	}
+	return ""
+}
+
 var tableHead = "| reader | kills reported | attributed to its container | wrong cgroup | fields per kill (of " + fmt.Sprint(wire.NumFields) + ") | CPU, phase | CPU per kill | wake-ups (CPU per wake-up) | idle CPU per s | CPU, process lifetime | peak RSS | latency p50 | latency p99 |\n" +
 	"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
 
