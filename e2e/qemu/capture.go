@@ -187,6 +187,31 @@ func ParseSegment(s Segment) ([]report.Report, error) {
 	return reports, nil
 }
 
+// GuestAttributions decodes the attribution of the 'R' frames whose
+// report is in the segment.
+func (b *Boot) GuestAttributions(s Segment) ([]guestAttribution, error) {
+	var out []guestAttribution
+	for _, line := range b.Reports {
+		var r report.Report
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return nil, fmt.Errorf("decode oomscope report line: %w", err)
+		}
+		seq := r.First.Seq
+		if seq == 0 && len(r.Victims) > 0 {
+			seq = r.Victims[0].Seq
+		}
+		if r.Schema != report.Schema || seq <= s.BeginSeq || s.EndSeq != 0 && seq >= s.EndSeq {
+			continue
+		}
+		var g guestAttribution
+		if err := json.Unmarshal([]byte(line), &g); err != nil {
+			return nil, fmt.Errorf("decode oomscope report line: %w", err)
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
 // GuestReports decodes the 'R' frames and returns the ones whose first
 // record lies inside the segment (by sequence number).
 func (b *Boot) GuestReports(s Segment) ([]report.Report, error) {

@@ -301,3 +301,56 @@ func sortedPids(m map[int]*truth.Proc) []int {
 	sort.Ints(out)
 	return out
 }
+
+// guestAttribution is what the guest's enriched report says of its
+// victim's cgroup.
+type guestAttribution struct {
+	ID          string          `json:"id"`
+	Partial     bool            `json:"partial"`
+	Victims     []report.Victim `json:"victims"`
+	Attribution string          `json:"attribution"`
+	Cgroups     *struct {
+		Victim *struct {
+			Path string `json:"path"`
+		} `json:"victim"`
+	} `json:"cgroups"`
+}
+
+// CheckAttribution checks the attribution of the guest's partial reports:
+// a victim cgroup learnt from /proc or the kill counters must be the one
+// the guest saw the process in; it adds how many were attributed to the
+// summary.
+func CheckAttribution(res *Result, seg Segment, guest []guestAttribution) {
+	procs := map[int]*truth.Proc{}
+	for _, p := range seg.Truth.Processes {
+		procs[p.Pid] = p
+	}
+	partial, by := 0, map[string]int{}
+	for _, g := range guest {
+		if !g.Partial || len(g.Victims) == 0 {
+			continue
+		}
+		partial++
+		if g.Attribution == "" {
+			continue
+		}
+		path := ""
+		if g.Cgroups != nil && g.Cgroups.Victim != nil {
+			path = g.Cgroups.Victim.Path
+		}
+		p := procs[g.Victims[0].PID]
+		if p == nil || p.Cgroup != path {
+			want := "?"
+			if p != nil {
+				want = p.Cgroup
+			}
+			res.Reasons = append(res.Reasons, fmt.Sprintf("attribution: partial report %s of pid %d attributed (%s) to %s, the guest saw it in %s", g.ID, g.Victims[0].PID, g.Attribution, path, want))
+			res.Outcome = Fail
+			continue
+		}
+		by[g.Attribution]++
+	}
+	if partial > 0 {
+		res.Summary += fmt.Sprintf(", %d of %d partial attributed (%d counters, %d proc)", by[report.AttributionCounters]+by[report.AttributionProc], partial, by[report.AttributionCounters], by[report.AttributionProc])
+	}
+}

@@ -230,13 +230,25 @@ func checkSegment(kernel string, boot *Boot, seg Segment, config []byte) Result 
 		return Result{Kernel: kernel, Scenario: seg.Truth.Scenario, Outcome: Fail, Reasons: []string{err.Error()}}
 	}
 	if len(boot.Reports) == 0 {
-		return Check(kernel, seg, host)
+		res := Check(kernel, seg, host)
+		if why := guestOomscopeSilent(boot); why != "" && seg.Truth.Status == "ok" {
+			// oomscope ran in the guest and printed no report: a failure
+			// of oomscope run, not a reason to fall back to the host.
+			res.Outcome = Fail
+			res.Reasons = append(res.Reasons, why)
+		}
+		return res
 	}
 	guest, err := boot.GuestReports(seg)
 	if err != nil {
 		return Result{Kernel: kernel, Scenario: seg.Truth.Scenario, Outcome: Fail, Reasons: []string{err.Error()}}
 	}
 	res := Check(kernel, seg, guest)
+	attr, err := boot.GuestAttributions(seg)
+	if err != nil {
+		return Result{Kernel: kernel, Scenario: seg.Truth.Scenario, Outcome: Fail, Reasons: []string{err.Error()}}
+	}
+	CheckAttribution(&res, seg, attr)
 	if g, h := victimList(guest), victimList(host); g != h && seg.Truth.Status == "ok" {
 		res.Reasons = append(res.Reasons, fmt.Sprintf("oomscope run in the guest and oomparse on the host disagree: guest reports %s, host %s", g, h))
 		res.Outcome = Fail
@@ -367,4 +379,26 @@ func (m *Matrix) WriteTable(w io.Writer) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// guestOomscopeSilent says why, when the guest started oomscope run and it
+// printed no report at all; "" when oomscope was not in the initramfs.
+func guestOomscopeSilent(b *Boot) string {
+	started := false
+	var last []string
+	for _, l := range b.Logs {
+		if strings.HasPrefix(l, "runner: started oomscope") {
+			started = true
+		}
+		if strings.HasPrefix(l, "oomscope: ") && !strings.Contains(l, "nats-server") {
+			last = append(last, l)
+			if len(last) > 3 {
+				last = last[1:]
+			}
+		}
+	}
+	if !started {
+		return ""
+	}
+	return "oomscope run started in the guest but printed no report; its last log lines: " + strings.Join(last, " | ")
 }
