@@ -77,7 +77,7 @@ type liveConfig struct {
 	startOpt string // the start option given, as written: "WithResumeAfter(7)"
 	open     func(path string) (device, error)
 	clock    func(clockid int32) (time.Duration, error)
-	newest   func(path string) (seq uint64, ok bool, err error)
+	probe    func(path string) (prober, error)
 	bootID   string // path of the boot id file
 }
 
@@ -88,7 +88,7 @@ func newLiveConfig(opts []LiveOption) (liveConfig, error) {
 		log:    zerolog.Nop(),
 		open:   openDevice,
 		clock:  clockGettime,
-		newest: newestSeq,
+		probe:  openProbe,
 		bootID: bootIDPath,
 	}
 	for _, o := range opts {
@@ -171,7 +171,7 @@ func withNewest(newest func(path string) (uint64, bool, error)) LiveOption {
 		if newest == nil {
 			return errors.New("withNewest: nil function")
 		}
-		c.newest = newest
+		c.probe = func(path string) (prober, error) { return funcProbe{path: path, f: newest}, nil }
 		return nil
 	}
 }
@@ -221,6 +221,7 @@ func withClock(clock func(clockid int32) (time.Duration, error)) LiveOption {
 type Live struct {
 	cfg    liveConfig
 	dev    device
+	probe  prober // the newest record, for Behind; nil if it could not be opened
 	log    zerolog.Logger
 	out    chan Record
 	bootID string
@@ -290,10 +291,22 @@ func OpenLive(ctx context.Context, opts ...LiveOption) (*Live, error) {
 		return nil, fmt.Errorf("kmsg: seeking %s: %w", cfg.device, err)
 	}
 	l.dev = dev
+	probe, probeErr := cfg.probe(cfg.device)
+	if probeErr != nil {
+		l.log.Warn().Err(probeErr).Msg("kmsg: cannot open a second descriptor: Behind will say false")
+	} else {
+		l.probe = probe
+	}
+	newest := func() (uint64, bool, error) {
+		if l.probe == nil {
+			return 0, false, probeErr
+		}
+		return l.probe.newest()
+	}
 	if cfg.start == startEnd {
 		// Positioned after the newest record: [Live.Behind] must not count
 		// the records before it as unread.
-		if newest, ok, err := cfg.newest(cfg.device); err == nil && ok {
+		if newest, ok, err := newest(); err == nil && ok {
 			l.next.Store(newest + 1)
 		}
 	}
@@ -301,7 +314,7 @@ func OpenLive(ctx context.Context, opts ...LiveOption) (*Live, error) {
 		// A resume point beyond the newest record is from another boot
 		// (or made up): waiting for the numbering to pass it would drop
 		// every record until then, so read everything instead.
-		if newest, ok, err := cfg.newest(cfg.device); err != nil {
+		if newest, ok, err := newest(); err != nil {
 			l.log.Warn().Err(err).Msg("kmsg: cannot find the newest sequence number")
 		} else if ok && cfg.after > newest {
 			l.log.Warn().Uint64("after_seq", cfg.after).Uint64("newest_seq", newest).
@@ -324,40 +337,6 @@ func openDevice(path string) (device, error) {
 	return os.Open(path)
 }
 
-// maxProbeRecords bounds the records newestSeq reads: a ring buffer holds
-// a few ten thousand at most.
-const maxProbeRecords = 1 << 20
-
-// newestSeq returns the sequence number of the newest record of the
-// kernel log device at path: it reads the whole buffer through a
-// non-blocking descriptor of its own until the device reports EAGAIN. ok
-// is false if no record could be read.
-func newestSeq(path string) (seq uint64, ok bool, err error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, false, fmt.Errorf("opening %s: %w", path, err)
-	}
-	defer syscall.Close(fd)
-	buf := make([]byte, readBufferSize)
-	for range maxProbeRecords {
-		n, err := syscall.Read(fd, buf)
-		switch {
-		case err == syscall.EAGAIN || err == nil && n <= 0:
-			return seq, ok, nil
-		case err == syscall.EPIPE || err == syscall.EINTR:
-			continue
-		case err != nil:
-			return 0, false, fmt.Errorf("reading %s: %w", path, err)
-		}
-		head, _, found := strings.Cut(string(buf[:n]), ";")
-		var rec Record
-		if found && parseHeader(head, &rec) == nil {
-			seq, ok = rec.Seq, true
-		}
-	}
-	return seq, ok, nil
-}
-
 // Records returns the records in the order read. The channel is closed
 // when the context is done, [Live.Close] is called, or reading fails.
 func (l *Live) Records() <-chan Record { return l.out }
@@ -376,19 +355,26 @@ func (l *Live) Err() error {
 func (l *Live) Lost() uint64 { return l.lost.Load() }
 
 // Behind reports whether records are waiting: in the channel of
-// [Live.Records], or in the kernel's ring buffer not yet read (found by
-// reading the device through a descriptor of its own, which costs a read
-// of the whole buffer: call it when about to act on the absence of
-// records, not per record). A consumer that was starved of CPU uses it to
-// tell "the kernel wrote nothing" from "I have not read it yet".
+// [Live.Records], or in the kernel's ring buffer not yet read. The kernel
+// is asked through a non-blocking descriptor of Live's own that reads,
+// each call, only the records written since the call before (the first
+// call reads the whole buffer): about one extra read(2) per record written,
+// plus one per call. A consumer that was starved of CPU uses it to tell
+// "the kernel wrote nothing" from "I have not read it yet". It is exact
+// for the records written before the call, including one the reader has
+// read from the device but not yet put in the channel.
 func (l *Live) Behind() bool {
-	// next first: a record sent meanwhile is then seen in the channel, or
-	// still counted as unread.
+	// next first: it moves past a record only once the record is in the
+	// channel, so a record read meanwhile is seen in the channel, or is
+	// still at or after next in the kernel.
 	next := l.next.Load()
 	if len(l.out) > 0 {
 		return true
 	}
-	newest, ok, err := l.cfg.newest(l.cfg.device)
+	if l.probe == nil {
+		return false
+	}
+	newest, ok, err := l.probe.newest()
 	if err != nil || !ok {
 		return false
 	}
@@ -406,6 +392,9 @@ func (l *Live) Close() error {
 	l.stopCtx()
 	l.stop()
 	<-l.finished
+	if l.probe != nil {
+		l.probe.close()
+	}
 	if l.closeErr != nil {
 		return fmt.Errorf("kmsg: closing %s: %w", l.cfg.device, l.closeErr)
 	}
