@@ -420,26 +420,39 @@ func (l *Live) stopping() bool {
 	}
 }
 
-// run is the reader goroutine.
+// maxReadBatch bounds the records read from the device before they are
+// sent on: a report is 30-80 records written within a millisecond.
+const maxReadBatch = 256
+
+// run is the reader goroutine. It reads the device until it has no record
+// left (EAGAIN) and then sends what it read, so that the consumer is woken
+// once for the records of a burst rather than once per record.
 func (l *Live) run() {
 	defer close(l.finished)
 	defer close(l.out)
 	buf := make([]byte, readBufferSize)
+	var rc syscall.RawConn
+	if sc, ok := l.dev.(syscall.Conn); ok {
+		if c, err := sc.SyscallConn(); err == nil {
+			rc = c
+		}
+	}
+	var raws []string
 	for {
-		n, err := l.dev.Read(buf)
+		var err error
+		if rc != nil {
+			raws, err = l.readBatch(rc, buf, raws[:0])
+		} else {
+			raws, err = l.readOne(buf, raws[:0])
+		}
+		for _, raw := range raws {
+			if !l.send(raw) {
+				return
+			}
+		}
 		if err != nil {
 			if l.stopping() {
 				return
-			}
-			if errors.Is(err, syscall.EPIPE) {
-				// Overrun: the device continues at the oldest record; the
-				// gap in sequence numbers tells how many were lost.
-				c := l.epipe.Add(1)
-				l.log.Debug().Uint64("overruns", c).Msg("kmsg: ring buffer overrun (EPIPE)")
-				continue
-			}
-			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
-				continue
 			}
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -447,28 +460,89 @@ func (l *Live) run() {
 			l.fail(fmt.Errorf("kmsg: reading %s: %w", l.cfg.device, err))
 			return
 		}
-		if n == 0 {
-			continue
+	}
+}
+
+// readBatch appends to raws the records the device has, read through rc
+// until EAGAIN (at most maxReadBatch), waiting in the runtime's poller
+// while it has none.
+func (l *Live) readBatch(rc syscall.RawConn, buf []byte, raws []string) ([]string, error) {
+	var rerr error
+	err := rc.Read(func(fd uintptr) bool {
+		for len(raws) < maxReadBatch {
+			n, err := syscall.Read(int(fd), buf)
+			switch {
+			case err == syscall.EAGAIN:
+				return len(raws) > 0 // none yet: wait until readable
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EPIPE:
+				l.overrun()
+				continue
+			case err != nil:
+				rerr = err
+				return true
+			case n <= 0:
+				rerr = io.EOF
+				return true
+			}
+			raws = append(raws, l.strs.str(buf[:n]))
 		}
-		rec, err := ParseRecord(l.strs.str(buf[:n]))
-		if err != nil {
-			c := l.badRecs.Add(1)
-			l.log.Warn().Err(err).Uint64("malformed", c).Msg("kmsg: skipping malformed record")
-			continue
-		}
-		if !l.track(rec.Seq) {
-			l.next.Store(rec.Seq + 1)
-			continue
-		}
-		rec.Wall = l.wall(rec.Mono)
-		select {
-		case l.out <- rec:
-			// Only now: until the record is in the channel, Behind must
-			// still see it as unread in the kernel.
-			l.next.Store(rec.Seq + 1)
-		case <-l.done:
-			return
-		}
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	return raws, err
+}
+
+// readOne appends to raws the record of one Read of a device that is not a
+// file (tests).
+func (l *Live) readOne(buf []byte, raws []string) ([]string, error) {
+	n, err := l.dev.Read(buf)
+	switch {
+	case errors.Is(err, syscall.EPIPE):
+		l.overrun()
+		return raws, nil
+	case errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN):
+		return raws, nil
+	case err != nil:
+		return raws, err
+	case n == 0:
+		return raws, nil
+	}
+	return append(raws, l.strs.str(buf[:n])), nil
+}
+
+// overrun counts an EPIPE: the device continues at the oldest record; the
+// gap in sequence numbers tells how many were lost.
+func (l *Live) overrun() {
+	c := l.epipe.Add(1)
+	l.log.Debug().Uint64("overruns", c).Msg("kmsg: ring buffer overrun (EPIPE)")
+}
+
+// send parses a record read and puts it in the channel. It returns false
+// when stopping.
+func (l *Live) send(raw string) bool {
+	rec, err := ParseRecord(raw)
+	if err != nil {
+		c := l.badRecs.Add(1)
+		l.log.Warn().Err(err).Uint64("malformed", c).Msg("kmsg: skipping malformed record")
+		return true
+	}
+	if !l.track(rec.Seq) {
+		l.next.Store(rec.Seq + 1)
+		return true
+	}
+	rec.Wall = l.wall(rec.Mono)
+	select {
+	case l.out <- rec:
+		// Only now: until the record is in the channel, Behind must
+		// still see it as unread in the kernel.
+		l.next.Store(rec.Seq + 1)
+		return true
+	case <-l.done:
+		return false
 	}
 }
 
