@@ -145,7 +145,8 @@ type Config struct {
 	Sink sink.Sink
 	// Enricher enriches reports; nil publishes them as parsed.
 	Enricher Enricher
-	// ParserOptions are passed to oomparse.New (after the boot id and host).
+	// ParserOptions are passed to oomparse.New (after the boot id,
+	// oomparse.WithLiveTiming and the host).
 	ParserOptions []oomparse.Option
 	// Logger receives the daemon's logs.
 	Logger zerolog.Logger
@@ -253,7 +254,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer live.Close()
 
-	popts := append([]oomparse.Option{oomparse.WithBootID(bootID)}, cfg.ParserOptions...)
+	// The live kernel log: a report leaves the parser a few milliseconds
+	// after its victim line (its late oom_reaper line is counted and
+	// dropped), unless ParserOptions say otherwise.
+	popts := append([]oomparse.Option{oomparse.WithBootID(bootID), oomparse.WithLiveTiming()}, cfg.ParserOptions...)
 	if cfg.Host != "" {
 		popts = append(popts, oomparse.WithHost(cfg.Host))
 	}
@@ -284,8 +288,12 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	defer stopAfter()
 
+	// The expiry timer is armed for the parser's deadline, and re-armed
+	// only when that moves.
 	expire := time.NewTimer(time.Hour)
 	defer expire.Stop()
+	var armedAt time.Duration
+	armed := false
 	// The checkpoint is saved at most CheckpointEvery after it moved, by a
 	// timer armed only then: an idle daemon has no periodic wake-up.
 	var save *time.Timer
@@ -295,22 +303,21 @@ func Run(ctx context.Context, cfg Config) error {
 			save.Stop()
 		}
 	}()
-	var reports []report.Report
 
 	for {
 		if r.dirty && save == nil {
 			save = time.NewTimer(cfg.CheckpointEvery)
 			saveC = save.C
 		}
-		if d, ok := p.Deadline(); ok {
-			wait := d - cfg.Clock()
-			if wait < 0 {
-				wait = 0
-			}
-			expire.Reset(wait)
-		} else {
-			expire.Reset(time.Hour)
+		switch d, ok := p.Deadline(); {
+		case ok && (!armed || d != armedAt):
+			expire.Reset(max(d-cfg.Clock(), 0))
+			armedAt, armed = d, true
+		case !ok && armed:
+			expire.Stop()
+			armed = false
 		}
+		var st step
 		select {
 		case <-ctx.Done():
 			return nil
@@ -321,44 +328,42 @@ func Run(ctx context.Context, cfg Config) error {
 			r.saveCheckpointIfDirty()
 			continue
 		case <-expire.C:
+			armed = false
 			// The timer loses to records: when the daemon was starved (a
 			// node thrashing under memory pressure), the timer and the
 			// reader wake together and the records that continue the open
-			// report are already there. Expire only after the reader had
-			// a moment and brought nothing.
-			select {
-			case rec, ok := <-live.Records():
-				if !ok {
-					return r.endOfLog(live)
-				}
-				reports = r.feed(p, reports[:0], rec)
-			case <-time.After(expireGrace):
-				if live.Behind() && r.postponed < maxPostpones {
-					// The kernel has records we have not read yet: they
-					// may continue the open report.
-					r.postponed++
+			// report are already there, or still in the kernel. Expire
+			// only once the kernel has none we have not received.
+			if live.Behind() && r.postponed < maxPostpones {
+				r.postponed++
+				select {
+				case rec, ok := <-live.Records():
+					if !ok {
+						return r.endOfLog(live)
+					}
+					st = r.batch(drain, p, live, rec)
+				case <-time.After(postponeWait):
 					continue
+				case <-ctx.Done():
+					return nil
 				}
-				r.postponed = 0
-				reports = p.Expire(reports[:0], cfg.Clock())
+				break
 			}
+			r.postponed = 0
+			st = r.expire(drain, p, cfg.Clock())
 		case rec, ok := <-live.Records():
 			if !ok {
 				return r.endOfLog(live)
 			}
-			reports = r.feed(p, reports[:0], rec)
+			st = r.batch(drain, p, live, rec)
 		}
-		for i := range reports {
-			if err := r.publish(drain, &reports[i]); err != nil {
-				return nil // ctx done while retrying; checkpoint not moved
-			}
+		switch {
+		case st.stopped:
+			return nil // ctx done while retrying; checkpoint not moved
+		case st.closed:
+			return r.endOfLog(live)
 		}
-		if p.Idle() && r.haveLast && r.lastSeq != r.cp.Seq {
-			r.cp.Seq = r.lastSeq
-			r.cp.After = nil
-			r.dirty = true
-		}
-		if len(reports) > 0 {
+		if st.reports {
 			r.cp.Lost = r.lostBase + live.Lost()
 			r.cfg.Metrics.setLost(r.cp.Lost)
 			r.saveCheckpointIfDirty()
@@ -366,13 +371,79 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 }
 
-// expireGrace is how long an expiring report waits for the reader to
-// bring more records; while the kernel log has records not read yet, the
-// expiry is put off by as much again, at most maxPostpones times.
+// While the kernel log has records not received yet, an expiry is put off
+// by postponeWait for each, at most maxPostpones times in a row (10 s).
 const (
-	expireGrace  = 250 * time.Millisecond
-	maxPostpones = 40
+	postponeWait = 10 * time.Millisecond
+	maxPostpones = 1000
+	// maxBatch bounds the records taken in one turn of the loop, after
+	// the one that woke it: those the reader has already put in the
+	// channel (a report is 30-80 records written within a millisecond).
+	maxBatch = 512
 )
+
+// step is what one turn of the loop did.
+type step struct {
+	reports bool // reports were published
+	stopped bool // ctx was done while publishing
+	closed  bool // the source's channel closed
+}
+
+// batch feeds rec and then every record already waiting in the channel
+// (at most maxBatch), publishing the reports each completes before the
+// next is fed, as if each had been a turn of the loop: the checkpoint
+// moves at the same records.
+func (r *runner) batch(ctx context.Context, p *oomparse.Parser, live Source, rec kmsg.Record) step {
+	var st step
+	for n := 0; ; n++ {
+		st.merge(r.handle(ctx, p, r.feed(p, r.buf[:0], rec)))
+		if st.stopped || n == maxBatch {
+			return st
+		}
+		var ok bool
+		select {
+		case rec, ok = <-live.Records():
+			if !ok {
+				st.closed = true
+				return st
+			}
+		default:
+			return st
+		}
+	}
+}
+
+// expire tells the parser the time and publishes what it hands out.
+func (r *runner) expire(ctx context.Context, p *oomparse.Parser, now time.Duration) step {
+	return r.handle(ctx, p, p.Expire(r.buf[:0], now))
+}
+
+// handle publishes reports and moves the checkpoint when the parser holds
+// nothing.
+func (r *runner) handle(ctx context.Context, p *oomparse.Parser, reports []report.Report) step {
+	r.buf = reports[:0]
+	if n := p.LateReaperLines(); n != r.late {
+		r.cfg.Metrics.lateReaper(n - r.late)
+		r.late = n
+	}
+	for i := range reports {
+		if err := r.publish(ctx, &reports[i]); err != nil {
+			return step{stopped: true}
+		}
+	}
+	if p.Idle() && r.haveLast && r.lastSeq != r.cp.Seq {
+		r.cp.Seq = r.lastSeq
+		r.cp.After = nil
+		r.dirty = true
+	}
+	return step{reports: len(reports) > 0}
+}
+
+func (s *step) merge(o step) {
+	s.reports = s.reports || o.reports
+	s.stopped = s.stopped || o.stopped
+	s.closed = s.closed || o.closed
+}
 
 type runner struct {
 	cfg   Config
@@ -386,6 +457,10 @@ type runner struct {
 	postponed int
 	// lostBase is the checkpoint's lost count when resuming in the same boot.
 	lostBase uint64
+	// buf is the parser's output slice, reused.
+	buf []report.Report
+	// late is the parser's count of late oom_reaper lines, as counted.
+	late uint64
 }
 
 // feed passes rec to the parser (blanked when user space wrote it) and

@@ -24,6 +24,7 @@ type Metrics struct {
 	parseTime  prometheus.Histogram
 	latency    prometheus.Histogram
 	lookups    *prometheus.CounterVec
+	late       prometheus.Counter
 }
 
 // NewMetrics registers the daemon's metrics with reg.
@@ -64,8 +65,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "oomscope_enrich_pod_lookups_total",
 			Help: "Kubernetes pod lookups of reports in a pod, by result: hit, miss (not known to the API) or error.",
 		}, []string{"result"}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "oomscope_parse_late_reaper_lines_total",
+			Help: "oom_reaper lines read after their victim's report had been published (the reaper runs seconds later; the report does not wait), dropped.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.kills, m.reports, m.records, m.lost, m.enrichTime, m.parseTime, m.latency, m.lookups} {
+	for _, c := range []prometheus.Collector{m.kills, m.reports, m.records, m.lost, m.enrichTime, m.parseTime, m.latency, m.lookups, m.late} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -139,6 +144,12 @@ func (m *Metrics) record(parse time.Duration) {
 	if m != nil {
 		m.records.Inc()
 		m.parseTime.Observe(parse.Seconds())
+	}
+}
+
+func (m *Metrics) lateReaper(n uint64) {
+	if m != nil {
+		m.late.Add(float64(n))
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/oomscope/oomscope/daemon"
 	"github.com/oomscope/oomscope/kmsg"
+	"github.com/oomscope/oomscope/oomparse"
 	"github.com/oomscope/oomscope/report"
 	"github.com/oomscope/oomscope/sink"
 )
@@ -279,6 +280,9 @@ func TestPipelineStopDrainsReportsInHand(t *testing.T) {
 	cfg := baseConfig(t, openCanned(recs, clk, true, &opened), clk, rec, state)
 	cfg.Enricher = se
 	cfg.DrainTimeout = 5 * time.Second
+	// The offline linger: the capture's three reports all wait for their
+	// reaper lines and leave the parser together, at the quiet end.
+	cfg.ParserOptions = []oomparse.Option{oomparse.WithVictimLinger(oomparse.DefaultVictimLinger)}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- daemon.Run(ctx, cfg) }()

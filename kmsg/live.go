@@ -77,7 +77,7 @@ type liveConfig struct {
 	startOpt string // the start option given, as written: "WithResumeAfter(7)"
 	open     func(path string) (device, error)
 	clock    func(clockid int32) (time.Duration, error)
-	newest   func(path string) (seq uint64, ok bool, err error)
+	probe    func(path string) (prober, error)
 	bootID   string // path of the boot id file
 }
 
@@ -88,7 +88,7 @@ func newLiveConfig(opts []LiveOption) (liveConfig, error) {
 		log:    zerolog.Nop(),
 		open:   openDevice,
 		clock:  clockGettime,
-		newest: newestSeq,
+		probe:  openProbe,
 		bootID: bootIDPath,
 	}
 	for _, o := range opts {
@@ -171,7 +171,7 @@ func withNewest(newest func(path string) (uint64, bool, error)) LiveOption {
 		if newest == nil {
 			return errors.New("withNewest: nil function")
 		}
-		c.newest = newest
+		c.probe = func(path string) (prober, error) { return funcProbe{path: path, f: newest}, nil }
 		return nil
 	}
 }
@@ -221,6 +221,7 @@ func withClock(clock func(clockid int32) (time.Duration, error)) LiveOption {
 type Live struct {
 	cfg    liveConfig
 	dev    device
+	probe  prober // the newest record, for Behind; nil if it could not be opened
 	log    zerolog.Logger
 	out    chan Record
 	bootID string
@@ -290,10 +291,22 @@ func OpenLive(ctx context.Context, opts ...LiveOption) (*Live, error) {
 		return nil, fmt.Errorf("kmsg: seeking %s: %w", cfg.device, err)
 	}
 	l.dev = dev
+	probe, probeErr := cfg.probe(cfg.device)
+	if probeErr != nil {
+		l.log.Warn().Err(probeErr).Msg("kmsg: cannot open a second descriptor: Behind will say false")
+	} else {
+		l.probe = probe
+	}
+	newest := func() (uint64, bool, error) {
+		if l.probe == nil {
+			return 0, false, probeErr
+		}
+		return l.probe.newest()
+	}
 	if cfg.start == startEnd {
 		// Positioned after the newest record: [Live.Behind] must not count
 		// the records before it as unread.
-		if newest, ok, err := cfg.newest(cfg.device); err == nil && ok {
+		if newest, ok, err := newest(); err == nil && ok {
 			l.next.Store(newest + 1)
 		}
 	}
@@ -301,7 +314,7 @@ func OpenLive(ctx context.Context, opts ...LiveOption) (*Live, error) {
 		// A resume point beyond the newest record is from another boot
 		// (or made up): waiting for the numbering to pass it would drop
 		// every record until then, so read everything instead.
-		if newest, ok, err := cfg.newest(cfg.device); err != nil {
+		if newest, ok, err := newest(); err != nil {
 			l.log.Warn().Err(err).Msg("kmsg: cannot find the newest sequence number")
 		} else if ok && cfg.after > newest {
 			l.log.Warn().Uint64("after_seq", cfg.after).Uint64("newest_seq", newest).
@@ -324,40 +337,6 @@ func openDevice(path string) (device, error) {
 	return os.Open(path)
 }
 
-// maxProbeRecords bounds the records newestSeq reads: a ring buffer holds
-// a few ten thousand at most.
-const maxProbeRecords = 1 << 20
-
-// newestSeq returns the sequence number of the newest record of the
-// kernel log device at path: it reads the whole buffer through a
-// non-blocking descriptor of its own until the device reports EAGAIN. ok
-// is false if no record could be read.
-func newestSeq(path string) (seq uint64, ok bool, err error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, false, fmt.Errorf("opening %s: %w", path, err)
-	}
-	defer syscall.Close(fd)
-	buf := make([]byte, readBufferSize)
-	for range maxProbeRecords {
-		n, err := syscall.Read(fd, buf)
-		switch {
-		case err == syscall.EAGAIN || err == nil && n <= 0:
-			return seq, ok, nil
-		case err == syscall.EPIPE || err == syscall.EINTR:
-			continue
-		case err != nil:
-			return 0, false, fmt.Errorf("reading %s: %w", path, err)
-		}
-		head, _, found := strings.Cut(string(buf[:n]), ";")
-		var rec Record
-		if found && parseHeader(head, &rec) == nil {
-			seq, ok = rec.Seq, true
-		}
-	}
-	return seq, ok, nil
-}
-
 // Records returns the records in the order read. The channel is closed
 // when the context is done, [Live.Close] is called, or reading fails.
 func (l *Live) Records() <-chan Record { return l.out }
@@ -376,19 +355,26 @@ func (l *Live) Err() error {
 func (l *Live) Lost() uint64 { return l.lost.Load() }
 
 // Behind reports whether records are waiting: in the channel of
-// [Live.Records], or in the kernel's ring buffer not yet read (found by
-// reading the device through a descriptor of its own, which costs a read
-// of the whole buffer: call it when about to act on the absence of
-// records, not per record). A consumer that was starved of CPU uses it to
-// tell "the kernel wrote nothing" from "I have not read it yet".
+// [Live.Records], or in the kernel's ring buffer not yet read. The kernel
+// is asked through a non-blocking descriptor of Live's own that reads,
+// each call, only the records written since the call before (the first
+// call reads the whole buffer): about one extra read(2) per record written,
+// plus one per call. A consumer that was starved of CPU uses it to tell
+// "the kernel wrote nothing" from "I have not read it yet". It is exact
+// for the records written before the call, including one the reader has
+// read from the device but not yet put in the channel.
 func (l *Live) Behind() bool {
-	// next first: a record sent meanwhile is then seen in the channel, or
-	// still counted as unread.
+	// next first: it moves past a record only once the record is in the
+	// channel, so a record read meanwhile is seen in the channel, or is
+	// still at or after next in the kernel.
 	next := l.next.Load()
 	if len(l.out) > 0 {
 		return true
 	}
-	newest, ok, err := l.cfg.newest(l.cfg.device)
+	if l.probe == nil {
+		return false
+	}
+	newest, ok, err := l.probe.newest()
 	if err != nil || !ok {
 		return false
 	}
@@ -406,6 +392,9 @@ func (l *Live) Close() error {
 	l.stopCtx()
 	l.stop()
 	<-l.finished
+	if l.probe != nil {
+		l.probe.close()
+	}
 	if l.closeErr != nil {
 		return fmt.Errorf("kmsg: closing %s: %w", l.cfg.device, l.closeErr)
 	}
@@ -431,26 +420,39 @@ func (l *Live) stopping() bool {
 	}
 }
 
-// run is the reader goroutine.
+// maxReadBatch bounds the records read from the device before they are
+// sent on: a report is 30-80 records written within a millisecond.
+const maxReadBatch = 256
+
+// run is the reader goroutine. It reads the device until it has no record
+// left (EAGAIN) and then sends what it read, so that the consumer is woken
+// once for the records of a burst rather than once per record.
 func (l *Live) run() {
 	defer close(l.finished)
 	defer close(l.out)
 	buf := make([]byte, readBufferSize)
+	var rc syscall.RawConn
+	if sc, ok := l.dev.(syscall.Conn); ok {
+		if c, err := sc.SyscallConn(); err == nil {
+			rc = c
+		}
+	}
+	var raws []string
 	for {
-		n, err := l.dev.Read(buf)
+		var err error
+		if rc != nil {
+			raws, err = l.readBatch(rc, buf, raws[:0])
+		} else {
+			raws, err = l.readOne(buf, raws[:0])
+		}
+		for _, raw := range raws {
+			if !l.send(raw) {
+				return
+			}
+		}
 		if err != nil {
 			if l.stopping() {
 				return
-			}
-			if errors.Is(err, syscall.EPIPE) {
-				// Overrun: the device continues at the oldest record; the
-				// gap in sequence numbers tells how many were lost.
-				c := l.epipe.Add(1)
-				l.log.Debug().Uint64("overruns", c).Msg("kmsg: ring buffer overrun (EPIPE)")
-				continue
-			}
-			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
-				continue
 			}
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -458,28 +460,89 @@ func (l *Live) run() {
 			l.fail(fmt.Errorf("kmsg: reading %s: %w", l.cfg.device, err))
 			return
 		}
-		if n == 0 {
-			continue
+	}
+}
+
+// readBatch appends to raws the records the device has, read through rc
+// until EAGAIN (at most maxReadBatch), waiting in the runtime's poller
+// while it has none.
+func (l *Live) readBatch(rc syscall.RawConn, buf []byte, raws []string) ([]string, error) {
+	var rerr error
+	err := rc.Read(func(fd uintptr) bool {
+		for len(raws) < maxReadBatch {
+			n, err := syscall.Read(int(fd), buf)
+			switch {
+			case err == syscall.EAGAIN:
+				return len(raws) > 0 // none yet: wait until readable
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EPIPE:
+				l.overrun()
+				continue
+			case err != nil:
+				rerr = err
+				return true
+			case n <= 0:
+				rerr = io.EOF
+				return true
+			}
+			raws = append(raws, l.strs.str(buf[:n]))
 		}
-		rec, err := ParseRecord(l.strs.str(buf[:n]))
-		if err != nil {
-			c := l.badRecs.Add(1)
-			l.log.Warn().Err(err).Uint64("malformed", c).Msg("kmsg: skipping malformed record")
-			continue
-		}
-		if !l.track(rec.Seq) {
-			l.next.Store(rec.Seq + 1)
-			continue
-		}
-		rec.Wall = l.wall(rec.Mono)
-		select {
-		case l.out <- rec:
-			// Only now: until the record is in the channel, Behind must
-			// still see it as unread in the kernel.
-			l.next.Store(rec.Seq + 1)
-		case <-l.done:
-			return
-		}
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	return raws, err
+}
+
+// readOne appends to raws the record of one Read of a device that is not a
+// file (tests).
+func (l *Live) readOne(buf []byte, raws []string) ([]string, error) {
+	n, err := l.dev.Read(buf)
+	switch {
+	case errors.Is(err, syscall.EPIPE):
+		l.overrun()
+		return raws, nil
+	case errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN):
+		return raws, nil
+	case err != nil:
+		return raws, err
+	case n == 0:
+		return raws, nil
+	}
+	return append(raws, l.strs.str(buf[:n])), nil
+}
+
+// overrun counts an EPIPE: the device continues at the oldest record; the
+// gap in sequence numbers tells how many were lost.
+func (l *Live) overrun() {
+	c := l.epipe.Add(1)
+	l.log.Debug().Uint64("overruns", c).Msg("kmsg: ring buffer overrun (EPIPE)")
+}
+
+// send parses a record read and puts it in the channel. It returns false
+// when stopping.
+func (l *Live) send(raw string) bool {
+	rec, err := ParseRecord(raw)
+	if err != nil {
+		c := l.badRecs.Add(1)
+		l.log.Warn().Err(err).Uint64("malformed", c).Msg("kmsg: skipping malformed record")
+		return true
+	}
+	if !l.track(rec.Seq) {
+		l.next.Store(rec.Seq + 1)
+		return true
+	}
+	rec.Wall = l.wall(rec.Mono)
+	select {
+	case l.out <- rec:
+		// Only now: until the record is in the channel, Behind must
+		// still see it as unread in the kernel.
+		l.next.Store(rec.Seq + 1)
+		return true
+	case <-l.done:
+		return false
 	}
 }
 

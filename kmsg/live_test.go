@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/euank/go-kmsg-parser/kmsgparser"
+	"github.com/oomscope/oomscope/e2e/kernellock"
 	"github.com/rs/zerolog"
 )
 
@@ -416,4 +417,69 @@ func TestLiveBehind(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// TestLiveBehindExact checks that Behind never says false while a record
+// written before the call has not been received, with the records written
+// by another goroutine while the consumer receives and asks: the race of
+// the reverted poll(2) Behind (a record read by the reader but not yet in
+// the channel). Run it with -race -count=200. It holds the kernel-log lock
+// (e2e/kernellock): its records must not land inside another test's OOM
+// report.
+func TestLiveBehindExact(t *testing.T) {
+	kernellock.Acquire(t)
+	const n = 40
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l := openReal(t, ctx, WithStartAtEnd())
+	tag := "oomscope-test behind-exact " + newNonce()
+	var written atomic.Int64
+	werr := make(chan error, 1)
+	go func() {
+		defer close(werr)
+		for i := range n {
+			f, err := os.OpenFile(DefaultDevice, os.O_WRONLY, 0)
+			if err != nil {
+				werr <- err
+				return
+			}
+			_, err = fmt.Fprintf(f, "<6>%s %d\n", tag, i)
+			f.Close()
+			if err != nil {
+				werr <- err
+				return
+			}
+			written.Store(int64(i + 1))
+			if i%3 == 0 {
+				time.Sleep(time.Duration(i%7) * 50 * time.Microsecond)
+			}
+		}
+	}()
+	got, checks, falses := int64(0), 0, 0
+	for got < n {
+		w := written.Load() // records 0..w-1 are in the kernel now
+		if !l.Behind() {
+			falses++
+			if got < w {
+				t.Fatalf("Behind() = false with %d of %d records written and not received", w-got, w)
+			}
+		}
+		checks++
+		select {
+		case rec, ok := <-l.Records():
+			if !ok {
+				t.Fatalf("Records closed: %v", l.Err())
+			}
+			if strings.Contains(rec.Text, tag) {
+				got++
+			}
+		case <-ctx.Done():
+			t.Fatalf("received %d of %d records", got, n)
+		default:
+		}
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d checks, %d said false", checks, falses)
 }

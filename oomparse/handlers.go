@@ -172,8 +172,8 @@ func (p *Parser) idleLine(dst []report.Report, line string, s *shape) []report.R
 	case kReaper:
 		// A late reaper line of a held report, or of a report already
 		// delivered or never seen (then dropped).
-		if pid, _, r, ok := parseReaper(line); ok {
-			p.attachHeld(pid, r)
+		if pid, _, r, ok := parseReaper(line); ok && !p.attachHeld(pid, r) && p.delivered.has(pid) {
+			p.lateReaper++
 		}
 		return dst
 	case kKilled, kExiting:
@@ -363,7 +363,12 @@ func (p *Parser) victimLine(dst []report.Report, k kind, line string) (bool, []r
 				return true, dst
 			}
 		}
-		if !p.attachHeld(pid, r) { // an earlier report's, or one never seen
+		switch {
+		case p.attachHeld(pid, r): // an earlier report's, still held
+		case p.delivered.has(pid) && !p.chose(pid):
+			// An earlier report's, already delivered: late, swallowed.
+			p.lateReaper++
+		default: // or one never seen
 			p.inferVictim(pid, comm, r)
 		}
 	case kKilled, kExiting:
@@ -444,11 +449,7 @@ func (p *Parser) kill(dst []report.Report, k killed) []report.Report {
 // summary's pid, or the Kill line's): the reaper only reaps a killed
 // process. A reaper line about another pid names nobody.
 func (p *Parser) inferVictim(pid int, comm string, rp report.Reaper) {
-	if len(p.r.Victims) > 0 {
-		return
-	}
-	sv, c := p.r.SummaryVictim, p.chosen
-	if !(sv != nil && sv.PID == pid || c != nil && c.PID == pid) {
+	if len(p.r.Victims) > 0 || !p.chose(pid) {
 		return
 	}
 	p.use()
@@ -458,6 +459,13 @@ func (p *Parser) inferVictim(pid int, comm string, rp report.Reaper) {
 	p.problem("no Killed line: the victim is named by its oom_reaper line (sizes unknown)")
 	p.r.Incomplete = true
 	p.addVictim(killed{v: v})
+}
+
+// chose reports whether the open report says it chose pid (the summary's
+// pid, or the Kill line's).
+func (p *Parser) chose(pid int) bool {
+	sv, c := p.r.SummaryVictim, p.chosen
+	return sv != nil && sv.PID == pid || c != nil && c.PID == pid
 }
 
 // killLine handles "Kill process ... or sacrifice child" (<= 5.0) and
@@ -586,7 +594,7 @@ func (p *Parser) unknownLine(dst []report.Report, line string) []report.Report {
 		}
 	case stVictims:
 		p.lingered++
-		if p.cfg.victimLinger == 0 || p.lingered >= p.cfg.lingerRecords {
+		if p.linger() == 0 || p.lingered >= p.cfg.lingerRecords {
 			return p.emit(dst, "")
 		}
 		return dst
@@ -610,7 +618,7 @@ func (p *Parser) unknownLine(dst []report.Report, line string) []report.Report {
 func (p *Parser) foreign(dst []report.Report) []report.Report {
 	if p.state == stVictims {
 		p.lingered++
-		if p.cfg.victimLinger == 0 || p.lingered >= p.cfg.lingerRecords {
+		if p.linger() == 0 || p.lingered >= p.cfg.lingerRecords {
 			return p.emit(dst, "")
 		}
 		return dst

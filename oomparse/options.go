@@ -15,6 +15,29 @@ const (
 	DefaultIdleTimeout   = 10 * time.Second
 	DefaultVictimLinger  = 3 * time.Second
 	DefaultLingerRecords = 256
+	// DefaultContinuationGrace is how long, in kernel time, a record is
+	// held back for a continuation fragment of it (a 'c' record).
+	DefaultContinuationGrace = 20 * time.Millisecond
+)
+
+// The timing of [WithLiveTiming]: a reader of the live kernel log hands a
+// report out a few milliseconds after its victim line. The kernel prints a
+// report's "Killed process" line, its memory.oom.group line and the
+// group's members in one oom_kill_process call, under oom_lock: 0.1 ms
+// apart on this project's 6.18 host, up to 2.1 ms (the group line) and
+// 14.6 ms (between two members) in the Debian kernels under qemu TCG
+// (testdata/kernels/*-oom-group.kmsg). The oom_reaper line comes later
+// (2 s later on kernels >= 5.15) and is not waited for.
+const (
+	// LiveVictimLinger is how long a report waits after its victim line
+	// for a memory.oom.group line.
+	LiveVictimLinger = 5 * time.Millisecond
+	// LiveGroupLinger is how long a report that has its memory.oom.group
+	// line waits after each member for the next.
+	LiveGroupLinger = 100 * time.Millisecond
+	// LiveContinuationGrace is how long a record waits for a continuation
+	// fragment: a fragment follows its record at once, from the same task.
+	LiveContinuationGrace = 5 * time.Millisecond
 )
 
 // Option configures a [Parser].
@@ -28,7 +51,10 @@ type config struct {
 	maxUnrelated  int
 	idleTimeout   time.Duration
 	victimLinger  time.Duration
+	groupLinger   time.Duration
+	hasGroup      bool // groupLinger was set; else it is victimLinger
 	lingerRecords int
+	contGrace     time.Duration
 	bootID        string
 	host          string
 	keepRaw       bool
@@ -45,6 +71,7 @@ func defaultConfig() config {
 		idleTimeout:   DefaultIdleTimeout,
 		victimLinger:  DefaultVictimLinger,
 		lingerRecords: DefaultLingerRecords,
+		contGrace:     DefaultContinuationGrace,
 		keepRaw:       true,
 	}
 }
@@ -119,6 +146,48 @@ func WithVictimLinger(d time.Duration) Option {
 			return fmt.Errorf("%w: victim linger must be >= 0, got %v", ErrInvalidOption, d)
 		}
 		c.victimLinger = d
+		return nil
+	}
+}
+
+// WithGroupLinger sets how long a report whose memory.oom.group line was
+// read waits after each group member's "Killed process" line for the next
+// member. By default it is the victim linger ([WithVictimLinger]).
+func WithGroupLinger(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("%w: group linger must be >= 0, got %v", ErrInvalidOption, d)
+		}
+		c.groupLinger, c.hasGroup = d, true
+		return nil
+	}
+}
+
+// WithContinuationGrace sets how long, in kernel time, a record is held
+// back for a continuation fragment ('c' record) of the same caller before
+// it is parsed (default [DefaultContinuationGrace]). d > 0.
+func WithContinuationGrace(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: continuation grace must be > 0, got %v", ErrInvalidOption, d)
+		}
+		c.contGrace = d
+		return nil
+	}
+}
+
+// WithLiveTiming sets the timing for a reader of the live kernel log, which
+// must hand a report out as soon as the kernel has printed it:
+// [WithVictimLinger]([LiveVictimLinger]), [WithGroupLinger]([LiveGroupLinger])
+// and [WithContinuationGrace]([LiveContinuationGrace]). The oom_reaper
+// line, which comes seconds later, is then not in the report (Victim.Reaper
+// stays nil); such a late line is counted ([Parser.LateReaperLines]) and
+// never names a victim of another report. Options after it override it.
+func WithLiveTiming() Option {
+	return func(c *config) error {
+		c.victimLinger = LiveVictimLinger
+		c.groupLinger, c.hasGroup = LiveGroupLinger, true
+		c.contGrace = LiveContinuationGrace
 		return nil
 	}
 }

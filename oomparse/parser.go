@@ -41,9 +41,9 @@ func (s state) String() string {
 }
 
 const (
-	// contGrace is how long a record is held back waiting for a
-	// continuation fragment ('c' record) of the same caller.
-	contGrace = 20 * time.Millisecond
+	// contGrace is the default of how long a record is held back waiting
+	// for a continuation fragment ('c' record) of the same caller.
+	contGrace = DefaultContinuationGrace
 	// maxMerged bounds a record rebuilt from continuation fragments.
 	maxMerged = 64 << 10
 	// maxProblems bounds Report.Problems.
@@ -51,6 +51,9 @@ const (
 	// maxHeld is how many finished reports wait for late oom_reaper lines
 	// at most; the oldest is delivered when a newer one would exceed it.
 	maxHeld = 16
+	// maxDelivered is how many victim pids of delivered reports are
+	// remembered, so that their late oom_reaper lines are known as such.
+	maxDelivered = 64
 
 	// Bounds on what one report keeps, whatever the input: the kernel never
 	// prints more, so only corrupt or hostile input reaches them. What is
@@ -137,7 +140,34 @@ type Parser struct {
 	now        time.Duration // the latest kernel time seen (records, Expire)
 	hasNow     bool
 	held       []heldReport // finished reports waiting for reaper lines, in order
+	delivered  pidRing      // victim pids of the latest delivered reports
+	lateReaper uint64       // oom_reaper lines about them (LateReaperLines)
 }
+
+// pidRing remembers the latest pids put in it, at most maxDelivered.
+type pidRing struct {
+	pids [maxDelivered]int
+	n    int // pids put in so far
+}
+
+func (r *pidRing) put(pid int) {
+	r.pids[r.n%maxDelivered] = pid
+	r.n++
+}
+
+func (r *pidRing) has(pid int) bool {
+	for i := range min(r.n, maxDelivered) {
+		if r.pids[i] == pid {
+			return true
+		}
+	}
+	return false
+}
+
+// LateReaperLines returns how many oom_reaper lines came after the report
+// of their victim had been delivered: they are swallowed (not attached, and
+// never a victim of their own). With [WithLiveTiming] that is most of them.
+func (p *Parser) LateReaperLines() uint64 { return p.lateReaper }
 
 // heldReport is a finished report waiting, until due, for oom_reaper lines
 // about its victims: the reaper runs asynchronously (2 s later on >= 5.15)
@@ -158,6 +188,9 @@ type heldReport struct {
 //   - [WithMaxUnrelated]: consecutive foreign records that end an unfinished report.
 //   - [WithIdleTimeout]: kernel time after which [Parser.Expire] ends an unfinished report.
 //   - [WithVictimLinger]: how long a finished report waits for oom.group and reaper lines.
+//   - [WithGroupLinger]: how long a memory.oom.group report waits for its next member.
+//   - [WithContinuationGrace]: how long a record waits for a continuation fragment.
+//   - [WithLiveTiming]: the three above for a reader of the live kernel log.
 //   - [WithBootID], [WithHost]: identity put in reports.
 //   - [WithoutRaw]: do not keep raw records.
 //   - [WithErrorHandler]: called with every [*LineError].
@@ -307,13 +340,13 @@ func (p *Parser) Release(dst []report.Report) []report.Report {
 // over, or an unfinished one that went idle for longer than the idle
 // timeout (flagged incomplete).
 func (p *Parser) Expire(dst []report.Report, now time.Duration) []report.Report {
-	if p.hasPending && (!p.pending.HasMono || now >= p.pending.Mono+contGrace) {
+	if p.hasPending && (!p.pending.HasMono || now >= p.pending.Mono+p.cfg.contGrace) {
 		dst = p.flushPending(dst)
 	}
 	p.advance(now)
 	if p.r != nil && p.hasMono {
 		if p.state == stVictims {
-			if now >= p.victimMono+p.cfg.victimLinger {
+			if now >= p.victimMono+p.linger() {
 				dst = p.emit(dst, "")
 			}
 		} else if now >= p.lastMono+p.cfg.idleTimeout {
@@ -358,11 +391,11 @@ func (p *Parser) Deadline() (time.Duration, bool) {
 		}
 	}
 	if p.hasPending && p.pending.HasMono {
-		at(p.pending.Mono + contGrace)
+		at(p.pending.Mono + p.cfg.contGrace)
 	}
 	if p.r != nil && p.hasMono {
 		if p.state == stVictims {
-			at(p.victimMono + p.cfg.victimLinger)
+			at(p.victimMono + p.linger())
 		} else {
 			at(p.lastMono + p.cfg.idleTimeout)
 		}
@@ -400,7 +433,7 @@ func (p *Parser) process(dst []report.Report, rec *kmsg.Record) []report.Report 
 	if p.r == nil && !mayMatter(rec.Text) {
 		return dst
 	}
-	if p.state == stVictims && rec.HasMono && p.hasMono && rec.Mono >= p.victimMono+p.cfg.victimLinger {
+	if p.state == stVictims && rec.HasMono && p.hasMono && rec.Mono >= p.victimMono+p.linger() {
 		dst = p.emit(dst, "")
 	}
 	p.cur, p.recUsed = rec, false
@@ -674,12 +707,12 @@ func (p *Parser) emit(dst []report.Report, reason string) []report.Report {
 	r.Derived = derive(r)
 	h := heldReport{r: r, hash: p.hash, rawBytes: p.rawBytes}
 	switch {
-	case len(r.Victims) == 0 || p.cfg.victimLinger == 0 || !p.hasMono:
+	case len(r.Victims) == 0 || p.linger() == 0 || !p.hasMono:
 		// Without kernel timestamps there is no clock to wait by: the
 		// report waited for its late lines by records (lingerRecords).
 		h.now = true
 	default:
-		h.due, h.hasDue = p.victimMono+p.cfg.victimLinger, true
+		h.due, h.hasDue = p.victimMono+p.linger(), true
 	}
 	p.held = append(p.held, h)
 	p.r, p.hash, p.state, p.cols, p.stats = nil, nil, stIdle, nil, -1
@@ -702,10 +735,22 @@ func (p *Parser) deliverDue(dst []report.Report) []report.Report {
 	return dst
 }
 
+// linger is how long the open report waits after its latest victim line:
+// the group linger once its memory.oom.group line was read.
+func (p *Parser) linger() time.Duration {
+	if p.r != nil && p.r.OOMGroup != "" && p.cfg.hasGroup {
+		return p.cfg.groupLinger
+	}
+	return p.cfg.victimLinger
+}
+
 // deliverHead appends the oldest held report to dst, with its id.
 func (p *Parser) deliverHead(dst []report.Report) []report.Report {
 	h := p.held[0]
 	h.r.ID = p.id(h.r, h.hash)
+	for i := range h.r.Victims {
+		p.delivered.put(h.r.Victims[i].PID)
+	}
 	dst = append(dst, *h.r)
 	copy(p.held, p.held[1:])
 	p.held[len(p.held)-1] = heldReport{}

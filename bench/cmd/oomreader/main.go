@@ -1,7 +1,7 @@
 // Command oomreader is reader (1) of stormbench: oomscope's live source and
 // parser and nothing else — kmsg.OpenLive from the end of the kernel log,
-// oomparse.Parser fed record by record, expired on the kernel clock as the
-// daemon does — printing one JSON line (bench/internal/wire) per victim of
+// oomparse.Parser with the daemon's options (WithLiveTiming), fed and
+// expired on the kernel clock by daemon.Run's loop — printing one JSON line (bench/internal/wire) per victim of
 // every report, with the latency from the victim line's kernel timestamp
 // (Record.Mono) to CLOCK_MONOTONIC when the report left the parser.
 //
@@ -87,7 +87,7 @@ func run() error {
 		return err
 	}
 	defer live.Close()
-	p, err := oomparse.New(oomparse.WithBootID(live.BootID()))
+	p, err := oomparse.New(oomparse.WithBootID(live.BootID()), oomparse.WithLiveTiming())
 	if err != nil {
 		return err
 	}
@@ -140,37 +140,75 @@ func run() error {
 		return out.Flush()
 	}
 
+	// The loop of daemon.Run: records already in the channel taken in one
+	// turn, the timer re-armed only when the parser's deadline moves, the
+	// expiry put off while the kernel holds records not received yet
+	// (Behind), the kernel clock read through Go's monotonic clock.
+	clock := kernelClock()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var armedAt time.Duration
+	armed, postponed := false, 0
+	feed := func(rec kmsg.Record) {
+		records++
+		if rec.HasSeq && rec.HasMono {
+			ring.put(rec.Seq, rec.Mono)
+		}
+		if rec.Facility != 0 {
+			rec.Text, rec.Raw, rec.Dict = "", "", nil
+		}
+		postponed = 0
+		reports = p.Feed(reports, rec)
+	}
 loop:
 	for {
-		wait := time.Hour
-		if d, ok := p.Deadline(); ok {
-			now, _ := kmsg.KernelClock()
-			wait = max(d-now, 0)
+		switch d, ok := p.Deadline(); {
+		case ok && (!armed || d != armedAt):
+			timer.Reset(max(d-clock(), 0))
+			armedAt, armed = d, true
+		case !ok && armed:
+			timer.Stop()
+			armed = false
 		}
-		timer.Reset(wait)
+		reports = reports[:0]
 		select {
 		case <-ctx.Done():
 			break loop
 		case <-timer.C:
-			now, err := kmsg.KernelClock()
-			if err != nil {
-				return err
+			armed = false
+			if live.Behind() && postponed < 1000 {
+				postponed++
+				select {
+				case rec, ok := <-live.Records():
+					if !ok {
+						break loop
+					}
+					feed(rec)
+				case <-time.After(10 * time.Millisecond):
+				case <-ctx.Done():
+					break loop
+				}
+				break
 			}
-			reports = p.Expire(reports[:0], now)
+			postponed = 0
+			reports = p.Expire(reports, clock())
 		case rec, ok := <-live.Records():
 			if !ok {
 				break loop
 			}
-			records++
-			if rec.HasSeq && rec.HasMono {
-				ring.put(rec.Seq, rec.Mono)
+			feed(rec)
+		batch:
+			for range 512 {
+				select {
+				case rec, ok := <-live.Records():
+					if !ok {
+						break loop
+					}
+					feed(rec)
+				default:
+					break batch
+				}
 			}
-			if rec.Facility != 0 {
-				rec.Text, rec.Raw, rec.Dict = "", "", nil
-			}
-			reports = p.Feed(reports[:0], rec)
 		}
 		if err := emit(); err != nil {
 			return err
@@ -183,4 +221,15 @@ loop:
 		return err
 	}
 	return out.Flush()
+}
+
+// kernelClock is daemon.Run's clock: CLOCK_MONOTONIC read once through the
+// kernel, then through Go's monotonic clock (the same clock, by the vDSO).
+func kernelClock() func() time.Duration {
+	base, err := kmsg.KernelClock()
+	t0 := time.Now()
+	if err != nil {
+		return func() time.Duration { d, _ := kmsg.KernelClock(); return d }
+	}
+	return func() time.Duration { return base + time.Since(t0) }
 }
