@@ -8,9 +8,10 @@
 // victim's memory cgroup (cgroup v1 memory.oom_control oom_kill, v2
 // memory.events.local oom_kill, both counting that cgroup's own kills). A
 // Tracker reads the counters of the cgroups recent full reports named (and
-// the children of the cgroups under OOM) each time a kill line arrives,
-// and attributes the kills between two readings when the counters say
-// where they went and nothing else can explain the rise.
+// the children of the cgroups under OOM, and the victims' siblings) each
+// time a kill line arrives, and attributes the kills between two readings
+// when the counters say where they went and nothing else can explain the
+// rise.
 //
 // Why that is exact, not a guess (docs/attribution.md has the long form):
 // every kill, memcg or global, runs under one mutex (oom_lock), and
@@ -33,6 +34,7 @@ package counterattr
 import (
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -414,9 +416,20 @@ func (t *Tracker) note(rec kmsg.Record) {
 		if s.TaskMemcg != "" {
 			t.watch(s.TaskMemcg, now)
 		}
+		// The cgroup under OOM and what is below it (a pod's containers
+		// when the pod's limit was hit), and the victim's siblings (the
+		// other containers of its pod): where the next kills of a storm
+		// go when the kernel no longer names them.
+		var dirs []string
 		if s.OOMMemcg != "" && s.OOMMemcg != s.TaskMemcg {
 			t.watch(s.OOMMemcg, now)
-			kids, err := t.cfg.Counters.Children(s.OOMMemcg, maxChildren)
+			dirs = append(dirs, s.OOMMemcg)
+		}
+		if parent := path.Dir(s.TaskMemcg); s.TaskMemcg != "" && parent != "/" && parent != "." && parent != s.OOMMemcg {
+			dirs = append(dirs, parent)
+		}
+		for _, d := range dirs {
+			kids, err := t.cfg.Counters.Children(d, maxChildren)
 			if err != nil {
 				t.cfg.Logger.Debug().Err(err).Msg("listing the cgroups below a cgroup under OOM")
 			}

@@ -455,3 +455,18 @@ func TestProcReadingTheCountersContradict(t *testing.T) {
 		t.Error("want one inconsistent batch")
 	}
 }
+
+// TestSiblingsOfTheVictimAreWatched: each container of a pod hit its own
+// limit; the kernel named the first, a later kill in another container of
+// the pod came bare.
+func TestSiblingsOfTheVictimAreWatched(t *testing.T) {
+	sib := pod + "/bbbb"
+	k := newFakeKernel(cA, sib)
+	k.kids[pod] = []string{cA, sib}
+	tr, _ := newTracker(t, k)
+	k.full(cA, cA, 10, "a")
+	observe(tr, 10, "a")
+	k.bare(sib, 20, "b")
+	observe(tr, 20, "b")
+	want(t, tr, 20, "b", sib)
+}
