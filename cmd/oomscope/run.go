@@ -361,7 +361,7 @@ func replayFile(ctx context.Context, ob *outbox.Outbox, e daemon.Enricher, popts
 // buildSinks returns the outbox sinks run publishes to, and what to close
 // once the outbox stopped delivering.
 func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.Logger, reg prometheus.Registerer, health *healthState) ([]outbox.Sink, func(), error) {
-	var sinks []outbox.Sink
+	var sinks []sink.Sink
 	var closers []func()
 	cleanup := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -381,13 +381,13 @@ func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.
 			return nil, cleanup, err
 		}
 		closers = append(closers, func() { a.Close() })
-		sinks = append(sinks, sink.ForOutbox(a))
+		sinks = append(sinks, a)
 	}
 	if c.Stdout {
 		if c.Output == "text" {
-			sinks = append(sinks, sink.ForOutbox(&textSink{w: stdout}))
+			sinks = append(sinks, &textSink{w: stdout})
 		} else {
-			sinks = append(sinks, sink.ForOutbox(sink.NewJSONLines(stdout, c.Raw)))
+			sinks = append(sinks, sink.NewJSONLines(stdout, c.Raw))
 		}
 	}
 	url, create := c.NATSURL, c.NATSCreate
@@ -417,18 +417,19 @@ func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.
 			return nil, func() {}, fmt.Errorf("NATS: %w", err)
 		}
 		closers = append(closers, func() { ns.Close() })
-		sinks = append(sinks, sink.ForOutbox(ns))
+		sinks = append(sinks, ns)
 	}
 	if ks, err := kubeEventSink(c, log, reg); err != nil {
 		cleanup()
 		return nil, func() {}, err
 	} else if ks != nil {
-		sinks = append(sinks, sink.ForOutbox(ks))
+		sinks = append(sinks, ks)
 	}
 	if len(sinks) == 0 {
 		return nil, cleanup, usageError{fmt.Errorf("nothing to publish to: the archive and NATS are disabled and --stdout is not set")}
 	}
-	return sinks, cleanup, nil
+	// One decoding of each stored report for all the sinks.
+	return sink.ForOutboxAll(sinks...), cleanup, nil
 }
 
 // isTerminal reports whether w is a terminal (colour codes only there).
