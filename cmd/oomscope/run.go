@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -69,6 +70,13 @@ type runConfig struct {
 	CgroupRoot string
 	ProcRoot   string
 	Metrics    string
+	// Pprof is the address of the Go profiling endpoints (hidden flag
+	// --pprof-addr, for measuring the daemon); empty: none.
+	Pprof string
+	// KeepStartupPages leaves the executable's start-up pages resident
+	// (hidden flag --keep-startup-pages, for measuring; see
+	// releaseExecutablePages).
+	KeepStartupPages bool
 }
 
 func newRunCmd(lookup podLookupFunc) *cobra.Command {
@@ -163,6 +171,10 @@ environment, which wins over the file.`,
 	f.StringVar(&c.CgroupRoot, "cgroup-root", cgroupfs.DefaultCgroupRoot, "where the host's cgroup filesystems are mounted (a DaemonSet mounts them at /host/sys/fs/cgroup)")
 	f.StringVar(&c.ProcRoot, "proc-root", cgroupfs.DefaultProcRoot, "where the host's procfs is mounted")
 	f.StringVar(&c.Metrics, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9101); empty disables")
+	f.StringVar(&c.Pprof, "pprof-addr", "", "serve Go's profiling endpoints (/debug/pprof/) on this address, for measuring (keep it on loopback); empty disables")
+	_ = f.MarkHidden("pprof-addr")
+	f.BoolVar(&c.KeepStartupPages, "keep-startup-pages", false, "do not release the executable's pages that start-up used from the resident set (for measuring)")
+	_ = f.MarkHidden("keep-startup-pages")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&lfmt, "log-format", "json", "log format: json or console")
 	return cmd
@@ -239,6 +251,18 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 	// The daemon logs from several goroutines (reader, outbox sinks, NATS
 	// callbacks): one line is one write, never interleaved.
 	log := zerolog.New(zerolog.SyncWriter(lw)).Level(c.LogLevel).With().Timestamp().Str("component", "oomscope").Logger()
+	releasePages := func(after string) {
+		if c.KeepStartupPages {
+			return
+		}
+		n, err := releaseExecutablePages()
+		if err != nil {
+			log.Warn().Err(err).Msg("releasing start-up pages")
+			return
+		}
+		log.Debug().Int64("bytes", n).Str("after", after).Msg("released the executable's pages from the resident set")
+	}
+	releasePages("package initialisation")
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -261,6 +285,15 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error().Err(err).Str("addr", c.Metrics).Msg("metrics server")
+			}
+		}()
+		defer srv.Close()
+	}
+	if c.Pprof != "" {
+		srv := &http.Server{Addr: c.Pprof, Handler: pprofMux(), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Str("addr", c.Pprof).Msg("pprof server")
 			}
 		}()
 		defer srv.Close()
@@ -298,6 +331,7 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 		names[i] = s.Name()
 	}
 	log.Info().Strs("sinks", names).Str("source", c.Source).Str("state_dir", c.StateDir).Str("node", c.Host).Msg("starting")
+	releasePages("start-up") // the NATS server, the store, the archive are up
 	popts := []oomparse.Option{oomparse.WithMaxTasks(c.MaxTasks)}
 	if c.Source != "/dev/kmsg" && !strings.HasPrefix(c.Source, "/dev/") {
 		return replayFile(ctx, ob, enricher, popts, c, log, metrics)
@@ -430,6 +464,17 @@ func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.
 	}
 	// One decoding of each stored report for all the sinks.
 	return sink.ForOutboxAll(sinks...), cleanup, nil
+}
+
+// pprofMux serves net/http/pprof's handlers under /debug/pprof/.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // isTerminal reports whether w is a terminal (colour codes only there).
