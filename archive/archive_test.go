@@ -781,3 +781,36 @@ func validRel(rel string) bool {
 	d, f, ok := strings.Cut(rel, "/")
 	return ok && isReportDir(d) && isReportFile(f) && !strings.Contains(f, "/") && path.Clean(rel) == rel
 }
+
+// PutJSON writes, from the report's compact JSON, the very bytes Put
+// writes from the report; the index lines are the same too.
+func TestPutJSONSameFile(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	now := func() time.Time { return benchStart }
+	wa, wb := openWriter(t, Config{Dir: a, Now: now}), openWriter(t, Config{Dir: b, Now: now})
+	for i := range 3 {
+		r := synthReport(i, benchStart)
+		r.Victims[0].Comm = "evil\u202e\x7f\"name" // escaped by Enriched's own JSON
+		js, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if added, err := wa.Put(context.Background(), r); !added || err != nil {
+			t.Fatalf("Put: %v %v", added, err)
+		}
+		if added, err := wb.PutJSON(context.Background(), r, js); !added || err != nil {
+			t.Fatalf("PutJSON: %v %v", added, err)
+		}
+		fa, _ := os.ReadFile(Path(a, r.ID))
+		fb, err := os.ReadFile(Path(b, r.ID))
+		if err != nil || !bytes.Equal(fa, fb) {
+			t.Fatalf("report %d: PutJSON wrote %d bytes (%v), Put %d; they differ", i, len(fb), err, len(fa))
+		}
+	}
+	if la, lb := indexLines(t, a), indexLines(t, b); !slices.Equal(la, lb) {
+		t.Errorf("index lines differ:\n%q\n%q", la, lb)
+	}
+	if _, err := wb.PutJSON(context.Background(), synthReport(9, benchStart), []byte("{not json")); err == nil {
+		t.Error("PutJSON of bad JSON succeeded")
+	}
+}

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -100,6 +101,10 @@ type Writer struct {
 	total     int64
 	lastSweep time.Time
 	closed    bool
+	// dirs holds the directories reports were written into open (a boot's
+	// folder: one for the whole boot), so that a write does not open its
+	// directory again to sync it. Retention closes them.
+	dirs map[string]*atomicfile.Dir
 }
 
 // OpenWriter opens the archive at cfg.Dir for writing, creating it when
@@ -239,10 +244,19 @@ func (w *Writer) Bytes() int64 {
 // Put archives er: its report file (pretty JSON, raw kernel lines
 // included) written atomically — a temporary file in the same directory,
 // fsync, rename, fsync of the directory — then its index line appended
-// and fsynced. It returns true when it wrote the report, false when the
+// (not synced: an opening writer rebuilds a line a crash lost from the
+// file). It returns true when it wrote the report, false when the
 // archive already held a report of that id (left as it is) or the report
 // is older than MaxAge. When Put returns nil the report is durable.
 func (w *Writer) Put(ctx context.Context, er *report.Enriched) (bool, error) {
+	return w.PutJSON(ctx, er, nil)
+}
+
+// PutJSON is [Writer.Put] of er given also as its JSON, what
+// json.Marshal(er) gives (the outbox's body): the file is that JSON
+// indented, byte for byte what Put writes, without encoding er again. A
+// nil js is Put.
+func (w *Writer) PutJSON(ctx context.Context, er *report.Enriched, js []byte) (bool, error) {
 	if er == nil || er.Report == nil {
 		return false, errors.New("archive: nil report")
 	}
@@ -278,17 +292,16 @@ func (w *Writer) Put(ctx context.Context, er *report.Enriched) (bool, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("archive: %w", err)
 	}
-	b, err := json.MarshalIndent(er, "", "  ")
+	b, err := indented(er, js)
 	if err != nil {
 		return false, fmt.Errorf("archive: encoding report %s: %w", id, err)
 	}
-	b = append(b, '\n')
 	e := EntryFor(er, int64(len(b)), now)
 	if w.cfg.MaxAge > 0 && e.Time.Before(now.Add(-w.cfg.MaxAge)) {
 		w.log.Info().Str("id", id).Time("time", e.Time).Dur("max_age", w.cfg.MaxAge).Msg("archive: report older than the retention, not archived")
 		return false, nil
 	}
-	if err := atomicfile.WriteFile(path, b); err != nil {
+	if err := w.writeFile(path, b); err != nil {
 		return false, fmt.Errorf("archive: report %s: %w", id, err)
 	}
 	if err := w.append(e); err != nil {
@@ -302,7 +315,54 @@ func (w *Writer) Put(ctx context.Context, er *report.Enriched) (bool, error) {
 	return true, nil
 }
 
-// append appends e's index line and fsyncs the index.
+// indented is er as pretty JSON and a newline, from js (er's compact JSON)
+// when given: json.MarshalIndent is json.Marshal, then json.Indent.
+func indented(er *report.Enriched, js []byte) ([]byte, error) {
+	if js == nil {
+		b, err := json.MarshalIndent(er, "", "  ")
+		return append(b, '\n'), err
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(js) + len(js)/2)
+	if err := json.Indent(&buf, js, "", "  "); err != nil {
+		return nil, err
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
+}
+
+// writeFile writes a report file atomically through its open directory.
+func (w *Writer) writeFile(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	d := w.dirs[dir]
+	if d == nil {
+		var err error
+		if d, err = atomicfile.OpenDir(dir); err != nil {
+			return err
+		}
+		if w.dirs == nil {
+			w.dirs = map[string]*atomicfile.Dir{}
+		}
+		w.dirs[dir] = d
+	}
+	return d.WriteFile(filepath.Base(path), b)
+}
+
+// closeDirs closes the directories writeFile keeps open.
+func (w *Writer) closeDirs() error {
+	var errs []error
+	for p, d := range w.dirs {
+		errs = append(errs, d.Close())
+		delete(w.dirs, p)
+	}
+	return errors.Join(errs...)
+}
+
+// append appends e's index line. It does not fsync the index: the index
+// is derived from the report files, which are synced before it, and an
+// opening writer adds any report file a crash left without its line (and
+// skips a cut one); readers find such reports too (see [Open]). Until a
+// crash, readers see the line at once, from the page cache.
 func (w *Writer) append(e Entry) error {
 	line, err := encodeLine(e)
 	if err != nil {
@@ -316,10 +376,6 @@ func (w *Writer) append(e Entry) error {
 	if _, err := w.index.Write(line); err != nil {
 		w.needNL = true
 		return fmt.Errorf("archive: appending to index: %w", err)
-	}
-	if err := w.index.Sync(); err != nil {
-		w.needNL = true
-		return fmt.Errorf("archive: syncing index: %w", err)
 	}
 	w.needNL = false
 	w.addSlot(e)
@@ -463,6 +519,7 @@ func (w *Writer) enforce(ctx context.Context, force bool) (int, error) {
 			Msg("archive: report removed by retention")
 	}
 	w.slots = slots
+	errs = append(errs, w.closeDirs()) // a boot's folder may go below
 	for d := range dirs {
 		if err := atomicfile.SyncDir(d); err != nil {
 			errs = append(errs, err)
@@ -530,7 +587,7 @@ func (w *Writer) Close() error {
 	if w.index != nil {
 		errs = append(errs, w.index.Close())
 	}
-	errs = append(errs, unlock(w.lock))
+	errs = append(errs, w.closeDirs(), unlock(w.lock))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("archive: closing: %w", err)
 	}

@@ -20,7 +20,8 @@
 // Delivery is at least once, in order, per sink. [Sink.Deliver] is called
 // with entries in strictly increasing [Entry.Seq], one call at a time. A sink
 // confirms an entry by returning nil; the confirmation moves the sink's
-// cursor in memory at once and is written to the store shortly after (the
+// cursor in memory at once and is written to the store within
+// [Config.CommitDelay], by the next Put's commit when one comes first (the
 // confirmations of all sinks are coalesced into one commit), so that a
 // healthy sink does not pay one fsync per entry. A crash between a
 // confirmation and that commit makes the sink get the entry again after the

@@ -60,6 +60,15 @@ type Config struct {
 	// DeliverTimeout bounds each Deliver attempt. Default (0) 30s; less
 	// than 0: no timeout.
 	DeliverTimeout time.Duration
+	// CommitDelay is how long a sink's confirmation may wait before it is
+	// committed to the store (with the removal of the entries every sink
+	// confirmed), so that the confirmations of a burst and the next Put
+	// share one commit and one fsync instead of a commit each. A crash
+	// before that commit makes the sinks get those entries again (at least
+	// once, as documented). Default (0) 2s; less than 0: each confirmation
+	// is committed at once. While WaitDrained waits, confirmations are
+	// committed at once.
+	CommitDelay time.Duration
 	// RememberIDs is how many ids of removed entries are remembered for
 	// dedupe (the oldest are forgotten first). Default (0) 100000; less than
 	// 0: none are (only the ids held are deduplicated).
@@ -86,6 +95,7 @@ const (
 	DefaultMaxBackoff     = time.Minute
 	DefaultDeliverTimeout = 30 * time.Second
 	DefaultRememberIDs    = 100000
+	DefaultCommitDelay    = 2 * time.Second
 	DefaultLockTimeout    = time.Second
 )
 
@@ -107,6 +117,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DeliverTimeout == 0 {
 		c.DeliverTimeout = DefaultDeliverTimeout
+	}
+	if c.CommitDelay == 0 {
+		c.CommitDelay = DefaultCommitDelay
 	}
 	if c.RememberIDs == 0 {
 		c.RememberIDs = DefaultRememberIDs
@@ -147,6 +160,10 @@ type Outbox struct {
 	changed chan struct{}         // closed and replaced whenever entries were removed
 	kick    chan struct{}         // Put → Run: entries were added (arms the age timer)
 	flushc  chan struct{}         // sink goroutine → Run: a cursor moved
+
+	// draining counts the WaitDrained calls waiting: confirmations are
+	// then committed at once.
+	draining atomic.Int32
 
 	// wakeups counts every time a goroutine of Run woke up from waiting;
 	// the tests use it to show that an idle outbox does nothing.
@@ -248,12 +265,20 @@ func (o *Outbox) Put(id string, body []byte) (added bool, err error) {
 		drops []drop
 		m     meta
 	)
+	// The sinks' confirmations not yet committed go into this commit, so
+	// that a storm's Puts and confirmations share their fsyncs.
+	dirty, upTo, sinks := o.movedCursors()
 	err = o.db.Update(func(tx *bolt.Tx) error {
 		s := open(tx)
 		if s.ids.Get([]byte(id)) != nil {
 			return errDuplicate
 		}
 		m = s.readMeta()
+		if sinks {
+			if err := o.writeCursors(s, &m, dirty, upTo); err != nil {
+				return err
+			}
+		}
 		var err error
 		if drops, err = o.dropAged(s, &m, now); err != nil {
 			return err
@@ -282,6 +307,7 @@ func (o *Outbox) Put(id string, body []byte) (added bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("outbox: put %s: %w", id, err)
 	}
+	o.cursorsSaved(dirty)
 	o.afterRemoval(m, drops)
 	o.met.put()
 	o.notifyPut()
@@ -325,6 +351,9 @@ func (o *Outbox) Pending(sink string) (n int, oldest time.Time) {
 // ctx's error if ctx is done first. Entries held with no Run running wait for
 // one.
 func (o *Outbox) WaitDrained(ctx context.Context) error {
+	o.draining.Add(1)
+	defer o.draining.Add(-1)
+	notify(o.flushc) // commit what was confirmed: no CommitDelay now
 	for {
 		o.mu.Lock()
 		if o.closed {

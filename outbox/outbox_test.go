@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
 )
 
 func seqIDs(prefix string, from, to int) []string {
@@ -708,5 +709,48 @@ func TestClosed(t *testing.T) {
 	}
 	if err := o.Close(); err != nil {
 		t.Errorf("second Close = %v", err)
+	}
+}
+
+// storedCursor is the sink's cursor as committed to the store.
+func storedCursor(t testing.TB, o *Outbox, sink string) uint64 {
+	t.Helper()
+	var c uint64
+	if err := o.db.View(func(tx *bolt.Tx) error { c = open(tx).cursor(sink); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A confirmation waits up to CommitDelay for its commit, and the next Put
+// carries it (with the removal of what every sink confirmed) in its own
+// commit; WaitDrained does not wait for the delay.
+func TestConfirmationsRideOnPut(t *testing.T) {
+	o := openTest(t, fastRetry(Config{CommitDelay: time.Hour}))
+	a, b := newRec("archive"), newRec("nats")
+	startRun(t, o, a, b)
+	put(t, o, "one", "{}")
+	waitFor(t, 5*time.Second, "both sinks got entry 1", func() bool { return a.count() == 1 && b.count() == 1 })
+	time.Sleep(50 * time.Millisecond) // the loop had its chance to commit
+	if c := storedCursor(t, o, "archive"); c != 0 {
+		t.Fatalf("cursor committed at %d before CommitDelay or a Put", c)
+	}
+	if got := heldIDs(t, o); !slices.Equal(got, []string{"one"}) {
+		t.Fatalf("held %q before the commit, want [one]", got)
+	}
+	put(t, o, "two", "{}")
+	if ca, cb := storedCursor(t, o, "archive"), storedCursor(t, o, "nats"); ca != 1 || cb != 1 {
+		t.Fatalf("after the next Put the stored cursors are %d and %d, want 1 and 1", ca, cb)
+	}
+	if got := heldIDs(t, o); !slices.Equal(got, []string{"two"}) {
+		t.Fatalf("held %q after the next Put, want [two]: it removes what both confirmed", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.WaitDrained(ctx); err != nil {
+		t.Fatalf("WaitDrained with CommitDelay 1h: %v", err)
+	}
+	if ca := storedCursor(t, o, "archive"); ca != 2 {
+		t.Fatalf("cursor %d after WaitDrained, want 2", ca)
 	}
 }

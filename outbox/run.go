@@ -162,7 +162,7 @@ func (o *Outbox) names(states []*sinkState) []string {
 // what all confirmed) when they move, and drops aged entries on a timer
 // set for the next deadline. With nothing to do it waits on channels only.
 func (o *Outbox) loop(ctx context.Context) {
-	var ageTimer, retry *time.Timer
+	var ageTimer, retry, commit *time.Timer
 	stop := func(t **time.Timer) {
 		if *t != nil {
 			(*t).Stop()
@@ -171,6 +171,7 @@ func (o *Outbox) loop(ctx context.Context) {
 	}
 	defer stop(&ageTimer)
 	defer stop(&retry)
+	defer stop(&commit)
 	chanOf := func(t *time.Timer) <-chan time.Time {
 		if t == nil {
 			return nil
@@ -206,10 +207,24 @@ func (o *Outbox) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-o.flushc:
+			// A confirmation: committed at once while WaitDrained waits,
+			// else within CommitDelay, by the next Put if one comes first.
 			o.wakeups.Add(1)
+			if o.cfg.CommitDelay < 0 || o.draining.Load() > 0 {
+				stop(&commit)
+				check(errors.Join(o.flush(), armAge()))
+			} else if commit == nil {
+				commit = time.NewTimer(o.cfg.CommitDelay)
+			}
+		case <-chanOf(commit):
+			o.wakeups.Add(1)
+			commit = nil
 			check(errors.Join(o.flush(), armAge()))
 		case <-o.kick:
 			o.wakeups.Add(1)
+			if commit != nil && !o.cursorsDirty() {
+				stop(&commit) // the Put committed them
+			}
 			if ageTimer == nil {
 				check(armAge())
 			}
@@ -299,24 +314,60 @@ func (o *Outbox) dropAgedNow() error {
 	return nil
 }
 
-// flush commits the cursors that moved and removes the entries every
-// running sink confirmed, in one transaction.
-func (o *Outbox) flush() error {
-	type moved struct {
-		st    *sinkState
-		acked uint64
-	}
-	var dirty []moved
-	upTo := uint64(math.MaxUint64)
+// movedCursor is a sink's cursor that moved since it was committed.
+type movedCursor struct {
+	st    *sinkState
+	acked uint64
+}
+
+// movedCursors is which cursors of the running sinks moved since they were
+// committed, and upTo, the highest seq every running sink confirmed; ok is
+// false when no Run's sinks are known yet.
+func (o *Outbox) movedCursors() (dirty []movedCursor, upTo uint64, ok bool) {
+	upTo = math.MaxUint64
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	for _, st := range o.order {
 		if st.acked > st.saved {
-			dirty = append(dirty, moved{st, st.acked})
+			dirty = append(dirty, movedCursor{st, st.acked})
 		}
 		upTo = min(upTo, st.acked)
 	}
-	o.mu.Unlock()
-	if upTo == math.MaxUint64 {
+	return dirty, upTo, upTo != math.MaxUint64
+}
+
+// writeCursors writes the moved cursors and removes the entries every
+// running sink confirmed (up to upTo), in the transaction of s.
+func (o *Outbox) writeCursors(s store, m *meta, dirty []movedCursor, upTo uint64) error {
+	for _, d := range dirty {
+		if err := s.cursors.Put([]byte(d.st.name), u64(d.acked)); err != nil {
+			return err
+		}
+	}
+	_, err := o.removeFront(s, m, "", func(seq uint64, _ header) bool { return seq <= upTo })
+	return err
+}
+
+// cursorsSaved records that the transaction of writeCursors committed.
+func (o *Outbox) cursorsSaved(dirty []movedCursor) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, d := range dirty {
+		d.st.saved = max(d.st.saved, d.acked)
+	}
+}
+
+// cursorsDirty tells whether a confirmation is waiting to be committed.
+func (o *Outbox) cursorsDirty() bool {
+	dirty, _, _ := o.movedCursors()
+	return len(dirty) > 0
+}
+
+// flush commits the cursors that moved and removes the entries every
+// running sink confirmed, in one transaction.
+func (o *Outbox) flush() error {
+	dirty, upTo, ok := o.movedCursors()
+	if !ok {
 		return nil // no sinks
 	}
 	var m meta
@@ -326,13 +377,8 @@ func (o *Outbox) flush() error {
 		if len(dirty) == 0 && (!held || first > upTo) {
 			return errNothing
 		}
-		for _, d := range dirty {
-			if err := s.cursors.Put([]byte(d.st.name), u64(d.acked)); err != nil {
-				return err
-			}
-		}
 		m = s.readMeta()
-		if _, err := o.removeFront(s, &m, "", func(seq uint64, _ header) bool { return seq <= upTo }); err != nil {
+		if err := o.writeCursors(s, &m, dirty, upTo); err != nil {
 			return err
 		}
 		return s.writeMeta(m)
@@ -343,11 +389,7 @@ func (o *Outbox) flush() error {
 	if err != nil {
 		return fmt.Errorf("committing cursors: %w", err)
 	}
-	o.mu.Lock()
-	for _, d := range dirty {
-		d.st.saved = max(d.st.saved, d.acked)
-	}
-	o.mu.Unlock()
+	o.cursorsSaved(dirty)
 	o.afterRemoval(m, nil)
 	return nil
 }

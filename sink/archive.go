@@ -69,7 +69,7 @@ func (a *Archive) Publish(ctx context.Context, d Delivery) error {
 	if r == nil || r.Report == nil {
 		return errors.New("sink: nil report")
 	}
-	if _, err := a.w.Put(ctx, r); err != nil {
+	if _, err := a.w.PutJSON(ctx, r, d.Body); err != nil {
 		return fmt.Errorf("sink: %w", err)
 	}
 	return nil

@@ -41,15 +41,23 @@ func (j *JSONLines) Publish(_ context.Context, d Delivery) error {
 	if _, ok := j.seen[r.ID]; ok {
 		return nil
 	}
-	out := r
-	if j.noRaw {
-		out = r.WithoutRaw()
+	var line []byte
+	if !j.noRaw && d.Body != nil {
+		// The stored JSON is the report whole: written as it is (copied,
+		// as the newline must not go into the caller's slice).
+		line = append(append(make([]byte, 0, len(d.Body)+1), d.Body...), '\n')
+	} else {
+		out := r
+		if j.noRaw {
+			out = r.WithoutRaw()
+		}
+		b, err := json.Marshal(out)
+		if err != nil {
+			return fmt.Errorf("sink: encoding report %s: %w", r.ID, err)
+		}
+		line = append(b, '\n')
 	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return fmt.Errorf("sink: encoding report %s: %w", r.ID, err)
-	}
-	if _, err := j.w.Write(append(b, '\n')); err != nil {
+	if _, err := j.w.Write(line); err != nil {
 		return fmt.Errorf("sink: writing report %s: %w", r.ID, err)
 	}
 	j.seen[r.ID] = struct{}{}

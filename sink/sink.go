@@ -24,6 +24,12 @@ type Delivery struct {
 	// deduplicates within a time window (NATS JetStream) knows from it
 	// whether an earlier attempt may have fallen out of that window.
 	Queued time.Time
+	// Body, when not nil, is Report's JSON as stored in the outbox: what
+	// json.Marshal(Report) gave when the report was stored. A sink that
+	// publishes the JSON may send Body as it is instead of encoding Report
+	// again. Sinks must not modify it. Nil when the report did not come
+	// through the outbox.
+	Body []byte
 }
 
 // Sink publishes reports.

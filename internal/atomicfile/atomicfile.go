@@ -29,16 +29,53 @@ func IsTemp(name string) bool {
 
 // WriteFile writes b to path atomically, creating the directory when needed.
 func WriteFile(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
+	d, err := OpenDir(filepath.Dir(path))
+	if err != nil {
+		return err
 	}
-	f, err := os.CreateTemp(dir, TempPrefix+strings.ReplaceAll(filepath.Base(path), "*", "_")+"-*")
+	defer d.Close()
+	return d.WriteFile(filepath.Base(path), b)
+}
+
+// Dir is an open directory that files are written into atomically: a
+// writer of many files into one directory keeps it open, and each
+// [Dir.WriteFile] syncs it through the descriptor it holds instead of
+// opening it again.
+type Dir struct {
+	path string
+	f    *os.File
+}
+
+// OpenDir opens the directory at path, creating it when needed.
+func OpenDir(path string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", path, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening directory %s: %w", path, err)
+	}
+	return &Dir{path: path, f: f}, nil
+}
+
+// Path is the directory's path.
+func (d *Dir) Path() string { return d.path }
+
+// WriteFile writes b atomically to the file name in d: a temporary file,
+// fsync, rename, fsync of the directory.
+func (d *Dir) WriteFile(name string, b []byte) error {
+	path := filepath.Join(d.path, name)
+	f, err := os.CreateTemp(d.path, TempPrefix+strings.ReplaceAll(name, "*", "_")+"-*")
 	if err != nil {
 		return fmt.Errorf("creating a temporary file for %s: %w", path, err)
 	}
 	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
+	renamed := false
+	defer func() {
+		if !renamed {
+			os.Remove(tmp)
+		}
+	}()
 	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return fmt.Errorf("writing %s: %w", tmp, err)
@@ -53,11 +90,15 @@ func WriteFile(path string, b []byte) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("renaming %s: %w", tmp, err)
 	}
-	if err := SyncDir(dir); err != nil {
-		return err
+	renamed = true
+	if err := d.f.Sync(); err != nil && !errors.Is(err, fs.ErrInvalid) {
+		return fmt.Errorf("syncing directory %s: %w", d.path, err)
 	}
 	return nil
 }
+
+// Close closes the directory.
+func (d *Dir) Close() error { return d.f.Close() }
 
 // SyncDir fsyncs the directory dir, making the creation, renaming and
 // removal of its entries durable.

@@ -78,3 +78,37 @@ func TestTempNames(t *testing.T) {
 		t.Errorf("RemoveTemps(missing) = %v, %v", r, err)
 	}
 }
+
+// One open Dir writes many files, each replaced whole, and leaves no
+// temporary file behind; a name in a missing directory fails.
+func TestDirWriteFile(t *testing.T) {
+	root := t.TempDir()
+	d, err := OpenDir(filepath.Join(root, "boot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"1.json", "2.json", "1.json"} {
+		content := strings.Repeat(string(rune('a'+i)), 100*(i+1))
+		if err := d.WriteFile(name, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(root, "boot", name))
+		if err != nil || string(got) != content {
+			t.Fatalf("%s: read back %d bytes, %v; want %d", name, len(got), err, len(content))
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(root, "boot"))
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"1.json", "2.json"}) {
+		t.Errorf("files %q, want [1.json 2.json]", names)
+	}
+	if err := d.WriteFile("sub/3.json", []byte("x")); err == nil {
+		t.Error("writing into a missing subdirectory succeeded")
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

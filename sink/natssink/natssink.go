@@ -262,7 +262,7 @@ func (s *Sink) Publish(ctx context.Context, d sink.Delivery) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
-	msg, err := s.message(r)
+	msg, err := s.message(r, d.Body)
 	if err != nil {
 		return err
 	}
@@ -289,20 +289,24 @@ func (s *Sink) Publish(ctx context.Context, d sink.Delivery) error {
 	return nil
 }
 
-// message builds the message for r: its JSON, without the raw lines when
-// they would make it larger than the server takes.
-func (s *Sink) message(r *report.Enriched) (*nats.Msg, error) {
-	data, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("natssink: encoding report %s: %w", r.ID, err)
+// message builds the message for r: its JSON (stored, the outbox's body,
+// when not nil), without the raw lines when they would make it larger than
+// the server takes.
+func (s *Sink) message(r *report.Enriched, stored []byte) (*nats.Msg, error) {
+	data := stored
+	if data == nil {
+		var err error
+		if data, err = json.Marshal(r); err != nil {
+			return nil, fmt.Errorf("natssink: encoding report %s: %w", r.ID, err)
+		}
 	}
 	h := nats.Header{}
 	h.Set(jetstream.MsgIDHeader, msgID(r.ID))
 	h.Set(HeaderNode, HeaderValue(nodeOf(r)))
 	h.Set(HeaderSchema, HeaderValue(r.Schema))
 	if limit := s.nc.MaxPayload() - 1024; limit > 0 && int64(len(data)) > limit && len(r.Raw) > 0 {
-		data, err = json.Marshal(r.WithoutRaw())
-		if err != nil {
+		var err error
+		if data, err = json.Marshal(r.WithoutRaw()); err != nil {
 			return nil, fmt.Errorf("natssink: encoding report %s: %w", r.ID, err)
 		}
 		h.Set(HeaderRawOmitted, "true")

@@ -418,3 +418,43 @@ func TestLookupManyOnSubject(t *testing.T) {
 		t.Errorf("%d consumers left behind", c)
 	}
 }
+
+// With the outbox's stored JSON (Delivery.Body), the payload is that JSON
+// byte for byte, not the report encoded again; a body too large for the
+// server still goes without its raw lines.
+func TestPublishStoredBody(t *testing.T) {
+	ts := newServer(t, func(o *server.Options) { o.MaxPayload = 64 * 1024 })
+	s := newSink(t, testConfig(t, ts))
+	d := delivery("6f1b6d3c-bbbb/7")
+	body, err := json.Marshal(d.Report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stored by an oomscope that wrote one more field: sent as stored.
+	d.Body = append([]byte(`{"stored_by":"older",`), body[1:]...)
+	if err := s.Publish(ctxT(t), d); err != nil {
+		t.Fatal(err)
+	}
+	big := testReport("boot/big-stored")
+	for range 2000 {
+		big.Raw = append(big.Raw, strings.Repeat("y", 100))
+	}
+	bigBody, err := json.Marshal(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Publish(ctxT(t), sink.Delivery{Report: big, Queued: time.Now(), Body: bigBody}); err != nil {
+		t.Fatal(err)
+	}
+	_, js := ts.client()
+	msgs := readAll(t, js, StreamName)
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages, want 2", len(msgs))
+	}
+	if string(msgs[0].Data) != string(d.Body) {
+		t.Errorf("payload is not the stored body:\n got %s\nwant %s", msgs[0].Data, d.Body)
+	}
+	if msgs[1].Header.Get(HeaderRawOmitted) != "true" || strings.Contains(string(msgs[1].Data), `"raw"`) {
+		t.Errorf("the large stored body went with its raw lines (%d bytes, header %q)", len(msgs[1].Data), msgs[1].Header.Get(HeaderRawOmitted))
+	}
+}
