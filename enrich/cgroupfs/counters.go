@@ -235,11 +235,14 @@ func (k *KillCounters) Check(r *report.Report, victimCgroup string, live bool) (
 	return out, errs
 }
 
-// readVmstat reads the node's oom_kill counter. procfs has no /proc/vmstat
-// parser (only sysfs's per-NUMA-node vmstat), so the key-value reader of
-// memory.stat serves: the two files have the same "key value" lines.
-func (k *KillCounters) readVmstat() (uint64, error) {
-	p := filepath.Join(k.procRoot, "vmstat")
+func (k *KillCounters) readVmstat() (uint64, error) { return NodeOOMKills(k.procRoot) }
+
+// NodeOOMKills reads the node's OOM-kill counter, procRoot/vmstat
+// oom_kill. procfs has no /proc/vmstat parser (only sysfs's per-NUMA-node
+// vmstat), so the key-value reader of memory.stat serves: the two files
+// have the same "key value" lines.
+func NodeOOMKills(procRoot string) (uint64, error) {
+	p := filepath.Join(procRoot, "vmstat")
 	kv, err := readKVFile(p)
 	if err != nil {
 		return 0, fmt.Errorf("read node OOM kill counter: %w", err)

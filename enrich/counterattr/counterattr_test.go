@@ -106,13 +106,7 @@ func (c *clock) now() time.Time { c.t = c.t.Add(time.Millisecond); return c.t }
 
 func newTracker(t *testing.T, k *fakeKernel) (*Tracker, *prometheus.Registry) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	c := &clock{t: time.Unix(1e9, 0)}
-	tr, err := New(Config{Log: k, Counters: k, Now: c.now, Registerer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr, reg
+	return newTrackerWithProc(t, k, nil)
 }
 
 // observe hands the Tracker the daemon's view of the last kill line.

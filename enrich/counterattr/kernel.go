@@ -1,12 +1,8 @@
 package counterattr
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -92,56 +88,18 @@ func (l *KernelLog) Close() error { return unix.Close(l.fd) }
 
 // KernelCounters is [Counters] on a procfs and a cgroup filesystem.
 type KernelCounters struct {
-	vmstat string
-	fs     *cgroupfs.FS
-	buf    []byte
+	procRoot string
+	fs       *cgroupfs.FS
 }
 
 // NewKernelCounters reads the node's counter from procRoot/vmstat and the
 // cgroups' from fs.
 func NewKernelCounters(procRoot string, fs *cgroupfs.FS) *KernelCounters {
-	return &KernelCounters{vmstat: filepath.Join(procRoot, "vmstat"), fs: fs}
+	return &KernelCounters{procRoot: procRoot, fs: fs}
 }
 
-var oomKillKey = []byte("\noom_kill ")
-
-// Node implements [Counters]: /proc/vmstat's oom_kill, found without
-// parsing the file's other 170-odd lines.
-func (k *KernelCounters) Node() (uint64, error) {
-	f, err := os.Open(k.vmstat)
-	if err != nil {
-		return 0, fmt.Errorf("counterattr: %w", err)
-	}
-	defer f.Close()
-	if k.buf == nil {
-		k.buf = make([]byte, 16<<10)
-	}
-	b := k.buf[:0]
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := f.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err != nil || n == 0 {
-			break
-		}
-	}
-	k.buf = b[:0]
-	i := bytes.Index(b, oomKillKey)
-	if i < 0 {
-		return 0, fmt.Errorf("counterattr: %s has no oom_kill (kernel older than 4.13?)", k.vmstat)
-	}
-	rest := b[i+len(oomKillKey):]
-	if j := bytes.IndexByte(rest, '\n'); j >= 0 {
-		rest = rest[:j]
-	}
-	v, err := strconv.ParseUint(string(rest), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("counterattr: %s oom_kill: %w", k.vmstat, err)
-	}
-	return v, nil
-}
+// Node implements [Counters].
+func (k *KernelCounters) Node() (uint64, error) { return cgroupfs.NodeOOMKills(k.procRoot) }
 
 // Cgroup implements [Counters].
 func (k *KernelCounters) Cgroup(path string) (cgroupfs.OOMKillCounter, error) {
