@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -52,18 +53,20 @@ func ParseStart(s string) (Start, error) {
 	return "", fmt.Errorf("daemon: unknown start %q (want resume, beginning or end)", s)
 }
 
-// Source is the kernel log the daemon reads; *kmsg.Live is one. Records
-// must carry kernel sequence numbers for the checkpoint to work.
+// Source is the kernel log the daemon reads; *kmsg.Reader is one. Records
+// must carry kernel sequence numbers for the checkpoint to work. The
+// daemon reads and handles records in one goroutine.
 type Source interface {
-	// Records delivers the records in order; it is closed at the end of
-	// the log (then Err says why) or after Close.
-	Records() <-chan kmsg.Record
+	// Read appends to dst the records the source has, waiting until it
+	// has one or until deadline (the zero time: no deadline; one passed:
+	// no wait). It returns with none appended only when the source has
+	// no record left that it has not delivered: the daemon ends a report
+	// by its deadline only then. After Close, or once the context it was
+	// opened with is done, it returns kmsg.ErrClosed; io.EOF at the end
+	// of a finite log; any other error ends the daemon.
+	Read(dst []kmsg.Record, deadline time.Time) ([]kmsg.Record, error)
 	// Lost counts records the source lost (ring-buffer overruns).
 	Lost() uint64
-	// Behind reports whether the kernel holds records not delivered yet.
-	Behind() bool
-	// Err is the error that ended Records, nil at a clean end.
-	Err() error
 	Close() error
 }
 
@@ -104,11 +107,11 @@ func KernelLog(device string, log zerolog.Logger) OpenFunc {
 		default:
 			opts = append(opts, kmsg.WithStartAtBeginning())
 		}
-		live, err := kmsg.OpenLive(ctx, opts...)
+		r, err := kmsg.OpenReader(ctx, opts...)
 		if err != nil {
 			return nil, err
 		}
-		return live, nil
+		return r, nil
 	}
 }
 
@@ -253,6 +256,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	defer live.Close()
+	// A Read waiting for records returns when the source is closed.
+	defer context.AfterFunc(ctx, func() { live.Close() })()
 
 	// The live kernel log: a report leaves the parser a few milliseconds
 	// after its victim line (its late oom_reaper line is counted and
@@ -288,82 +293,51 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	defer stopAfter()
 
-	// The expiry timer is armed for the parser's deadline, and re-armed
-	// only when that moves.
-	expire := time.NewTimer(time.Hour)
-	defer expire.Stop()
-	var armedAt time.Duration
-	armed := false
-	// The checkpoint is saved at most CheckpointEvery after it moved, by a
-	// timer armed only then: an idle daemon has no periodic wake-up.
-	var save *time.Timer
-	var saveC <-chan time.Time
-	defer func() {
-		if save != nil {
-			save.Stop()
-		}
-	}()
-
+	// One goroutine reads the kernel log and handles what it reads: Read
+	// waits until the parser's deadline or the checkpoint's, whichever is
+	// first, and a report is ended by its deadline only when Read came
+	// back with nothing (the kernel had no record left for us: a starved
+	// daemon reads the records that continue the report first). An idle
+	// daemon has no periodic wake-up: the checkpoint's deadline is set
+	// only when it moved.
+	var (
+		recs   []kmsg.Record
+		saveAt time.Time
+	)
 	for {
-		if r.dirty && save == nil {
-			save = time.NewTimer(cfg.CheckpointEvery)
-			saveC = save.C
+		if r.dirty && saveAt.IsZero() {
+			saveAt = time.Now().Add(cfg.CheckpointEvery)
 		}
-		switch d, ok := p.Deadline(); {
-		case ok && (!armed || d != armedAt):
-			expire.Reset(max(d-cfg.Clock(), 0))
-			armedAt, armed = d, true
-		case !ok && armed:
-			expire.Stop()
-			armed = false
+		due, hasDue := p.Deadline()
+		var deadline time.Time
+		if hasDue {
+			deadline = time.Now().Add(due - cfg.Clock())
 		}
-		var st step
-		select {
-		case <-ctx.Done():
+		if !saveAt.IsZero() && (deadline.IsZero() || saveAt.Before(deadline)) {
+			deadline = saveAt
+		}
+		var err error
+		recs, err = live.Read(recs[:0], deadline)
+		if errors.Is(err, kmsg.ErrClosed) || ctx.Err() != nil {
 			return nil
-		case <-saveC:
-			save, saveC = nil, nil
-			r.cp.Lost = r.lostBase + live.Lost()
-			r.cfg.Metrics.setLost(r.cp.Lost)
-			r.saveCheckpointIfDirty()
-			continue
-		case <-expire.C:
-			armed = false
-			// The timer loses to records: when the daemon was starved (a
-			// node thrashing under memory pressure), the timer and the
-			// reader wake together and the records that continue the open
-			// report are already there, or still in the kernel. Expire
-			// only once the kernel has none we have not received.
-			if live.Behind() && r.postponed < maxPostpones {
-				r.postponed++
-				select {
-				case rec, ok := <-live.Records():
-					if !ok {
-						return r.endOfLog(live)
-					}
-					st = r.batch(drain, p, live, rec)
-				case <-time.After(postponeWait):
-					continue
-				case <-ctx.Done():
-					return nil
-				}
-				break
-			}
-			r.postponed = 0
-			st = r.expire(drain, p, cfg.Clock())
-		case rec, ok := <-live.Records():
-			if !ok {
-				return r.endOfLog(live)
-			}
-			st = r.batch(drain, p, live, rec)
 		}
-		switch {
-		case st.stopped:
+		st := r.batch(drain, p, recs)
+		if err == nil && hasDue {
+			if now := cfg.Clock(); now >= due && (len(recs) == 0 || now > due+maxPostpone) {
+				st.merge(r.expire(drain, p, now))
+			}
+		}
+		if st.stopped {
 			return nil // ctx done while retrying; checkpoint not moved
-		case st.closed:
-			return r.endOfLog(live)
 		}
-		if st.reports {
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("daemon: reading kernel log: %w", err)
+		}
+		if st.reports || (!saveAt.IsZero() && !time.Now().Before(saveAt)) {
+			saveAt = time.Time{}
 			r.cp.Lost = r.lostBase + live.Lost()
 			r.cfg.Metrics.setLost(r.cp.Lost)
 			r.saveCheckpointIfDirty()
@@ -371,46 +345,28 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 }
 
-// While the kernel log has records not received yet, an expiry is put off
-// by postponeWait for each, at most maxPostpones times in a row (10 s).
-const (
-	postponeWait = 10 * time.Millisecond
-	maxPostpones = 1000
-	// maxBatch bounds the records taken in one turn of the loop, after
-	// the one that woke it: those the reader has already put in the
-	// channel (a report is 30-80 records written within a millisecond).
-	maxBatch = 512
-)
+// maxPostpone bounds how long past its deadline a report waits while the
+// kernel log keeps giving records (a flood): then it is ended anyway.
+const maxPostpone = 10 * time.Second
 
 // step is what one turn of the loop did.
 type step struct {
 	reports bool // reports were published
 	stopped bool // ctx was done while publishing
-	closed  bool // the source's channel closed
 }
 
-// batch feeds rec and then every record already waiting in the channel
-// (at most maxBatch), publishing the reports each completes before the
-// next is fed, as if each had been a turn of the loop: the checkpoint
-// moves at the same records.
-func (r *runner) batch(ctx context.Context, p *oomparse.Parser, live Source, rec kmsg.Record) step {
+// batch feeds recs, publishing the reports each completes before the next
+// is fed, as if each had been a turn of the loop: the checkpoint moves at
+// the same records.
+func (r *runner) batch(ctx context.Context, p *oomparse.Parser, recs []kmsg.Record) step {
 	var st step
-	for n := 0; ; n++ {
-		st.merge(r.handle(ctx, p, r.feed(p, r.buf[:0], rec)))
-		if st.stopped || n == maxBatch {
-			return st
-		}
-		var ok bool
-		select {
-		case rec, ok = <-live.Records():
-			if !ok {
-				st.closed = true
-				return st
-			}
-		default:
+	for i := range recs {
+		st.merge(r.handle(ctx, p, r.feed(p, r.buf[:0], recs[i])))
+		if st.stopped {
 			return st
 		}
 	}
+	return st
 }
 
 // expire tells the parser the time and publishes what it hands out.
@@ -442,7 +398,6 @@ func (r *runner) handle(ctx context.Context, p *oomparse.Parser, reports []repor
 func (s *step) merge(o step) {
 	s.reports = s.reports || o.reports
 	s.stopped = s.stopped || o.stopped
-	s.closed = s.closed || o.closed
 }
 
 type runner struct {
@@ -453,8 +408,6 @@ type runner struct {
 	// lastSeq is the sequence number of the last record fed.
 	lastSeq  uint64
 	haveLast bool
-	// postponed counts expiries put off since the last record.
-	postponed int
 	// lostBase is the checkpoint's lost count when resuming in the same boot.
 	lostBase uint64
 	// buf is the parser's output slice, reused.
@@ -474,7 +427,6 @@ func (r *runner) feed(p *oomparse.Parser, dst []report.Report, rec kmsg.Record) 
 	if rec.HasSeq {
 		r.lastSeq, r.haveLast = rec.Seq, true
 	}
-	r.postponed = 0
 	if rec.Facility == 0 {
 		r.cfg.Victims.Observe(rec.Text)
 		if r.cfg.Counters != nil {
@@ -488,14 +440,6 @@ func (r *runner) feed(p *oomparse.Parser, dst []report.Report, rec kmsg.Record) 
 	dst = p.Feed(dst, rec)
 	r.cfg.Metrics.record(time.Since(began))
 	return dst
-}
-
-// endOfLog is the daemon's end when the kernel log closes.
-func (r *runner) endOfLog(live Source) error {
-	if err := live.Err(); err != nil {
-		return fmt.Errorf("daemon: reading kernel log: %w", err)
-	}
-	return nil
 }
 
 // publish enriches and publishes rep, retrying with backoff until it

@@ -18,21 +18,21 @@ import (
 )
 
 // stepSource is a kernel log the test writes record by record: the
-// kernel's clock, and whether it holds records not yet delivered (Behind),
-// are the test's.
+// kernel's clock, and whether it holds records not yet delivered (behind:
+// then Read does not come back empty), are the test's.
 type stepSource struct {
 	ch     chan kmsg.Record
 	behind atomic.Bool
-	asked  atomic.Int64 // Behind calls
+	asked  atomic.Int64 // deadlines reached while asked whether behind
 	done   chan struct{}
 	once   sync.Once
 }
 
-func (s *stepSource) Records() <-chan kmsg.Record { return s.ch }
-func (s *stepSource) Lost() uint64                { return 0 }
-func (s *stepSource) Behind() bool                { s.asked.Add(1); return s.behind.Load() }
-func (s *stepSource) Err() error                  { return nil }
-func (s *stepSource) Close() error                { s.once.Do(func() { close(s.done) }); return nil }
+func (s *stepSource) Read(dst []kmsg.Record, deadline time.Time) ([]kmsg.Record, error) {
+	return chanRead(s.ch, s.done, dst, deadline, func() bool { s.asked.Add(1); return s.behind.Load() })
+}
+func (s *stepSource) Lost() uint64 { return 0 }
+func (s *stepSource) Close() error { s.once.Do(func() { close(s.done) }); return nil }
 
 // victimSink keeps the victim pids of every report, in order.
 type victimSink struct {
@@ -153,10 +153,11 @@ func TestLiveReportLeavesAtOnce(t *testing.T) {
 	}
 }
 
-// TestLiveExpiryWaitsWhileBehind: when the expiry comes while the kernel
-// holds records the daemon has not received (a starved reader), the
-// report is not ended: the group member that the kernel printed in time
-// joins it when it arrives, instead of becoming a report of its own.
+// TestLiveExpiryWaitsWhileBehind: when the deadline passes while the
+// kernel holds records the daemon has not received (a starved reader), the
+// report is not ended: the daemon ends it only when Read came back with
+// nothing, so the group member that the kernel printed in time joins it
+// when it arrives, instead of becoming a report of its own.
 func TestLiveExpiryWaitsWhileBehind(t *testing.T) {
 	src := &stepSource{ch: make(chan kmsg.Record, 64), done: make(chan struct{})}
 	var clk atomic.Int64
@@ -170,7 +171,7 @@ func TestLiveExpiryWaitsWhileBehind(t *testing.T) {
 		src.ch <- r
 	}
 	clk.Store(int64(last.Mono + 10*time.Second)) // long past every deadline
-	waitFor(t, "the daemon asking Behind", func() bool { return src.asked.Load() >= 3 || len(vs.snapshot()) > 0 })
+	waitFor(t, "the daemon waiting past the deadline", func() bool { return src.asked.Load() >= 3 || len(vs.snapshot()) > 0 })
 	if n := len(vs.snapshot()); n != 0 {
 		t.Fatalf("%d reports published while the kernel log was behind", n)
 	}

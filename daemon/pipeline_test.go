@@ -99,11 +99,11 @@ func openCanned(recs []kmsg.Record, clk *kernelClock, quietAtEnd bool, opened *[
 	}
 }
 
-func (s *cannedSource) Records() <-chan kmsg.Record { return s.ch }
-func (s *cannedSource) Lost() uint64                { return 0 }
-func (s *cannedSource) Behind() bool                { return false }
-func (s *cannedSource) Err() error                  { return nil }
-func (s *cannedSource) Close() error                { s.once.Do(func() { close(s.done) }); return nil }
+func (s *cannedSource) Read(dst []kmsg.Record, deadline time.Time) ([]kmsg.Record, error) {
+	return chanRead(s.ch, s.done, dst, deadline, nil)
+}
+func (s *cannedSource) Lost() uint64 { return 0 }
+func (s *cannedSource) Close() error { s.once.Do(func() { close(s.done) }); return nil }
 
 // recorder is a sink that keeps every report it was given, in order.
 type recorder struct {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -190,7 +189,8 @@ func withClock(clock func(clockid int32) (time.Duration, error)) LiveOption {
 // Live reads kernel log records from /dev/kmsg (or [WithDevice]'s path)
 // as the kernel writes them, one record per read(2), each parsed with
 // [ParseRecord] (flags, caller, exact microseconds, \xNN escapes decoded,
-// dictionary lines apart, Raw kept).
+// dictionary lines apart, Raw kept), in a goroutine of its own: it is a
+// [Reader] whose records arrive on a channel.
 //
 // Records arrive on [Live.Records] in the order read, which is the
 // kernel's sequence order, from the start point the options chose
@@ -219,33 +219,15 @@ func withClock(clock func(clockid int32) (time.Duration, error)) LiveOption {
 //
 // Design notes: docs/kmsg-live.md.
 type Live struct {
-	cfg    liveConfig
-	dev    device
-	probe  prober // the newest record, for Behind; nil if it could not be opened
-	log    zerolog.Logger
-	out    chan Record
-	bootID string
+	*Reader
+	probe prober // the newest record, for Behind; nil if it could not be opened
+	out   chan Record
 
-	done     chan struct{} // closed to stop the reader
-	finished chan struct{} // closed when the reader has exited
-	stopOnce sync.Once
-	closeErr error
-	stopCtx  func() bool
-
-	lost    atomic.Uint64
-	next    atomic.Uint64 // sequence number of the next record the device will give
-	epipe   atomic.Uint64
-	badRecs atomic.Uint64
+	finished chan struct{} // closed when the reader goroutine has exited
+	next     atomic.Uint64 // sequence number of the next record the device will give
 
 	mu  sync.Mutex
 	err error
-
-	// reader state, owned by the reader goroutine
-	strs     blockStrings // record strings share blocks: no allocation per record
-	last     uint64
-	haveLast bool
-	offset   time.Duration // CLOCK_REALTIME − CLOCK_MONOTONIC
-	sampled  time.Time     // when offset was sampled (monotonic reading)
 }
 
 // OpenLive opens the kernel log device and starts reading it in a
@@ -257,75 +239,25 @@ func OpenLive(ctx context.Context, opts ...LiveOption) (*Live, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kmsg: OpenLive: option %w", err)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("kmsg: opening %s: %w", cfg.device, err)
+	r, probe, err := openReader(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
 	l := &Live{
-		cfg:      cfg,
-		log:      cfg.log.With().Str("device", cfg.device).Logger(),
+		Reader:   r,
+		probe:    probe,
 		out:      make(chan Record, liveRecordBuffer),
-		done:     make(chan struct{}),
 		finished: make(chan struct{}),
 	}
-	if b, err := os.ReadFile(cfg.bootID); err == nil {
-		l.bootID = strings.TrimSpace(string(b))
-	} else {
-		l.log.Warn().Err(err).Msg("kmsg: cannot read the boot id")
-	}
-	off, err := sampleOffset(cfg.clock, 8)
-	if err != nil {
-		return nil, fmt.Errorf("kmsg: sampling the clocks: %w", err)
-	}
-	l.offset, l.sampled = off, time.Now()
-
-	dev, err := cfg.open(cfg.device)
-	if err != nil {
-		return nil, fmt.Errorf("kmsg: opening %s: %w", cfg.device, err)
-	}
-	whence := io.SeekStart
-	if cfg.start == startEnd {
-		whence = io.SeekEnd
-	}
-	if _, err := dev.Seek(0, whence); err != nil {
-		dev.Close()
-		return nil, fmt.Errorf("kmsg: seeking %s: %w", cfg.device, err)
-	}
-	l.dev = dev
-	probe, probeErr := cfg.probe(cfg.device)
-	if probeErr != nil {
-		l.log.Warn().Err(probeErr).Msg("kmsg: cannot open a second descriptor: Behind will say false")
-	} else {
-		l.probe = probe
-	}
-	newest := func() (uint64, bool, error) {
-		if l.probe == nil {
-			return 0, false, probeErr
-		}
-		return l.probe.newest()
-	}
-	if cfg.start == startEnd {
+	// A record dropped before the resume point is not unread.
+	r.dropped = func(seq uint64) { l.next.Store(seq + 1) }
+	if cfg.start == startEnd && probe != nil {
 		// Positioned after the newest record: [Live.Behind] must not count
 		// the records before it as unread.
-		if newest, ok, err := newest(); err == nil && ok {
+		if newest, ok, err := probe.newest(); err == nil && ok {
 			l.next.Store(newest + 1)
 		}
 	}
-	if cfg.start == startAfter {
-		// A resume point beyond the newest record is from another boot
-		// (or made up): waiting for the numbering to pass it would drop
-		// every record until then, so read everything instead.
-		if newest, ok, err := newest(); err != nil {
-			l.log.Warn().Err(err).Msg("kmsg: cannot find the newest sequence number")
-		} else if ok && cfg.after > newest {
-			l.log.Warn().Uint64("after_seq", cfg.after).Uint64("newest_seq", newest).
-				Msg("kmsg: resume point is after the newest record (another boot?); reading the whole ring buffer")
-			l.cfg.start = startBeginning
-		}
-	}
-	if l.cfg.start == startAfter {
-		l.last, l.haveLast = cfg.after, true
-	}
-	l.stopCtx = context.AfterFunc(ctx, l.stop)
 	go l.run()
 	return l, nil
 }
@@ -349,11 +281,6 @@ func (l *Live) Err() error {
 	return l.err
 }
 
-// Lost returns the number of records lost so far: the sum of the gaps in
-// the sequence numbers read, including the one before the first record
-// read when resuming after a record no longer in the ring buffer.
-func (l *Live) Lost() uint64 { return l.lost.Load() }
-
 // Behind reports whether records are waiting: in the channel of
 // [Live.Records], or in the kernel's ring buffer not yet read. The kernel
 // is asked through a non-blocking descriptor of Live's own that reads,
@@ -362,7 +289,9 @@ func (l *Live) Lost() uint64 { return l.lost.Load() }
 // plus one per call. A consumer that was starved of CPU uses it to tell
 // "the kernel wrote nothing" from "I have not read it yet". It is exact
 // for the records written before the call, including one the reader has
-// read from the device but not yet put in the channel.
+// read from the device but not yet put in the channel. (A consumer that
+// reads in its own goroutine uses a [Reader], which needs no such
+// question.)
 func (l *Live) Behind() bool {
 	// next first: it moves past a record only once the record is in the
 	// channel, so a record read meanwhile is seen in the channel, or is
@@ -381,48 +310,17 @@ func (l *Live) Behind() bool {
 	return newest >= next
 }
 
-// BootID returns the random id of the running boot, read from
-// /proc/sys/kernel/random/boot_id at [OpenLive] ("" if unreadable).
-func (l *Live) BootID() string { return l.bootID }
-
 // Close stops reading, closes the device and waits for the reader
 // goroutine to exit. It is safe to call more than once; later calls return
 // the first call's result.
 func (l *Live) Close() error {
-	l.stopCtx()
-	l.stop()
+	err := l.Reader.Close()
 	<-l.finished
 	if l.probe != nil {
 		l.probe.close()
 	}
-	if l.closeErr != nil {
-		return fmt.Errorf("kmsg: closing %s: %w", l.cfg.device, l.closeErr)
-	}
-	return nil
+	return err
 }
-
-// stop asks the reader to stop and closes the device, which makes a
-// pending Read return.
-func (l *Live) stop() {
-	l.stopOnce.Do(func() {
-		close(l.done)
-		l.closeErr = l.dev.Close()
-	})
-}
-
-// stopping reports whether stop was called.
-func (l *Live) stopping() bool {
-	select {
-	case <-l.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// maxReadBatch bounds the records read from the device before they are
-// sent on: a report is 30-80 records written within a millisecond.
-const maxReadBatch = 256
 
 // run is the reader goroutine. It reads the device until it has no record
 // left (EAGAIN) and then sends what it read, so that the consumer is woken
@@ -430,165 +328,28 @@ const maxReadBatch = 256
 func (l *Live) run() {
 	defer close(l.finished)
 	defer close(l.out)
-	buf := make([]byte, readBufferSize)
-	var rc syscall.RawConn
-	if sc, ok := l.dev.(syscall.Conn); ok {
-		if c, err := sc.SyscallConn(); err == nil {
-			rc = c
-		}
-	}
-	var raws []string
+	var recs []Record
 	for {
 		var err error
-		if rc != nil {
-			raws, err = l.readBatch(rc, buf, raws[:0])
-		} else {
-			raws, err = l.readOne(buf, raws[:0])
-		}
-		for _, raw := range raws {
-			if !l.send(raw) {
+		recs, err = l.Read(recs[:0], time.Time{})
+		for _, rec := range recs {
+			select {
+			case l.out <- rec:
+				// Only now: until the record is in the channel, Behind
+				// must still see it as unread in the kernel.
+				l.next.Store(rec.Seq + 1)
+			case <-l.closed:
 				return
 			}
 		}
 		if err != nil {
-			if l.stopping() {
+			if errors.Is(err, ErrClosed) {
 				return
 			}
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			l.fail(fmt.Errorf("kmsg: reading %s: %w", l.cfg.device, err))
+			l.fail(err)
 			return
 		}
 	}
-}
-
-// readBatch appends to raws the records the device has, read through rc
-// until EAGAIN (at most maxReadBatch), waiting in the runtime's poller
-// while it has none.
-func (l *Live) readBatch(rc syscall.RawConn, buf []byte, raws []string) ([]string, error) {
-	var rerr error
-	err := rc.Read(func(fd uintptr) bool {
-		for len(raws) < maxReadBatch {
-			n, err := syscall.Read(int(fd), buf)
-			switch {
-			case err == syscall.EAGAIN:
-				return len(raws) > 0 // none yet: wait until readable
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EPIPE:
-				l.overrun()
-				continue
-			case err != nil:
-				rerr = err
-				return true
-			case n <= 0:
-				rerr = io.EOF
-				return true
-			}
-			raws = append(raws, l.strs.str(buf[:n]))
-		}
-		return true
-	})
-	if err == nil {
-		err = rerr
-	}
-	return raws, err
-}
-
-// readOne appends to raws the record of one Read of a device that is not a
-// file (tests).
-func (l *Live) readOne(buf []byte, raws []string) ([]string, error) {
-	n, err := l.dev.Read(buf)
-	switch {
-	case errors.Is(err, syscall.EPIPE):
-		l.overrun()
-		return raws, nil
-	case errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN):
-		return raws, nil
-	case err != nil:
-		return raws, err
-	case n == 0:
-		return raws, nil
-	}
-	return append(raws, l.strs.str(buf[:n])), nil
-}
-
-// overrun counts an EPIPE: the device continues at the oldest record; the
-// gap in sequence numbers tells how many were lost.
-func (l *Live) overrun() {
-	c := l.epipe.Add(1)
-	l.log.Debug().Uint64("overruns", c).Msg("kmsg: ring buffer overrun (EPIPE)")
-}
-
-// send parses a record read and puts it in the channel. It returns false
-// when stopping.
-func (l *Live) send(raw string) bool {
-	rec, err := ParseRecord(raw)
-	if err != nil {
-		c := l.badRecs.Add(1)
-		l.log.Warn().Err(err).Uint64("malformed", c).Msg("kmsg: skipping malformed record")
-		return true
-	}
-	if !l.track(rec.Seq) {
-		l.next.Store(rec.Seq + 1)
-		return true
-	}
-	rec.Wall = l.wall(rec.Mono)
-	select {
-	case l.out <- rec:
-		// Only now: until the record is in the channel, Behind must
-		// still see it as unread in the kernel.
-		l.next.Store(rec.Seq + 1)
-		return true
-	case <-l.done:
-		return false
-	}
-}
-
-// track checks seq against the previous record's, counting and logging a
-// gap. It returns false for a record to drop: one at or before the
-// WithResumeAfter point.
-func (l *Live) track(seq uint64) bool {
-	if !l.haveLast {
-		l.last, l.haveLast = seq, true
-		return true
-	}
-	switch {
-	case seq == l.last+1:
-	case seq > l.last:
-		n := seq - l.last - 1
-		total := l.lost.Add(n)
-		l.log.Warn().
-			Uint64("lost", n).
-			Uint64("lost_total", total).
-			Uint64("after_seq", l.last).
-			Uint64("next_seq", seq).
-			Msg("kmsg: records lost: overwritten in the ring buffer before they were read")
-	case l.cfg.start == startAfter && l.last == l.cfg.after && seq <= l.cfg.after:
-		return false // still before the resume point
-	default:
-		// The sequence went backwards: the device was reset or is no
-		// /dev/kmsg. Follow the new numbering.
-		l.log.Warn().Uint64("after_seq", l.last).Uint64("next_seq", seq).
-			Msg("kmsg: sequence number went backwards")
-	}
-	l.last = seq
-	return true
-}
-
-// wall returns the wall-clock time of kernel timestamp mono, resampling
-// the clock offset when it is older than offsetResample.
-func (l *Live) wall(mono time.Duration) time.Time {
-	if time.Since(l.sampled) > offsetResample {
-		if off, err := sampleOffset(l.cfg.clock, 4); err == nil {
-			l.offset = off
-		} else {
-			l.log.Warn().Err(err).Msg("kmsg: sampling the clocks")
-		}
-		l.sampled = time.Now()
-	}
-	return time.Unix(0, 0).Add(l.offset + mono)
 }
 
 // fail records the error that ends reading.

@@ -456,7 +456,7 @@ func TestSampleOffset(t *testing.T) {
 
 func TestLiveWallResample(t *testing.T) {
 	logs := &syncBuffer{}
-	l := &Live{
+	l := &Reader{
 		cfg:     liveConfig{clock: fixedClock(2000 * time.Second)},
 		log:     zerolog.New(logs),
 		offset:  1000 * time.Second,

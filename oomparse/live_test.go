@@ -224,3 +224,66 @@ func TestLiveTimingOptions(t *testing.T) {
 		t.Errorf("defaults changed: %+v", d.cfg)
 	}
 }
+
+// TestWholeKillLineNotHeld: a /dev/kmsg "Killed process" line printed whole
+// (to its oom_score_adj field) is parsed when it is fed, not held back for
+// a continuation fragment; one cut short is held for the grace, and its
+// continuation is joined to it.
+func TestWholeKillLineNotHeld(t *testing.T) {
+	const kill = "Memory cgroup out of memory: Killed process 12 (a) total-vm:12000kB, anon-rss:9000kB, file-rss:100kB, shmem-rss:0kB, UID:0 pgtables:60kB oom_score_adj:"
+	for _, adj := range []string{"0", "-998", "1000"} {
+		p := mustNew(t, WithLiveTiming())
+		p.Feed(nil, records(t, "3,16,5017000,-;"+kill+adj)[0])
+		if p.hasPending {
+			t.Errorf("oom_score_adj:%s: the whole line is held for a continuation", adj)
+		}
+		if d, ok := p.Deadline(); !ok || d != 5017*time.Millisecond+LiveVictimLinger {
+			t.Errorf("oom_score_adj:%s: deadline %v %v, want the victim linger after the line", adj, d, ok)
+		}
+	}
+	// Cut short: held, and the fragment completes it.
+	p := mustNew(t, WithLiveTiming())
+	recs := records(t, "3,16,5017000,-;"+kill, "3,17,5017001,c;7")
+	p.Feed(nil, recs[0])
+	if !p.hasPending {
+		t.Fatal("a line cut before its last field is not held for its continuation")
+	}
+	p.Feed(nil, recs[1])
+	out := p.Flush(nil)
+	if len(out) != 1 || len(out[0].Victims) != 1 || out[0].Victims[0].OOMScoreAdj == nil || *out[0].Victims[0].OOMScoreAdj != 7 {
+		t.Fatalf("the continuation was not joined: %+v", out)
+	}
+	// Text with no kill line, or one whose last field is not a number.
+	for _, s := range []string{"oom_score_adj:0", "Killed process 1 (a) oom_score_adj:", "Killed process 1 (a) oom_score_adj:1x"} {
+		if wholeKillLine(s) {
+			t.Errorf("wholeKillLine(%q) = true", s)
+		}
+	}
+}
+
+// TestMemoryCgroupV1: with WithMemoryCgroupV1 a live report is due at its
+// victim line (no timer to wait for), for a full report and a storm's bare
+// victim line alike.
+func TestMemoryCgroupV1(t *testing.T) {
+	lines := append(append([]string(nil), shortReport...),
+		"3,16,5017000,-;Memory cgroup out of memory: Killed process 12 (a) total-vm:12000kB, anon-rss:9000kB, file-rss:100kB, shmem-rss:0kB, UID:0 pgtables:60kB oom_score_adj:0")
+	recs := records(t, lines...)
+	p := mustNew(t, WithLiveTiming(), WithMemoryCgroupV1())
+	var out []report.Report
+	for _, r := range recs {
+		out = p.Feed(out, r)
+		if strings.Contains(r.Text, "Killed process") {
+			d, ok := p.Deadline()
+			if !ok || d > r.Mono {
+				t.Fatalf("after the victim line at %v: deadline %v %v, want due at once", r.Mono, d, ok)
+			}
+			out = p.Expire(out, r.Mono)
+		}
+	}
+	if len(out) != 2 || out[0].Victims[0].PID != 11 || out[1].Victims[0].PID != 12 || !out[1].Partial {
+		t.Fatalf("got %d reports, want the full one of 11 and the partial one of 12 (%+v)", len(out), out)
+	}
+	if !p.Idle() {
+		t.Error("not idle after the reports left")
+	}
+}

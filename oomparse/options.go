@@ -192,6 +192,22 @@ func WithLiveTiming() Option {
 	}
 }
 
+// WithMemoryCgroupV1 says that the kernel's memory controller is on cgroup
+// v1 (no cgroup v2 memory controller on the host: legacy or hybrid mode).
+// There the kernel never prints a memory.oom.group line
+// (mem_cgroup_get_oom_group returns NULL unless the controller is on the
+// v2 hierarchy), so a report is finished at its victim line: it sets the
+// victim linger to 0, and a live reader hands a report out as soon as the
+// kernel has no more records for it, without a timer. Give it after
+// [WithLiveTiming]; on a host with a v2 memory controller it would cut
+// memory.oom.group reports apart.
+func WithMemoryCgroupV1() Option {
+	return func(c *config) error {
+		c.victimLinger = 0
+		return nil
+	}
+}
+
 // WithBootID sets the boot id used in report ids (see [Report.ID]).
 func WithBootID(id string) Option {
 	return func(c *config) error {

@@ -273,7 +273,25 @@ func (p *Parser) Feed(dst []report.Report, rec kmsg.Record) []report.Report {
 		return dst
 	}
 	p.pending, p.hasPending, p.pendPrev = rec, true, prev
+	if rec.HasSeq && wholeKillLine(rec.Text) {
+		// The kernel prints this line in one printk, newline included: no
+		// continuation fragment can follow it, so it is parsed now rather
+		// than held for the grace (in a storm, most records of a live
+		// report are this one line).
+		dst = p.flushPending(dst)
+	}
 	return dst
+}
+
+// wholeKillLine reports whether text is a "Killed process" line as
+// kernels >= 4.19 print it, to its last field: "... oom_score_adj:%hd".
+func wholeKillLine(text string) bool {
+	const adj = " oom_score_adj:"
+	i := strings.LastIndex(text, adj)
+	if i < 0 || !strings.Contains(text[:i], "Killed process ") {
+		return false
+	}
+	return ascii.IsDigits(strings.TrimPrefix(text[i+len(adj):], "-"))
 }
 
 // pendingText is the text of the held record, with its fragments.

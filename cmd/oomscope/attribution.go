@@ -8,7 +8,16 @@ import (
 	"github.com/oomscope/oomscope/enrich/cgroupfs"
 	"github.com/oomscope/oomscope/enrich/counterattr"
 	"github.com/oomscope/oomscope/enrich/procattr"
+	"github.com/oomscope/oomscope/report"
 )
+
+// memoryCgroupV1 reports whether the host's memory controller is on cgroup
+// v1, where the kernel prints no memory.oom.group lines. Unknown (no
+// controller found) is false: the parser then waits for group lines.
+func memoryCgroupV1(cgroupRoot string) bool {
+	fs, err := cgroupfs.Open(cgroupRoot)
+	return err == nil && fs.Version() == report.CgroupV1
+}
 
 // counterAttribution returns the tracker that attributes rate-limited
 // kills from the kernel's OOM-kill counters, reading device through a

@@ -358,6 +358,11 @@ func runDaemon(ctx context.Context, stdout, stderr io.Writer, c runConfig) error
 	if c.Source != "/dev/kmsg" && !strings.HasPrefix(c.Source, "/dev/") {
 		return replayFile(ctx, ob, enricher, popts, c, log, metrics)
 	}
+	if memoryCgroupV1(c.CgroupRoot) {
+		// No memory.oom.group on this kernel's hierarchy: a report is
+		// finished at its victim line.
+		popts = append(popts, oomparse.WithMemoryCgroupV1())
+	}
 	err = daemon.Run(ctx, daemon.Config{
 		Device:        c.Source,
 		Start:         c.Start,

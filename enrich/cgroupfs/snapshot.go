@@ -87,6 +87,10 @@ func Open(root string) (*FS, error) {
 	return fs, nil
 }
 
+// Version is the memory controller's hierarchy: report.CgroupV1 or
+// report.CgroupV2.
+func (fs *FS) Version() string { return fs.version }
+
 // dir is the directory of the cgroup path p (as printed by the kernel:
 // relative to the hierarchy root). ".." cannot climb above the root.
 func (fs *FS) dir(p string) (string, error) {

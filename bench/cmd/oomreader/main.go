@@ -1,7 +1,9 @@
 // Command oomreader is reader (1) of stormbench: oomscope's live source and
-// parser and nothing else — kmsg.OpenLive from the end of the kernel log,
-// oomparse.Parser with the daemon's options (WithLiveTiming), fed and
-// expired on the kernel clock by daemon.Run's loop — printing one JSON line (bench/internal/wire) per victim of
+// parser and nothing else — kmsg.OpenReader from the end of the kernel log,
+// oomparse.Parser with the daemon's options (WithLiveTiming, and
+// WithMemoryCgroupV1 on a cgroup v1 memory controller), fed and
+// expired on the kernel clock by daemon.Run's loop (kmsg.Reader: one
+// goroutine reads and parses) — printing one JSON line (bench/internal/wire) per victim of
 // every report, with the latency from the victim line's kernel timestamp
 // (Record.Mono) to CLOCK_MONOTONIC when the report left the parser.
 //
@@ -18,6 +20,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -60,6 +63,7 @@ func (r *seqRing) get(seq uint64) (time.Duration, bool) {
 func run() error {
 	profile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	hz := flag.Int("profile-hz", 200, "CPU profile samples per second: at most the kernel's CONFIG_HZ (CPU-time timers fire on ticks; a faster rate loses samples)")
+	memV1 := flag.Bool("memory-cgroup-v1", false, "the host's memory controller is on cgroup v1 (oomparse.WithMemoryCgroupV1, as `oomscope run` detects it)")
 	flag.Parse()
 
 	if *profile != "" {
@@ -82,12 +86,16 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	live, err := kmsg.OpenLive(ctx, kmsg.WithStartAtEnd())
+	live, err := kmsg.OpenReader(ctx, kmsg.WithStartAtEnd())
 	if err != nil {
 		return err
 	}
 	defer live.Close()
-	p, err := oomparse.New(oomparse.WithBootID(live.BootID()), oomparse.WithLiveTiming())
+	popts := []oomparse.Option{oomparse.WithBootID(live.BootID()), oomparse.WithLiveTiming()}
+	if *memV1 {
+		popts = append(popts, oomparse.WithMemoryCgroupV1()) // as `oomscope run` on such a host
+	}
+	p, err := oomparse.New(popts...)
 	if err != nil {
 		return err
 	}
@@ -140,15 +148,11 @@ func run() error {
 		return out.Flush()
 	}
 
-	// The loop of daemon.Run: records already in the channel taken in one
-	// turn, the timer re-armed only when the parser's deadline moves, the
-	// expiry put off while the kernel holds records not received yet
-	// (Behind), the kernel clock read through Go's monotonic clock.
+	// The loop of daemon.Run: one goroutine reads the kernel log
+	// (kmsg.Reader) and parses, waiting for records until the parser's
+	// deadline; when the kernel has none left, the parser is told the time.
+	// The kernel clock is read through Go's monotonic clock.
 	clock := kernelClock()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	var armedAt time.Duration
-	armed, postponed := false, 0
 	feed := func(rec kmsg.Record) {
 		records++
 		if rec.HasSeq && rec.HasMono {
@@ -157,65 +161,33 @@ func run() error {
 		if rec.Facility != 0 {
 			rec.Text, rec.Raw, rec.Dict = "", "", nil
 		}
-		postponed = 0
 		reports = p.Feed(reports, rec)
 	}
-loop:
+	var recs []kmsg.Record
 	for {
-		switch d, ok := p.Deadline(); {
-		case ok && (!armed || d != armedAt):
-			timer.Reset(max(d-clock(), 0))
-			armedAt, armed = d, true
-		case !ok && armed:
-			timer.Stop()
-			armed = false
+		var dl time.Time
+		d, due := p.Deadline()
+		if due {
+			dl = time.Now().Add(d - clock())
+		}
+		var err error
+		recs, err = live.Read(recs[:0], dl)
+		if errors.Is(err, kmsg.ErrClosed) {
+			break
+		}
+		if err != nil {
+			return err
 		}
 		reports = reports[:0]
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-timer.C:
-			armed = false
-			if live.Behind() && postponed < 1000 {
-				postponed++
-				select {
-				case rec, ok := <-live.Records():
-					if !ok {
-						break loop
-					}
-					feed(rec)
-				case <-time.After(10 * time.Millisecond):
-				case <-ctx.Done():
-					break loop
-				}
-				break
-			}
-			postponed = 0
-			reports = p.Expire(reports, clock())
-		case rec, ok := <-live.Records():
-			if !ok {
-				break loop
-			}
+		for _, rec := range recs {
 			feed(rec)
-		batch:
-			for range 512 {
-				select {
-				case rec, ok := <-live.Records():
-					if !ok {
-						break loop
-					}
-					feed(rec)
-				default:
-					break batch
-				}
-			}
+		}
+		if due && (len(recs) == 0 || clock() > d+10*time.Second) {
+			reports = p.Expire(reports, clock())
 		}
 		if err := emit(); err != nil {
 			return err
 		}
-	}
-	if err := live.Err(); err != nil {
-		return err
 	}
 	if err := enc.Encode(wire.Line{Event: wire.EventStats, Records: records, Lost: live.Lost(), Reports: nrep}); err != nil {
 		return err

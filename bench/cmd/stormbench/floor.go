@@ -107,7 +107,7 @@ func (e *env) measureFloor(ctx context.Context) (*floorResult, error) {
 			sink = p.Flush(sink[:0])
 			return len(recs), nil
 		}},
-		{"the live path: `kmsg.OpenLive` from the beginning + `Feed` (as oomreader)", func() (int, error) {
+		{"the live path: `kmsg.OpenReader` from the beginning + `Feed` (as oomreader)", func() (int, error) {
 			return livePass(ctx, lastSeq)
 		}},
 	}
@@ -207,12 +207,13 @@ func bareRead() (records int, err error) {
 	}
 }
 
-// livePass reads the ring buffer through kmsg.OpenLive from its beginning
-// and feeds a parser, until the record lastSeq.
+// livePass reads the ring buffer through kmsg.OpenReader from its
+// beginning, as the daemon reads (one goroutine reads and parses), and
+// feeds a parser, until the record lastSeq.
 func livePass(ctx context.Context, lastSeq uint64) (int, error) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	live, err := kmsg.OpenLive(ctx, kmsg.WithStartAtBeginning())
+	live, err := kmsg.OpenReader(ctx, kmsg.WithStartAtBeginning())
 	if err != nil {
 		return 0, err
 	}
@@ -221,15 +222,20 @@ func livePass(ctx context.Context, lastSeq uint64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var out []report.Report
+	var (
+		out  []report.Report
+		recs []kmsg.Record
+	)
 	n := 0
-	timeout := time.After(30 * time.Second)
 	for {
-		select {
-		case rec, ok := <-live.Records():
-			if !ok {
-				return n, fmt.Errorf("live source closed: %v", live.Err())
+		recs, err = live.Read(recs[:0], time.Time{})
+		if err != nil {
+			if ctx.Err() != nil {
+				return n, errors.New("live pass: the last record did not come within 30s")
 			}
+			return n, err
+		}
+		for _, rec := range recs {
 			n++
 			if rec.Facility != 0 {
 				rec.Text, rec.Raw, rec.Dict = "", "", nil
@@ -238,8 +244,6 @@ func livePass(ctx context.Context, lastSeq uint64) (int, error) {
 			if rec.Seq >= lastSeq {
 				return n, nil
 			}
-		case <-timeout:
-			return n, errors.New("live pass: the last record did not come within 30s")
 		}
 	}
 }

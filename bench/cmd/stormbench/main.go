@@ -2,7 +2,7 @@
 // reads them, in the same run, on the same kernel, from the same live
 // /dev/kmsg, with three readers side by side, each in a process of its own:
 //
-//  1. oomreader: oomscope's live source and parser alone (kmsg.OpenLive at
+//  1. oomreader: oomscope's live source and parser alone (kmsg.OpenReader at
 //     the end of the log + oomparse), latency to the report leaving the
 //     parser;
 //  2. the whole `oomscope run` pipeline (built from ../cmd/oomscope with the

@@ -132,6 +132,11 @@ func (e *env) runPhase(ctx context.Context, run int, kind phaseKind) (res *phase
 		profile = filepath.Join(e.keep, fmt.Sprintf("oomreader-run%d-%s.pprof", run, kind))
 	}
 	parserArgs := []string{}
+	if e.h.Version() == cgscratch.V1 {
+		// What `oomscope run` finds out for itself: no memory.oom.group
+		// on a v1 memory controller.
+		parserArgs = append(parserArgs, "-memory-cgroup-v1")
+	}
 	if profile != "" {
 		parserArgs = append(parserArgs, "-cpuprofile", profile, "-profile-hz", strconv.Itoa(profileHz))
 	}
