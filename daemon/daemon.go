@@ -336,7 +336,14 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return fmt.Errorf("daemon: reading kernel log: %w", err)
 		}
-		if st.reports || (!saveAt.IsZero() && !time.Now().Before(saveAt)) {
+		// Reports published straight to a sink move the checkpoint at once:
+		// the checkpoint is what keeps a restart from publishing them
+		// again. Stored in the outbox, they need not: the outbox refuses
+		// an id it holds or has delivered (outbox.Config.RememberIDs), so
+		// the checkpoint is saved at most CheckpointEvery later and a
+		// crash re-reads at most that much of the log, publishing nothing
+		// twice — one save every 2 s in a storm instead of one a report.
+		if st.reports && r.cfg.Queue == nil || !saveAt.IsZero() && !time.Now().Before(saveAt) {
 			saveAt = time.Time{}
 			r.cp.Lost = r.lostBase + live.Lost()
 			r.cfg.Metrics.setLost(r.cp.Lost)
