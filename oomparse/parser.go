@@ -543,7 +543,8 @@ func (p *Parser) use() {
 		}
 		p.caller = rec.Caller
 		if rec.HasMono {
-			fmt.Fprintf(p.hash, "%d\n", rec.Mono.Microseconds())
+			p.hbuf = append(strconv.AppendInt(p.hbuf[:0], rec.Mono.Microseconds(), 10), '\n')
+			p.hash.Write(p.hbuf)
 		}
 	}
 	if p.r.Host == "" && rec.Host != "" {
