@@ -482,3 +482,28 @@ func TestLiveWallResample(t *testing.T) {
 		t.Error("clock failure not logged")
 	}
 }
+
+// TestGoClock checks the default clock seam against clock_gettime(2): both
+// clocks within a millisecond of the kernel's readings around them.
+func TestGoClock(t *testing.T) {
+	c := goClock()
+	for _, id := range []int32{clockMonotonic, clockRealtime} {
+		for range 100 {
+			before, err := clockGettime(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, err := clockGettime(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got < before-time.Millisecond || got > after+time.Millisecond {
+				t.Fatalf("clock %d: %v, the kernel read %v and %v around it", id, got, before, after)
+			}
+		}
+	}
+}
