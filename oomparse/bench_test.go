@@ -148,3 +148,35 @@ func BenchmarkReport200(b *testing.B) { benchReport(b, 200) }
 // BenchmarkTable10000 parses one report with a 10,000-row task table (the
 // default cap keeps every row) per op.
 func BenchmarkTable10000(b *testing.B) { benchReport(b, 10000) }
+
+// BenchmarkStormVictimLine feeds what a storm's kernel log mostly is: a
+// rate-limited kill, its bare "Killed process" line, then its oom_reaper
+// line, live timing on a cgroup v1 host (the report leaves at the next
+// Expire). One op is one kill: two records and the partial report.
+func BenchmarkStormVictimLine(b *testing.B) {
+	p, err := oomparse.New(oomparse.WithLiveTiming(), oomparse.WithMemoryCgroupV1(), oomparse.WithBootID("b"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []report.Report
+	seq, mono := uint64(1), time.Second
+	b.ReportAllocs()
+	for b.Loop() {
+		seq++
+		mono += time.Millisecond
+		kill := kmsg.Record{Seq: seq, HasSeq: true, Mono: mono, HasMono: true,
+			Text: "Memory cgroup out of memory: Killed process 4242 (stormalloc) total-vm:1234567kB, anon-rss:32000kB, file-rss:1200kB, shmem-rss:0kB, UID:0 pgtables:200kB oom_score_adj:0"}
+		kill.Raw = "3,1,1,-;" + kill.Text
+		out = p.Feed(out[:0], kill)
+		out = p.Expire(out, mono)
+		seq++
+		reap := kmsg.Record{Seq: seq, HasSeq: true, Mono: mono + 2*time.Second, HasMono: true,
+			Text: "oom_reaper: reaped process 4241 (stormalloc), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB"}
+		reap.Raw = "6,1,1,-;" + reap.Text
+		out = p.Feed(out[:0], reap)
+		out = p.Expire(out, mono)
+		if len(out) > 1 {
+			b.Fatalf("%d reports", len(out))
+		}
+	}
+}
