@@ -60,7 +60,7 @@ fmt: ## gofmt check
 vet: ## go vet
 	$(GO) vet $(PKGS)
 
-fuzz: ## run every fuzz target for FUZZTIME executions (default 200000x: 4-20 s each on the 2-core VM, natssink FuzzSubject about 60 s; about 3 minutes in all)
+fuzz: ## run every fuzz target for FUZZTIME executions (default 200000x: 6-60 s each on the 2-core VM, cmd/oomscope FuzzDecodeHistoryReport about 6 min — its test binary links the whole daemon; about 9 minutes in all)
 	@set -e; for t in $$(hack/fuzz-targets.sh); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz $$pkg $$fn"; \
