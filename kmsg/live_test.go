@@ -419,21 +419,11 @@ func TestLiveBehind(t *testing.T) {
 	}
 }
 
-// TestLiveBehindExact checks that Behind never says false while a record
-// written before the call has not been received, with the records written
-// by another goroutine while the consumer receives and asks: the race of
-// the reverted poll(2) Behind (a record read by the reader but not yet in
-// the channel). Run it with -race -count=200. It holds the kernel-log lock
-// (e2e/kernellock): its records must not land inside another test's OOM
-// report.
-func TestLiveBehindExact(t *testing.T) {
-	kernellock.Acquire(t)
-	const n = 40
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	l := openReal(t, ctx, WithStartAtEnd())
-	tag := "oomscope-test behind-exact " + newNonce()
-	var written atomic.Int64
+// writeTaggedAsync writes n records "<tag> <i>" to /dev/kmsg from a
+// goroutine of its own, a file per record, with short pauses, storing in
+// written how many are in the kernel; the channel gets a write error and
+// is closed when done.
+func writeTaggedAsync(n int, tag string, written *atomic.Int64) <-chan error {
 	werr := make(chan error, 1)
 	go func() {
 		defer close(werr)
@@ -455,6 +445,25 @@ func TestLiveBehindExact(t *testing.T) {
 			}
 		}
 	}()
+	return werr
+}
+
+// TestLiveBehindExact checks that Behind never says false while a record
+// written before the call has not been received, with the records written
+// by another goroutine while the consumer receives and asks: the race of
+// the reverted poll(2) Behind (a record read by the reader but not yet in
+// the channel). Run it with -race -count=200. It holds the kernel-log lock
+// (e2e/kernellock): its records must not land inside another test's OOM
+// report.
+func TestLiveBehindExact(t *testing.T) {
+	kernellock.Acquire(t)
+	const n = 40
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l := openReal(t, ctx, WithStartAtEnd())
+	tag := "oomscope-test behind-exact " + newNonce()
+	var written atomic.Int64
+	werr := writeTaggedAsync(n, tag, &written)
 	got, checks, falses := int64(0), 0, 0
 	for got < n {
 		w := written.Load() // records 0..w-1 are in the kernel now

@@ -3,8 +3,6 @@ package kmsg
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -108,27 +106,7 @@ func TestReaderNoneMeansNone(t *testing.T) {
 	r := openRealReader(t, ctx, WithStartAtEnd())
 	tag := "oomscope-test reader-none " + newNonce()
 	var written atomic.Int64
-	werr := make(chan error, 1)
-	go func() {
-		defer close(werr)
-		for i := range n {
-			f, err := os.OpenFile(DefaultDevice, os.O_WRONLY, 0)
-			if err != nil {
-				werr <- err
-				return
-			}
-			_, err = fmt.Fprintf(f, "<6>%s %d\n", tag, i)
-			f.Close()
-			if err != nil {
-				werr <- err
-				return
-			}
-			written.Store(int64(i + 1))
-			if i%3 == 0 {
-				time.Sleep(time.Duration(i%7) * 50 * time.Microsecond)
-			}
-		}
-	}()
+	werr := writeTaggedAsync(n, tag, &written)
 	got, nones := int64(0), 0
 	var recs []Record
 	for got < n {
