@@ -211,6 +211,11 @@ func (s *Server) waitStarted(ctx context.Context, timeout time.Duration, fatal <
 // the actual port when Listen asked for port 0.
 func (s *Server) ClientURL() string { return s.url }
 
+// InProcessConn opens a client connection to the server through an
+// in-memory pipe (nats.InProcessServer): a client in this process
+// reaches it without TCP.
+func (s *Server) InProcessConn() (net.Conn, error) { return s.srv.InProcessConn() }
+
 // Ready reports whether the server is running, listening and has
 // JetStream enabled.
 func (s *Server) Ready() bool {

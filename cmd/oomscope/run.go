@@ -453,6 +453,7 @@ func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.
 		}
 	}
 	url, create := c.NATSURL, c.NATSCreate
+	var embedded *natsd.Server
 	if url == "" {
 		srv, err := natsd.Start(ctx, natsd.Config{Listen: c.NATSListen, StoreDir: filepath.Join(c.StateDir, "nats"), SyncAlways: true, Logger: log.With().Str("component", "nats-server").Logger()})
 		if err != nil {
@@ -460,13 +461,15 @@ func buildSinks(ctx context.Context, stdout io.Writer, c runConfig, log zerolog.
 		}
 		closers = append(closers, srv.Shutdown)
 		health.nats.Store(srv)
-		url, create = srv.ClientURL(), true
+		url, create, embedded = srv.ClientURL(), true, srv
 		log.Info().Str("url", url).Msg("embedded NATS server with JetStream ready")
 	}
 	if url != "none" {
 		nc := c.NATSAuth // the embedded server needs none: it listens on loopback only
-		if c.NATSURL == "" {
-			nc = natssink.Config{}
+		if embedded != nil {
+			// Through a pipe, not the loopback socket the server also
+			// listens on for `oomscope tail` and other consumers.
+			nc = natssink.Config{InProcess: embedded}
 		}
 		nc.URLs, nc.Node, nc.CreateStream, nc.Logger, nc.Registerer = url, c.Host, create, log, reg
 		if err := nc.Validate(); err != nil {

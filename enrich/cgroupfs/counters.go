@@ -3,7 +3,6 @@ package cgroupfs
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -45,6 +44,7 @@ const maxTrackedCgroups = 4096
 type KillCounters struct {
 	fs       *FS
 	procRoot string
+	nodeKill *NodeKills
 	missed   *prometheus.CounterVec
 	now      func() time.Time // the clock (tests replace it)
 
@@ -150,6 +150,7 @@ func NewKillCounters(fs *FS, procRoot string, reg prometheus.Registerer) (*KillC
 	k := &KillCounters{
 		fs:       fs,
 		procRoot: procRoot,
+		nodeKill: NewNodeKills(procRoot),
 		cg:       make(map[string]*tally),
 		now:      time.Now,
 		missed: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -235,24 +236,7 @@ func (k *KillCounters) Check(r *report.Report, victimCgroup string, live bool) (
 	return out, errs
 }
 
-func (k *KillCounters) readVmstat() (uint64, error) { return NodeOOMKills(k.procRoot) }
-
-// NodeOOMKills reads the node's OOM-kill counter, procRoot/vmstat
-// oom_kill. procfs has no /proc/vmstat parser (only sysfs's per-NUMA-node
-// vmstat), so the key-value reader of memory.stat serves: the two files
-// have the same "key value" lines.
-func NodeOOMKills(procRoot string) (uint64, error) {
-	p := filepath.Join(procRoot, "vmstat")
-	kv, err := readKVFile(p)
-	if err != nil {
-		return 0, fmt.Errorf("read node OOM kill counter: %w", err)
-	}
-	v, ok := kv["oom_kill"]
-	if !ok {
-		return 0, fmt.Errorf("read node OOM kill counter: %s has no oom_kill (kernel older than 4.13?)", p)
-	}
-	return v, nil
-}
+func (k *KillCounters) readVmstat() (uint64, error) { return k.nodeKill.Read() }
 
 func (k *KillCounters) observeNode(now, kills uint64, obs observation) uint64 {
 	k.mu.Lock()

@@ -76,3 +76,44 @@ func TestKernelLogWait(t *testing.T) {
 		t.Errorf("Wait(5s) returned %v after the write, not at it", d)
 	}
 }
+
+// TestKernelLogReadToEnd: one Read returns every record written before it,
+// also more than one kmsg.Reader.Read takes at once.
+func TestKernelLogReadToEnd(t *testing.T) {
+	kernellock.Acquire(t)
+	l, err := OpenKernelLog("/dev/kmsg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, _, err := l.Read(nil); err != nil {
+		t.Fatal(err)
+	}
+	tag := fmt.Sprintf("oomscope-test counterattr-read %d-%d", os.Getpid(), time.Now().UnixNano())
+	const n = 600
+	for i := range n {
+		// One open per write: the kernel rate-limits each open file.
+		f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fmt.Fprintf(f, "<6>%s %d\n", tag, i)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, lost, err := l.Read(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for _, r := range recs {
+		if strings.HasPrefix(r.Text, tag+" ") {
+			got++
+		}
+	}
+	if got != n && !lost {
+		t.Fatalf("one Read returned %d of the %d records written before it", got, n)
+	}
+}

@@ -33,6 +33,11 @@ type Config struct {
 	// Node is this node's name, used in the connection name
 	// ("oomscope <node>") that the server shows in its connection list.
 	Node string
+	// InProcess, when set, is a server in this process (the embedded
+	// one) that the client reaches through an in-memory pipe instead of
+	// TCP: no socket system calls and no netpoller wake-ups per message
+	// (docs/performance.md). URLs then only name the server in messages.
+	InProcess nats.InProcessConnProvider
 
 	// CredsFile is a NATS credentials file (user JWT and NKey seed).
 	CredsFile string
@@ -210,6 +215,9 @@ func (c Config) options(h nats.Option) ([]nats.Option, error) {
 			return backoff(attempts, base, maxWait)
 		}),
 		h,
+	}
+	if c.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(c.InProcess))
 	}
 	auth, err := c.AuthOptions()
 	if err != nil {

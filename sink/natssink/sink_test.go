@@ -458,3 +458,37 @@ func TestPublishStoredBody(t *testing.T) {
 		t.Errorf("the large stored body went with its raw lines (%d bytes, header %q)", len(msgs[1].Data), msgs[1].Header.Get(HeaderRawOmitted))
 	}
 }
+
+// TestPublishInProcess: with Config.InProcess the sink reaches the server
+// in this process through a pipe (the server lists its connection with no
+// TCP address) and publishes as over TCP.
+func TestPublishInProcess(t *testing.T) {
+	ts := newServer(t, nil)
+	cfg := testConfig(t, ts)
+	cfg.InProcess = ts.srv
+	s := newSink(t, cfg)
+	d := delivery("6f1b6d3c-bbbb/7")
+	if err := s.Publish(ctxT(t), d); err != nil {
+		t.Fatal(err)
+	}
+	_, js := ts.client()
+	if msgs := readAll(t, js, StreamName); len(msgs) != 1 || msgs[0].Header.Get(jetstream.MsgIDHeader) != d.Report.ID {
+		t.Fatalf("stream holds %d messages, want the one published", len(msgs))
+	}
+	cz, err := ts.srv.Connz(&server.ConnzOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, c := range cz.Conns {
+		if strings.HasPrefix(c.Name, "oomscope") {
+			found = true
+			if c.IP != "" || c.Port != 0 {
+				t.Errorf("the sink's connection is at %s:%d, want the in-process pipe", c.IP, c.Port)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the server lists no connection of the sink: %+v", cz.Conns)
+	}
+}
