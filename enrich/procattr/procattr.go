@@ -52,7 +52,16 @@ type Tracker struct {
 	mu       sync.Mutex
 	byPID    map[int]Reading
 	order    []int
+	// seen holds the last kill lines looked at: the counter tracker
+	// passes each line on sooner than the daemon's reader reaches it, and
+	// a second reading of the same victim cannot do better than the first
+	// (a task only moves on towards its exit).
+	seen [seenLines]string
+	next int
 }
+
+// seenLines is how many kill lines a Tracker remembers having read for.
+const seenLines = 32
 
 // New returns a Tracker reading the procfs mounted at procRoot.
 func New(procRoot string) *Tracker {
@@ -83,6 +92,9 @@ func (t *Tracker) Observe(text string) {
 		return
 	}
 	named := rest[j+2:] // "comm) total-vm:…"; comm may itself hold ")"
+	if !t.firstLook(text[i:]) {
+		return
+	}
 	r, ok := t.read(pid, named)
 	if !ok {
 		return
@@ -97,6 +109,21 @@ func (t *Tracker) Observe(text string) {
 		delete(t.byPID, t.order[0])
 		t.order = t.order[1:]
 	}
+}
+
+// firstLook reports whether line was not looked at recently, and
+// remembers it.
+func (t *Tracker) firstLook(line string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, l := range t.seen {
+		if l == line {
+			return false
+		}
+	}
+	t.seen[t.next] = strings.Clone(line) // not pinning the record's block
+	t.next = (t.next + 1) % seenLines
+	return true
 }
 
 // read reads pid's comm and memory cgroup; ok only when the comm is the

@@ -85,3 +85,24 @@ func TestRealProcess(t *testing.T) {
 		t.Errorf("reading %+v %v, want cgroup %q (the test's own)", r, ok, want)
 	}
 }
+
+// TestSameLineReadOnce: the same kill line passed on twice (by the counter
+// tracker, then by the daemon's reader) reads /proc once; another kill of
+// the same pid (its own line) is read again.
+func TestSameLineReadOnce(t *testing.T) {
+	root := t.TempDir()
+	writeProc(t, root, 4242, "java", "0::/a\n")
+	tr := New(root)
+	line := "Memory cgroup out of memory: Killed process 4242 (java) total-vm:1234kB, anon-rss:1kB"
+	tr.Observe(line)
+	// Were it read again, the second look would see the new cgroup.
+	writeProc(t, root, 4242, "java", "0::/b\n")
+	tr.Observe(line)
+	if r, ok := tr.Victim(4242, "java"); !ok || r.Cgroup != "/a" {
+		t.Fatalf("after the same line twice: %+v %v, want the first reading (/a)", r, ok)
+	}
+	tr.Observe("Memory cgroup out of memory: Killed process 4242 (java) total-vm:999kB, anon-rss:2kB")
+	if r, ok := tr.Victim(4242, "java"); !ok || r.Cgroup != "/b" {
+		t.Fatalf("another kill line of the pid: %+v %v, want it read again (/b)", r, ok)
+	}
+}
