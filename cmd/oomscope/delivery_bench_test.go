@@ -148,3 +148,97 @@ func processCPU(b *testing.B) int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// BenchmarkDeliverySyncFloor is what storing one report durably in the
+// daemon's three stores costs in system calls alone, with no encoding, no
+// goroutines, no NATS protocol: the floor under BenchmarkRunDelivery.
+// Per report, as the stores do it (docs/performance.md):
+//
+//   - the outbox (bbolt): the report's pages written and fdatasync'd, then
+//     the meta page written and fdatasync'd;
+//   - the archive: a temporary file created, written, fsync'd, renamed
+//     into place, and the directory fsync'd;
+//   - JetStream (SyncAlways): the message appended to the block file and
+//     fsync'd.
+//
+// "one-by-one" is what the daemon does; "groups-of-3" is the best a group
+// commit could do in stormbench's storm (3 kills at once): one outbox
+// commit and one directory sync for the 3, the file and JetStream syncs
+// still one per report. It reports the process's CPU per report.
+//
+//	go test -run '^$' -bench DeliverySyncFloor -benchtime 300x ./cmd/oomscope
+func BenchmarkDeliverySyncFloor(b *testing.B) {
+	for _, group := range []int{1, 3} {
+		name := "one-by-one"
+		if group > 1 {
+			name = fmt.Sprintf("groups-of-%d", group)
+		}
+		b.Run(name, func(b *testing.B) { benchSyncFloor(b, group) })
+	}
+}
+
+func benchSyncFloor(b *testing.B, group int) {
+	dir := b.TempDir()
+	body := make([]byte, 9876) // BenchmarkRunDelivery's report
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+	}
+	indented := append(append([]byte{}, body...), body[:2500]...) // the archive's indented copy
+	must := func(err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	db, err := os.OpenFile(filepath.Join(dir, "outbox.db"), os.O_RDWR|os.O_CREATE, 0o600)
+	must(err)
+	defer db.Close()
+	blk, err := os.OpenFile(filepath.Join(dir, "1.blk"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	must(err)
+	defer blk.Close()
+	arch := filepath.Join(dir, "archive")
+	must(os.Mkdir(arch, 0o755))
+	ad, err := os.Open(arch)
+	must(err)
+	defer ad.Close()
+	pages := make([]byte, 3*4096*group) // each report's pages
+	copy(pages, body)
+	meta := make([]byte, 4096)
+	var off int64 = 4 * 4096
+	report := func(i int) {
+		// The archive's file.
+		tmp := filepath.Join(arch, fmt.Sprintf(".r%d.tmp", i))
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		must(err)
+		_, err = f.Write(indented)
+		must(err)
+		must(f.Sync())
+		must(f.Close())
+		must(os.Rename(tmp, filepath.Join(arch, fmt.Sprintf("r%d.json", i))))
+		// JetStream's message.
+		_, err = blk.Write(body)
+		must(err)
+		must(blk.Sync())
+	}
+	commit := func(k int) {
+		_, err := db.WriteAt(pages[:3*4096*k], off)
+		must(err)
+		off += int64(3 * 4096 * k)
+		must(syscall.Fdatasync(int(db.Fd())))
+		_, err = db.WriteAt(meta, 0)
+		must(err)
+		must(syscall.Fdatasync(int(db.Fd())))
+		must(ad.Sync())
+	}
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	for n := 0; n < b.N; {
+		k := min(group, b.N-n)
+		for range k {
+			report(n)
+			n++
+		}
+		commit(k)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N)/1e6, "cpu-ms/report")
+}
