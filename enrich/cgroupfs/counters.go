@@ -43,7 +43,6 @@ const maxTrackedCgroups = 4096
 // KillCounters is safe for concurrent use.
 type KillCounters struct {
 	fs       *FS
-	procRoot string
 	nodeKill *NodeKills
 	missed   *prometheus.CounterVec
 	now      func() time.Time // the clock (tests replace it)
@@ -149,7 +148,6 @@ type observation struct {
 func NewKillCounters(fs *FS, procRoot string, reg prometheus.Registerer) (*KillCounters, error) {
 	k := &KillCounters{
 		fs:       fs,
-		procRoot: procRoot,
 		nodeKill: NewNodeKills(procRoot),
 		cg:       make(map[string]*tally),
 		now:      time.Now,

@@ -87,9 +87,9 @@ func (n *NodeKills) Close() error {
 	return err
 }
 
-// NodeOOMKills reads the node's OOM-kill counter, procRoot/vmstat
+// nodeOOMKills reads the node's OOM-kill counter, procRoot/vmstat
 // oom_kill, once (see [NodeKills] to read it repeatedly).
-func NodeOOMKills(procRoot string) (uint64, error) {
+func nodeOOMKills(procRoot string) (uint64, error) {
 	p := filepath.Join(procRoot, "vmstat")
 	b, err := os.ReadFile(p)
 	if err != nil {

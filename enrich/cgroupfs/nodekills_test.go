@@ -23,7 +23,7 @@ func TestNodeKillsProcfs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := NodeOOMKills("/proc")
+	want, err := nodeOOMKills("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func BenchmarkNodeKills(b *testing.B) {
 	})
 	b.Run("open", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := NodeOOMKills("/proc"); err != nil {
+			if _, err := nodeOOMKills("/proc"); err != nil {
 				b.Fatal(err)
 			}
 		}
